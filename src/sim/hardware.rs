@@ -1,0 +1,1 @@
+//! Simulated power, BMCs, PDUs and fence agents (being written).

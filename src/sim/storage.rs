@@ -1,0 +1,1 @@
+//! Simulated shared storage (being written).
