@@ -258,3 +258,13 @@ impl Config {
         self.cluster.links.len()
     }
 }
+
+// TEMPORARY (replaced by the config work at merge)
+impl Config {
+    pub fn digest(&self) -> [u8; 16] {
+        [0; 16]
+    }
+    pub fn target_digest(&self, name: &str) -> Option<u32> {
+        self.target(name).map(|_| 0)
+    }
+}

@@ -49,6 +49,8 @@ pub struct Heartbeat {
     pub leaving: bool,
     /// The cluster is in maintenance on the sender: no automatic action.
     pub maintenance: bool,
+    /// Version of the maintenance setting: the highest (epoch, value) wins cluster-wide.
+    pub maintenance_epoch: u64,
     /// The sender cannot release a target cleanly and asks to be fenced so a peer can take over.
     pub fence_me: bool,
     /// Digest of the cluster-wide configuration.

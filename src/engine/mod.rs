@@ -1,1 +1,470 @@
-//! The pure engine (being written).
+//! The pure engine: failure detection, quorum, fencing and target migration as one deterministic state
+//! machine. It never reads a clock, opens a socket or runs a process.
+//!
+//! A driver (the daemon in `runtime/`, the simulator in `sim/`) is a loop:
+//! wait for the earliest of (datagram, finished command, admin request, [`Engine::next_deadline`]) →
+//! [`Engine::handle`]`(now, input)` → drain [`Engine::poll_output`] until `None` and carry out each output.
+//! Outputs are queued, never dropped: every heartbeat, command, journal write and event comes out in order.
+
+mod detector;
+mod events;
+mod fence_control;
+mod fencing;
+mod journal;
+mod membership;
+pub mod quorum;
+mod status;
+mod targets;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, CommandResult};
+use crate::config::{Config, NodeConfig};
+use crate::fence::FenceAction;
+use crate::protocol::{Body, Envelope, Heartbeat, PeerView};
+use crate::storage::{HostIdentity, SequenceKind, StorageTimeouts};
+use crate::time::Time;
+
+pub use detector::{PeerLiveness, Rejected};
+pub use events::{Event, FenceReason, Severity};
+pub use fencing::{FenceJob, JobProgress};
+pub use journal::{FencedRecord, Journal};
+pub use quorum::QuorumView;
+pub use status::{FenceJobStatus, LinkStatus, PeerStatus, Status, TargetStatus};
+pub use targets::Local;
+
+/// Identifies a command the engine asked for, so its result finds its way back (a stale one is ignored).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct CommandId(pub u64);
+
+/// What a command is for: lets drivers log it with structured fields and lets the simulator check invariants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Purpose {
+    Fence { victim: String, device: String, level: usize, action: FenceAction },
+    Storage { target: String, sequence: SequenceKind, step: String },
+    Discover,
+}
+
+/// Everything that can happen to the engine.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// Time passed (the deadline the engine asked for, or any wake-up).
+    Tick,
+    /// A datagram that passed the MAC check and decoding, received on `link`.
+    Datagram { link: usize, envelope: Envelope },
+    /// A command finished.
+    CommandDone { id: CommandId, result: CommandResult },
+    /// An operator's request through the control socket; answered with `Output::AdminReply { id }`.
+    Admin { id: u64, request: AdminRequest },
+    /// The driver noticed that its own loop stalled for `late` (GC-like pause, VM freeze, swap storm).
+    Stalled { late: Duration },
+}
+
+/// Operator requests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum AdminRequest {
+    /// Controlled migration of `target` to node `to`.
+    Migrate { target: String, to: String },
+    /// The operator confirms `node` is powered off (manual fencing).
+    ConfirmFenced { node: String },
+    /// Operator fencing through the configured levels.
+    Fence { node: String, action: FenceAction },
+    /// Cluster-wide maintenance: keep heartbeating, take no action.
+    Maintenance { on: bool },
+    /// Act without having seen every node once (wait_for_all override).
+    OverrideWaitForAll,
+    /// Graceful stop: move targets away (unless in maintenance), then tell peers we are leaving.
+    Leave,
+}
+
+/// Everything the engine asks its driver to do.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// Send this envelope to every peer on `link`.
+    Send { link: usize, envelope: Envelope },
+    /// Send this envelope to the witness.
+    SendWitness { envelope: Envelope },
+    /// Run a command and report `Input::CommandDone { id }`.
+    Run { id: CommandId, command: Command, purpose: Purpose },
+    /// Write the journal to `state_dir` (atomically).
+    Persist(Journal),
+    /// Something happened.
+    Event(Event),
+    /// The answer to `Input::Admin { id }`.
+    AdminReply { id: u64, result: Result<String, String> },
+    /// The node finished leaving (graceful stop): the driver may exit.
+    Left,
+}
+
+/// Test-only fault switches: let the simulator prove that its invariant checker catches a broken engine.
+/// Production code never sets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultSwitches {
+    /// Treat every fence as confirmed at once without running any device.
+    pub skip_fence: bool,
+}
+
+/// Who is waiting for a command result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Waiter {
+    Fence { victim: String },
+    Target { target: String, monitor: bool },
+    Discover { which: usize },
+}
+
+/// The engine of one node.
+pub struct Engine {
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) me: NodeConfig,
+    pub(crate) incarnation: u64,
+    pub(crate) seq: u64,
+    #[allow(dead_code)]
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) started_at: Time,
+    pub(crate) last_now: Option<Time>,
+    pub(crate) peers: BTreeMap<String, PeerLiveness>,
+    pub(crate) quorum: QuorumView,
+    pub(crate) all_seen: bool,
+    pub(crate) wfa_overridden: bool,
+    pub(crate) witness_granted_until: Option<Time>,
+    pub(crate) maintenance: (u64, bool),
+    pub(crate) leaving: bool,
+    pub(crate) left: bool,
+    pub(crate) fence_me: Option<String>,
+    pub(crate) fenced: BTreeMap<String, FencedRecord>,
+    pub(crate) fence_jobs: BTreeMap<String, FenceJob>,
+    pub(crate) fence_waits: BTreeMap<String, Time>,
+    pub(crate) fence_not_before: BTreeMap<String, Time>,
+    pub(crate) fence_operator_alerted: BTreeSet<String>,
+    pub(crate) fence_admin_reply: BTreeMap<String, u64>,
+    pub(crate) targets: BTreeMap<String, targets::Slot>,
+    pub(crate) discovered: bool,
+    pub(crate) discovery: Vec<Option<CommandResult>>,
+    pub(crate) waiters: BTreeMap<CommandId, Waiter>,
+    pub(crate) next_cmd: u64,
+    pub(crate) outputs: VecDeque<Output>,
+    pub(crate) next_heartbeat: Time,
+    pub(crate) recent: VecDeque<(Time, Event)>,
+    pub(crate) move_requests: BTreeMap<String, (String, Time)>,
+    pub(crate) mismatches: BTreeMap<String, Vec<String>>,
+    pub(crate) config_digest: [u8; 16],
+    pub(crate) journal_dirty: bool,
+    pub(crate) faults: FaultSwitches,
+}
+
+/// How many events `status` keeps.
+const RECENT_EVENTS: usize = 32;
+
+impl Engine {
+    /// A new engine for node `me` of `cfg`. `incarnation` must be higher than any earlier run's (the driver
+    /// persists and bumps it); `journal` is what the previous run persisted; `seed` feeds the engine's RNG.
+    pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, seed: u64, now: Time) -> Result<Engine, String> {
+        let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
+        let links = cfg.link_count();
+        let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
+        let targets = cfg.targets.iter().map(|t| (t.name.clone(), targets::Slot::new(t.clone(), now))).collect();
+        let config_digest = cfg.digest();
+        let mut e = Engine {
+            cfg,
+            me: me_cfg,
+            incarnation,
+            seq: 0,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            started_at: now,
+            last_now: None,
+            peers,
+            quorum: QuorumView { votes: 0, total: 0, needed: 0, quorate: false, two_node: false, witness_vote: false, reason: "starting".into() },
+            all_seen: false,
+            wfa_overridden: false,
+            witness_granted_until: None,
+            maintenance: (0, false),
+            leaving: false,
+            left: false,
+            fence_me: None,
+            fenced: BTreeMap::new(),
+            fence_jobs: BTreeMap::new(),
+            fence_waits: BTreeMap::new(),
+            fence_not_before: BTreeMap::new(),
+            fence_operator_alerted: BTreeSet::new(),
+            fence_admin_reply: BTreeMap::new(),
+            targets,
+            discovered: false,
+            discovery: Vec::new(),
+            waiters: BTreeMap::new(),
+            next_cmd: 0,
+            outputs: VecDeque::new(),
+            next_heartbeat: now,
+            recent: VecDeque::new(),
+            move_requests: BTreeMap::new(),
+            mismatches: BTreeMap::new(),
+            config_digest,
+            journal_dirty: true,
+            faults: FaultSwitches::default(),
+        };
+        if let Some(j) = journal {
+            e.restore(j);
+        }
+        e.start_discovery();
+        e.step(now);
+        Ok(e)
+    }
+
+    /// Turn on test-only faults (simulator self-test).
+    pub fn set_faults(&mut self, faults: FaultSwitches) {
+        self.faults = faults;
+    }
+
+    pub fn node_name(&self) -> &str {
+        &self.me.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    pub fn is_quorate(&self) -> bool {
+        self.quorum.quorate
+    }
+
+    /// Feed one input at time `now`, then drain outputs with `poll_output`.
+    pub fn handle(&mut self, now: Time, input: Input) {
+        self.check_stall(now, &input);
+        match input {
+            Input::Tick | Input::Stalled { .. } => {}
+            Input::Datagram { link, envelope } => self.on_datagram(now, link, envelope),
+            Input::CommandDone { id, result } => self.on_command_done(now, id, result),
+            Input::Admin { id, request } => self.on_admin(now, id, request),
+        }
+        self.step(now);
+        self.last_now = Some(now);
+    }
+
+    /// The next output, if any. Drain until `None` after every `handle`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// All queued outputs at once.
+    pub fn drain_outputs(&mut self) -> Vec<Output> {
+        self.outputs.drain(..).collect()
+    }
+
+    /// When the engine next needs a `Tick` (it never needs one later than the next heartbeat).
+    pub fn next_deadline(&self) -> Time {
+        let dead_after = self.cfg.cluster.dead_after;
+        let mut t = self.next_heartbeat;
+        for p in self.peers.values() {
+            if let Some(d) = p.next_deadline(dead_after) {
+                t = t.min(d);
+            }
+        }
+        for d in self.fence_waits.values().chain(self.fence_not_before.values()) {
+            t = t.min(*d);
+        }
+        for s in self.targets.values() {
+            if let Some(d) = s.next_deadline() {
+                t = t.min(d);
+            }
+        }
+        t
+    }
+
+    fn check_stall(&mut self, now: Time, input: &Input) {
+        let c = &self.cfg.cluster;
+        let late = match (input, self.last_now) {
+            (Input::Stalled { late }, _) => Some(*late),
+            (_, Some(last)) => {
+                let gap = now.since(last);
+                let allowed = c.heartbeat_interval + c.stall_threshold;
+                (gap > allowed).then(|| gap - c.heartbeat_interval)
+            }
+            _ => None,
+        };
+        if let Some(late) = late {
+            if late > c.stall_threshold {
+                let until = now + c.dead_after;
+                for p in self.peers.values_mut() {
+                    p.rearm(until);
+                }
+                self.emit(now, Event::LocalStall { late_ms: late.as_millis() as u64 });
+            }
+        }
+    }
+
+    /// Everything that follows from the current state: detection, quorum, fencing, targets, heartbeats.
+    fn step(&mut self, now: Time) {
+        self.evaluate_membership(now);
+        self.drive_fencing(now);
+        self.drive_targets(now);
+        self.drive_leave(now);
+        if now >= self.next_heartbeat {
+            self.send_heartbeats(now);
+            self.next_heartbeat = now + self.cfg.cluster.heartbeat_interval;
+        }
+        if self.journal_dirty {
+            self.journal_dirty = false;
+            let j = self.journal();
+            self.outputs.push_back(Output::Persist(j));
+        }
+    }
+
+    pub(crate) fn emit(&mut self, now: Time, event: Event) {
+        tracing::debug!(node = %self.me.name, event = %event.name(), "engine event");
+        self.recent.push_back((now, event.clone()));
+        while self.recent.len() > RECENT_EVENTS {
+            self.recent.pop_front();
+        }
+        self.outputs.push_back(Output::Event(event));
+    }
+
+    pub(crate) fn run_command(&mut self, command: Command, purpose: Purpose, waiter: Waiter) -> CommandId {
+        self.next_cmd += 1;
+        let id = CommandId(self.next_cmd);
+        self.waiters.insert(id, waiter);
+        self.outputs.push_back(Output::Run { id, command, purpose });
+        id
+    }
+
+    fn on_command_done(&mut self, now: Time, id: CommandId, result: CommandResult) {
+        let Some(waiter) = self.waiters.remove(&id) else { return };
+        match waiter {
+            Waiter::Fence { victim } => self.fence_command_done(now, &victim, &result),
+            Waiter::Target { target, monitor } => self.target_command_done(now, &target, monitor, &result),
+            Waiter::Discover { which } => self.discovery_done(now, which, result),
+        }
+    }
+
+    fn on_admin(&mut self, now: Time, id: u64, request: AdminRequest) {
+        let result = match request {
+            AdminRequest::Migrate { target, to } => self.admin_migrate(now, &target, &to),
+            AdminRequest::ConfirmFenced { node } => self.admin_confirm_fenced(now, &node),
+            AdminRequest::Fence { node, action } => match self.admin_fence(now, &node, action) {
+                Ok(()) => {
+                    // answered when the job ends
+                    self.fence_admin_reply.insert(node, id);
+                    return;
+                }
+                Err(e) => Err(e),
+            },
+            AdminRequest::Maintenance { on } => {
+                let epoch = self.maintenance.0 + 1;
+                self.set_maintenance(now, epoch, on);
+                Ok(format!("maintenance {}", if on { "on" } else { "off" }))
+            }
+            AdminRequest::OverrideWaitForAll => {
+                self.wfa_overridden = true;
+                self.emit(now, Event::WaitForAllOverridden);
+                Ok("wait_for_all overridden: this node may fence and take over without having seen every node".into())
+            }
+            AdminRequest::Leave => {
+                self.leaving = true;
+                Ok("leaving: moving targets away first".into())
+            }
+        };
+        self.outputs.push_back(Output::AdminReply { id, result });
+    }
+
+    pub(crate) fn set_maintenance(&mut self, now: Time, epoch: u64, on: bool) {
+        if (epoch, on) > self.maintenance {
+            let changed = self.maintenance.1 != on;
+            self.maintenance = (epoch, on);
+            self.journal_dirty = true;
+            if changed {
+                self.emit(now, Event::Maintenance { on });
+            }
+        }
+    }
+
+    /// True when no automatic action may be taken.
+    pub(crate) fn in_maintenance(&self) -> bool {
+        self.maintenance.1
+    }
+
+    /// Graceful stop: once no target is held or moving (or in maintenance, at once), say we leave.
+    fn drive_leave(&mut self, now: Time) {
+        if !self.leaving || self.left {
+            return;
+        }
+        let busy = self.targets.values().any(|s| s.is_busy());
+        let holds = self.targets.values().any(|s| s.holds());
+        if self.in_maintenance() || (!busy && !holds) || !self.can_move_away() {
+            self.left = true;
+            self.send_heartbeats(now);
+            self.outputs.push_back(Output::Left);
+        }
+    }
+
+    pub(crate) fn next_envelope(&mut self, body: Body) -> Envelope {
+        self.seq += 1;
+        Envelope { cluster: self.cfg.cluster.name.clone(), sender: self.me.name.clone(), incarnation: self.incarnation, seq: self.seq, body }
+    }
+
+    fn send_heartbeats(&mut self, now: Time) {
+        for link in 0..self.cfg.link_count() {
+            let hb = self.build_heartbeat(now, link as u8);
+            let env = self.next_envelope(Body::Heartbeat(hb));
+            self.outputs.push_back(Output::Send { link, envelope: env });
+        }
+        if self.cfg.witness.is_some() {
+            let q = self.witness_query();
+            let env = self.next_envelope(Body::WitnessQuery(q));
+            self.outputs.push_back(Output::SendWitness { envelope: env });
+        }
+    }
+
+    fn build_heartbeat(&self, now: Time, link: u8) -> Heartbeat {
+        let peers = self
+            .peers
+            .iter()
+            .map(|(name, p)| PeerView { node: name.clone(), links_up: p.links_up_mask(), alive: p.alive() })
+            .collect();
+        let targets = self.targets.values().filter_map(|s| s.view()).collect();
+        let target_digests = self.cfg.targets.iter().filter_map(|t| self.cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
+        let move_requests = self.move_requests.iter().filter(|(_, (_, exp))| *exp > now).map(|(t, (to, _))| (t.clone(), to.clone())).collect();
+        Heartbeat {
+            link,
+            peers,
+            quorate: self.quorum.quorate,
+            discovered: self.discovered,
+            leaving: self.left,
+            maintenance: self.maintenance.1,
+            maintenance_epoch: self.maintenance.0,
+            fence_me: self.fence_me.is_some(),
+            config_digest: self.config_digest,
+            targets,
+            target_digests,
+            move_requests,
+        }
+    }
+
+    pub(crate) fn storage_timeouts(&self) -> StorageTimeouts {
+        let c = &self.cfg.cluster;
+        StorageTimeouts { import: c.import_timeout, mount: c.mount_timeout, command: c.command_timeout }
+    }
+
+    pub(crate) fn identity(&self, node: &NodeConfig) -> HostIdentity {
+        HostIdentity { name: node.name.clone(), hostid: node.hostid }
+    }
+
+    pub(crate) fn known_hosts(&self) -> Vec<HostIdentity> {
+        self.cfg.nodes.iter().map(|n| self.identity(n)).collect()
+    }
+
+    /// Nodes alive in this node's view, itself included.
+    pub(crate) fn alive_set(&self) -> BTreeSet<String> {
+        let mut s: BTreeSet<String> = self.peers.iter().filter(|(_, p)| p.alive()).map(|(n, _)| n.clone()).collect();
+        s.insert(self.me.name.clone());
+        s
+    }
+}

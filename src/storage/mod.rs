@@ -129,3 +129,18 @@ pub struct LocalHoldings {
     /// Mount points with a lustre (or lustre_tgt) filesystem mounted here.
     pub lustre_mounts: Vec<String>,
 }
+
+// TEMPORARY (replaced by the storage work at merge)
+impl SequenceRun {
+    pub fn cleanup(target: &TargetConfig, t: StorageTimeouts) -> SequenceRun {
+        let _ = t;
+        SequenceRun { kind: SequenceKind::Release, target: target.clone() }
+    }
+}
+pub fn discover_commands(t: StorageTimeouts) -> Vec<Command> {
+    vec![Command::new(["zpool", "list", "-H", "-o", "name,health"], t.command), Command::new(["cat", "/proc/mounts"], t.command)]
+}
+pub fn parse_discovery(a: &CommandResult, b: &CommandResult) -> Result<LocalHoldings, StorageError> {
+    let _ = (a, b);
+    Ok(LocalHoldings::default())
+}

@@ -1,0 +1,248 @@
+//! When to fence, who fences, and driving fence jobs to a confirmed power state.
+//!
+//! Rules enforced here (DESIGN.md §2): no fence without quorum (rule 4); one designated fencer per view;
+//! the two-node fence race delay (rule 5); retries with backoff when every level fails, loudly (rule 6);
+//! a node never seen since start is not fenced while wait_for_all holds.
+
+use std::time::Duration;
+
+use crate::command::CommandResult;
+use crate::fence::{FenceAction, PowerState};
+use crate::time::Time;
+
+use super::events::FenceReason;
+use super::fencing::{FenceJob, JobProgress};
+use super::journal::FencedRecord;
+use super::quorum;
+use super::{Engine, Event, Output, Purpose, Waiter};
+
+impl Engine {
+    pub(crate) fn drive_fencing(&mut self, now: Time) {
+        self.wake_fence_jobs(now);
+        let peers: Vec<String> = self.peers.keys().cloned().collect();
+        for victim in peers {
+            self.consider_fencing(now, &victim);
+        }
+    }
+
+    fn wake_fence_jobs(&mut self, now: Time) {
+        let due: Vec<String> = self.fence_waits.iter().filter(|(_, t)| now >= **t).map(|(v, _)| v.clone()).collect();
+        for victim in due {
+            self.fence_waits.remove(&victim);
+            let Some(mut job) = self.fence_jobs.remove(&victim) else { continue };
+            let progress = if job.waiting_retry {
+                job.waiting_retry = false;
+                if job.reason == FenceReason::PeerDead && self.peer_alive(&victim) {
+                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: "the node is heard again".into() });
+                    continue;
+                }
+                if job.reason != FenceReason::Operator && (!self.quorum.quorate || self.in_maintenance()) {
+                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
+                    continue;
+                }
+                self.emit_fence_started(now, &job);
+                job.start_attempt(&self.cfg, now)
+            } else {
+                job.on_wake(&self.cfg, now)
+            };
+            self.fence_jobs.insert(victim.clone(), job);
+            self.apply_fence_progress(now, &victim, progress);
+        }
+    }
+
+    pub(crate) fn no_action_reason(&self) -> String {
+        if self.in_maintenance() {
+            "maintenance mode".into()
+        } else if !self.quorum.quorate {
+            format!("no quorum ({})", self.quorum.reason)
+        } else {
+            "ok".into()
+        }
+    }
+
+    /// Why `victim` needs fencing now, if it does.
+    fn fence_need(&self, now: Time, victim: &str) -> Option<FenceReason> {
+        if self.fenced.contains_key(victim) || self.fence_jobs.contains_key(victim) {
+            return None;
+        }
+        let p = self.peers.get(victim)?;
+        let hb = p.last_heartbeat.as_ref();
+        if p.alive() {
+            return hb.is_some_and(|h| h.fence_me).then_some(FenceReason::PeerAsked);
+        }
+        if hb.is_some_and(|h| h.leaving) {
+            return None;
+        }
+        let startup_over = now.since(self.started_at) >= self.cfg.cluster.dead_after;
+        let may_judge = p.ever_seen || (startup_over && (!self.cfg.cluster.wait_for_all || self.wfa_overridden));
+        may_judge.then_some(FenceReason::PeerDead)
+    }
+
+    fn consider_fencing(&mut self, now: Time, victim: &str) {
+        let Some(reason) = self.fence_need(now, victim) else {
+            self.fence_not_before.remove(victim);
+            return;
+        };
+        if !self.quorum.quorate || self.in_maintenance() || self.left {
+            return;
+        }
+        let mut alive = self.alive_set();
+        alive.remove(victim);
+        let designated = quorum::designated_fencer(&self.cfg.nodes, &alive).map(|n| n.name.clone());
+        if designated.as_deref() != Some(self.me.name.as_str()) {
+            return;
+        }
+        let Some(victim_cfg) = self.cfg.node(victim).cloned() else { return };
+        if reason == FenceReason::PeerDead {
+            let delay = quorum::race_delay(&self.me, &victim_cfg, self.quorum.two_node, self.cfg.cluster.fence_delay);
+            let not_before = match self.fence_not_before.get(victim) {
+                Some(t) => *t,
+                None => {
+                    let t = now + delay;
+                    self.fence_not_before.insert(victim.to_string(), t);
+                    if delay > Duration::ZERO {
+                        self.emit(now, Event::FenceDelayed { node: victim.to_string(), delay_ms: delay.as_millis() as u64 });
+                    }
+                    t
+                }
+            };
+            if now < not_before {
+                return;
+            }
+        }
+        self.fence_not_before.remove(victim);
+        self.start_fence_job(now, FenceJob::new(&victim_cfg, FenceAction::Off, reason, now));
+    }
+
+    fn emit_fence_started(&mut self, now: Time, job: &FenceJob) {
+        self.emit(
+            now,
+            Event::FenceStarted { node: job.victim.name.clone(), reason: job.reason.clone(), action: job.action, attempt: job.attempt },
+        );
+    }
+
+    fn start_fence_job(&mut self, now: Time, mut job: FenceJob) {
+        let victim = job.victim.name.clone();
+        if self.faults.skip_fence && job.action == FenceAction::Off {
+            // test-only: pretend the fence worked without touching any device
+            self.record_fenced(now, &victim, false);
+            self.emit(now, Event::FenceConfirmed { node: victim, level: 0, devices: vec![], action: FenceAction::Off });
+            return;
+        }
+        let progress = job.start_attempt(&self.cfg, now);
+        self.emit_fence_started(now, &job);
+        self.fence_jobs.insert(victim.clone(), job);
+        self.apply_fence_progress(now, &victim, progress);
+    }
+
+    pub(crate) fn fence_command_done(&mut self, now: Time, victim: &str, result: &CommandResult) {
+        let Some(mut job) = self.fence_jobs.remove(victim) else { return };
+        let progress = job.on_result(&self.cfg, now, result);
+        self.fence_jobs.insert(victim.to_string(), job);
+        self.apply_fence_progress(now, victim, progress);
+    }
+
+    fn apply_fence_progress(&mut self, now: Time, victim: &str, progress: JobProgress) {
+        let failures = self.fence_jobs.get_mut(victim).map(|j| std::mem::take(&mut j.new_level_failures)).unwrap_or_default();
+        for (level, error) in failures {
+            self.emit(now, Event::FenceLevelFailed { node: victim.to_string(), level: level + 1, error });
+        }
+        match progress {
+            JobProgress::Run { command, device, level } => {
+                let action = self.fence_jobs.get(victim).map_or(FenceAction::Off, |j| j.action);
+                let purpose = Purpose::Fence { victim: victim.to_string(), device, level, action };
+                self.run_command(command, purpose, Waiter::Fence { victim: victim.to_string() });
+            }
+            JobProgress::WaitUntil(t) => {
+                self.fence_waits.insert(victim.to_string(), t);
+            }
+            JobProgress::Confirmed { level, devices, power } => self.fence_confirmed(now, victim, level, devices, power),
+            JobProgress::NeedsOperator => {
+                if self.fence_operator_alerted.insert(victim.to_string()) {
+                    self.emit(now, Event::FenceNeedsOperator { node: victim.to_string() });
+                }
+                self.reply_fence_admin(victim, Err(format!("{victim} has manual fencing: power it off, then run `failoverd confirm-fenced {victim}`")));
+            }
+            JobProgress::AllFailed { errors } => self.fence_all_failed(now, victim, errors),
+        }
+    }
+
+    fn fence_confirmed(&mut self, now: Time, victim: &str, level: usize, devices: Vec<String>, power: PowerState) {
+        let Some(job) = self.fence_jobs.remove(victim) else { return };
+        self.fence_waits.remove(victim);
+        match job.action {
+            FenceAction::Off | FenceAction::Reboot => {
+                self.record_fenced(now, victim, false);
+                self.emit(now, Event::FenceConfirmed { node: victim.to_string(), level: level + 1, devices, action: job.action });
+                self.reply_fence_admin(victim, Ok(format!("{victim} confirmed off by level {}", level + 1)));
+            }
+            FenceAction::On => {
+                self.emit(now, Event::FenceConfirmed { node: victim.to_string(), level: level + 1, devices, action: job.action });
+                self.reply_fence_admin(victim, Ok(format!("{victim} confirmed on by level {}", level + 1)));
+            }
+            FenceAction::Status => {
+                let power = format!("{power:?}").to_lowercase();
+                self.emit(now, Event::FenceStatus { node: victim.to_string(), power: power.clone() });
+                self.reply_fence_admin(victim, Ok(format!("{victim} power is {power} (level {})", level + 1)));
+            }
+        }
+    }
+
+    fn fence_all_failed(&mut self, now: Time, victim: &str, errors: Vec<String>) {
+        let Some(job) = self.fence_jobs.get_mut(victim) else { return };
+        if job.reason == FenceReason::Operator {
+            self.fence_jobs.remove(victim);
+            self.reply_fence_admin(victim, Err(format!("every fence level failed: {}", errors.join("; "))));
+            return;
+        }
+        let c = &self.cfg.cluster;
+        let shift = job.attempt.saturating_sub(1).min(16);
+        let backoff = (c.fence_retry_initial * (1u32 << shift)).min(c.fence_retry_max);
+        job.waiting_retry = true;
+        let attempt = job.attempt;
+        self.fence_waits.insert(victim.to_string(), now + backoff);
+        self.emit(now, Event::FenceFailed { node: victim.to_string(), attempt, retry_in_ms: backoff.as_millis() as u64, errors });
+    }
+
+    fn reply_fence_admin(&mut self, victim: &str, result: Result<String, String>) {
+        if let Some(id) = self.fence_admin_reply.remove(victim) {
+            self.outputs.push_back(Output::AdminReply { id, result });
+        }
+    }
+
+    pub(crate) fn record_fenced(&mut self, now: Time, victim: &str, by_operator: bool) {
+        let incarnation = self.peers.get(victim).and_then(|p| p.incarnation);
+        self.fenced.insert(victim.to_string(), FencedRecord { node: victim.to_string(), at: now, incarnation, by_operator });
+        self.fence_operator_alerted.remove(victim);
+        self.journal_dirty = true;
+    }
+
+    pub(crate) fn admin_confirm_fenced(&mut self, now: Time, node: &str) -> Result<String, String> {
+        if node == self.me.name {
+            return Err("a node cannot confirm itself fenced".into());
+        }
+        if !self.peers.contains_key(node) {
+            return Err(format!("unknown node {node}"));
+        }
+        if self.peer_alive(node) {
+            return Err(format!("{node} is alive in this node's view (heartbeats arrive): refusing to record it as off"));
+        }
+        self.fence_jobs.remove(node);
+        self.fence_waits.remove(node);
+        self.record_fenced(now, node, true);
+        self.emit(now, Event::FenceConfirmedByOperator { node: node.to_string() });
+        Ok(format!("{node} recorded as powered off by the operator; its targets may now be taken over"))
+    }
+
+    pub(crate) fn admin_fence(&mut self, now: Time, node: &str, action: FenceAction) -> Result<(), String> {
+        let Some(victim) = self.cfg.node(node).cloned() else { return Err(format!("unknown node {node}")) };
+        if node == self.me.name {
+            return Err("refusing to fence this node from itself; run the command on a peer".into());
+        }
+        if self.fence_jobs.contains_key(node) {
+            return Err(format!("a fence of {node} is already in progress"));
+        }
+        self.start_fence_job(now, FenceJob::new(&victim, action, FenceReason::Operator, now));
+        Ok(())
+    }
+}

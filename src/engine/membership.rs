@@ -1,0 +1,166 @@
+//! Membership: heartbeats in, liveness and quorum out, plus config agreement and the witness vote.
+
+use crate::protocol::{Body, Envelope, Heartbeat, WitnessQuery, WitnessReply};
+use crate::time::Time;
+
+use super::detector::Change;
+use super::quorum::{self, Membership};
+use super::{Engine, Event};
+
+impl Engine {
+    pub(crate) fn on_datagram(&mut self, now: Time, link: usize, env: Envelope) {
+        if env.cluster != self.cfg.cluster.name {
+            return;
+        }
+        match env.body {
+            Body::Heartbeat(hb) => self.on_heartbeat(now, link, &env.sender, env.incarnation, env.seq, hb),
+            Body::WitnessReply(r) => self.on_witness_reply(now, r),
+            Body::WitnessQuery(_) => {}
+        }
+    }
+
+    fn on_heartbeat(&mut self, now: Time, link: usize, sender: &str, incarnation: u64, seq: u64, hb: Heartbeat) {
+        let Some(peer) = self.peers.get_mut(sender) else { return };
+        match peer.on_heartbeat(now, link, incarnation, seq, &hb) {
+            Ok(changes) => {
+                for c in changes {
+                    if let Change::PeerRestarted { new, .. } = c {
+                        self.emit(now, Event::PeerRestarted { node: sender.to_string(), incarnation: new });
+                        self.peer_restarted(now, sender, new);
+                    }
+                }
+                self.check_fence_lied(now, sender, incarnation);
+                self.set_maintenance(now, hb.maintenance_epoch, hb.maintenance);
+                self.check_config_agreement(now, sender, &hb);
+            }
+            Err(why) => {
+                // replays are expected under attack or on a flapping link: report, never act on them
+                self.emit(now, Event::HeartbeatRejected { node: sender.to_string(), link, reason: format!("{why:?}") });
+            }
+        }
+    }
+
+    /// A node we confirmed off is heard again in the same incarnation: the fence did not cut its power.
+    fn check_fence_lied(&mut self, now: Time, sender: &str, incarnation: u64) {
+        // a datagram sent just before the power cut may still be in flight: allow two intervals
+        let margin = self.cfg.cluster.heartbeat_interval * 2;
+        let lied = self.fenced.get(sender).is_some_and(|r| {
+            r.incarnation.is_some_and(|i| i >= incarnation) && !r.by_operator && now > r.at + margin
+        });
+        if lied {
+            self.fenced.remove(sender);
+            self.journal_dirty = true;
+            self.emit(now, Event::FenceLied { node: sender.to_string() });
+        }
+    }
+
+    /// A peer restarted: it holds nothing it has not rediscovered, and a fence record of it is spent.
+    fn peer_restarted(&mut self, _now: Time, node: &str, _incarnation: u64) {
+        if self.fenced.remove(node).is_some() {
+            self.journal_dirty = true;
+        }
+    }
+
+    fn check_config_agreement(&mut self, now: Time, sender: &str, hb: &Heartbeat) {
+        let differing: Vec<String> = if hb.config_digest == self.config_digest {
+            Vec::new()
+        } else {
+            self.cfg
+                .targets
+                .iter()
+                .filter(|t| {
+                    let mine = self.cfg.target_digest(&t.name);
+                    let theirs = hb.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
+                    mine != theirs
+                })
+                .map(|t| t.name.clone())
+                .collect()
+        };
+        let mismatch = hb.config_digest != self.config_digest;
+        let known = self.mismatches.get(sender);
+        if mismatch && known != Some(&differing) {
+            self.mismatches.insert(sender.to_string(), differing.clone());
+            self.emit(now, Event::ConfigMismatch { node: sender.to_string(), targets: differing });
+        } else if !mismatch && known.is_some() {
+            self.mismatches.remove(sender);
+            self.emit(now, Event::ConfigAgreed { node: sender.to_string() });
+        }
+    }
+
+    /// True when some peer's definition of `target` differs from ours: no automatic takeover of it.
+    pub(crate) fn target_disputed(&self, target: &str) -> bool {
+        self.mismatches.values().any(|ts| ts.iter().any(|t| t == target))
+    }
+
+    pub(crate) fn witness_query(&self) -> WitnessQuery {
+        WitnessQuery { sees: self.alive_set().into_iter().collect(), cluster_size: self.cfg.nodes.len() as u8 }
+    }
+
+    fn on_witness_reply(&mut self, now: Time, r: WitnessReply) {
+        if r.node != self.me.name {
+            return;
+        }
+        self.witness_granted_until = if r.granted { Some(now + self.cfg.cluster.dead_after) } else { None };
+    }
+
+    /// Re-evaluate liveness of every peer, wait_for_all and quorum.
+    pub(crate) fn evaluate_membership(&mut self, now: Time) {
+        let dead_after = self.cfg.cluster.dead_after;
+        let names: Vec<String> = self.peers.keys().cloned().collect();
+        for name in names {
+            let changes = self.peers.get_mut(&name).map(|p| p.evaluate(now, dead_after)).unwrap_or_default();
+            for c in changes {
+                let ev = match c {
+                    Change::PeerAlive => Event::PeerAlive { node: name.clone() },
+                    Change::PeerDead => {
+                        let silent = self.peers[&name].last_heard().map_or(0, |t| now.since(t).as_millis() as u64);
+                        Event::PeerDead { node: name.clone(), silent_ms: silent }
+                    }
+                    Change::LinkUp(l) => Event::LinkUp { node: name.clone(), link: l },
+                    Change::LinkDown(l) => Event::LinkDown { node: name.clone(), link: l },
+                    Change::PeerRestarted { new, .. } => Event::PeerRestarted { node: name.clone(), incarnation: new },
+                };
+                self.emit(now, ev);
+            }
+        }
+        if !self.all_seen && self.peers.values().all(|p| p.alive()) {
+            self.all_seen = true;
+            self.emit(now, Event::AllNodesSeen);
+        }
+        self.update_quorum(now);
+    }
+
+    fn update_quorum(&mut self, now: Time) {
+        let alive = self.alive_set();
+        let witness_granted = self.witness_granted_until.is_some_and(|t| now < t);
+        let m = Membership {
+            nodes: &self.cfg.nodes,
+            alive: &alive,
+            witness_configured: self.cfg.witness.is_some(),
+            witness_granted,
+            waiting_for_all: self.cfg.cluster.wait_for_all && !self.all_seen && !self.wfa_overridden,
+        };
+        let q = quorum::compute(&m);
+        if q.quorate != self.quorum.quorate {
+            let ev = if q.quorate {
+                Event::QuorumGained { votes: q.votes, total: q.total }
+            } else {
+                Event::QuorumLost { reason: q.reason.clone() }
+            };
+            // the very first evaluation at start is not a loss
+            if q.quorate || self.last_now.is_some() {
+                self.emit(now, ev);
+            }
+        }
+        self.quorum = q;
+    }
+
+    /// The latest heartbeat of `node`, if any.
+    pub(crate) fn last_heartbeat(&self, node: &str) -> Option<&Heartbeat> {
+        self.peers.get(node).and_then(|p| p.last_heartbeat.as_ref())
+    }
+
+    pub(crate) fn peer_alive(&self, node: &str) -> bool {
+        node == self.me.name || self.peers.get(node).is_some_and(|p| p.alive())
+    }
+}

@@ -1,0 +1,652 @@
+//! Targets: who holds what, and the storage sequences that move them.
+//!
+//! Ownership comes from this node's own state and its peers' heartbeats. A target is started (or taken
+//! over) by exactly one node: the first node of the target's preference list that is eligible in this
+//! node's view — and only when every other node that may run it is alive (and says it does not hold it)
+//! or confirmed off. A target held by a node that died is taken over by the forced sequence only after
+//! that node is confirmed off (DESIGN.md §2 rules 1–3).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::command::CommandResult;
+use crate::config::TargetConfig;
+use crate::protocol::{TargetState, TargetView};
+use crate::storage::{self, SequenceKind, SequenceRun, StepVerdict, StorageError};
+use crate::time::Time;
+
+use super::journal::JournalOp;
+use super::{Engine, Event, Purpose, Waiter};
+
+/// What this node is doing with a target.
+#[derive(Clone, Debug)]
+pub enum Local {
+    Stopped,
+    /// Import/mount under way (forced after a fence when `from` is set).
+    Starting { run: Box<SequenceRun>, from: Option<String>, started: Time, step_started: Time },
+    Running { since: Time },
+    /// umount/export under way; `cleanup` = undoing a failed start, not a move.
+    Releasing { run: Box<SequenceRun>, to: Option<String>, started: Time, step_started: Time, cleanup: bool },
+    /// Cleanly exported for `to`, which may import it without -f.
+    HandedOff { to: String, at: Time },
+    /// A release failed: part of it may still be held here; this node asked to be fenced.
+    Failed { reason: String },
+}
+
+impl Local {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Local::Stopped => "stopped",
+            Local::Starting { .. } => "starting",
+            Local::Running { .. } => "running",
+            Local::Releasing { .. } => "releasing",
+            Local::HandedOff { .. } => "handed-off",
+            Local::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// One configured target on this node.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub cfg: TargetConfig,
+    pub local: Local,
+    pub monitor: Option<Box<SequenceRun>>,
+    pub next_monitor: Time,
+    pub monitor_failures: u32,
+    /// Automatic action stopped until an operator acts (foreign owner, MMP refusal...).
+    pub blocked: Option<String>,
+    pub retry_at: Option<Time>,
+    pub start_failures: u32,
+}
+
+/// How a target is to be started here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum StartKind {
+    Forced { from: String },
+    Acquire,
+}
+
+/// Start failures after which a target is blocked until an operator acts.
+const MAX_START_FAILURES: u32 = 3;
+
+impl Slot {
+    pub fn new(cfg: TargetConfig, now: Time) -> Slot {
+        Slot { cfg, local: Local::Stopped, monitor: None, next_monitor: now, monitor_failures: 0, blocked: None, retry_at: None, start_failures: 0 }
+    }
+
+    /// How this node advertises the target in its heartbeats.
+    pub fn view(&self) -> Option<TargetView> {
+        let state = match &self.local {
+            Local::Stopped => return None,
+            Local::Starting { .. } => TargetState::Starting,
+            Local::Running { .. } => TargetState::Running,
+            Local::Releasing { to, .. } => TargetState::Releasing { to: to.clone() },
+            Local::HandedOff { to, .. } => TargetState::HandedOff { to: to.clone() },
+            Local::Failed { .. } => TargetState::Failed,
+        };
+        Some(TargetView { name: self.cfg.name.clone(), state })
+    }
+
+    /// This node holds (part of) the target.
+    pub fn holds(&self) -> bool {
+        matches!(self.local, Local::Starting { .. } | Local::Running { .. } | Local::Releasing { .. } | Local::Failed { .. })
+    }
+
+    /// A sequence is running.
+    pub fn is_busy(&self) -> bool {
+        matches!(self.local, Local::Starting { .. } | Local::Releasing { .. })
+    }
+
+    pub fn next_deadline(&self) -> Option<Time> {
+        let monitor = match self.local {
+            Local::Running { .. } if self.monitor.is_none() => Some(self.next_monitor),
+            _ => None,
+        };
+        monitor.into_iter().chain(self.retry_at).min()
+    }
+
+    pub fn journal_op(&self) -> Option<JournalOp> {
+        let name = self.cfg.name.clone();
+        match &self.local {
+            Local::Starting { run, from, .. } => Some(JournalOp { target: name, sequence: run.kind(), to: None, from: from.clone() }),
+            Local::Releasing { run, to, .. } => Some(JournalOp { target: name, sequence: run.kind(), to: to.clone(), from: None }),
+            _ => None,
+        }
+    }
+}
+
+/// Holding states a peer advertises.
+fn holding(state: &TargetState) -> bool {
+    matches!(state, TargetState::Starting | TargetState::Running | TargetState::Releasing { .. } | TargetState::Failed)
+}
+
+/// Errors after which nothing is retried automatically: a human must look.
+fn needs_operator(e: &StorageError) -> bool {
+    matches!(e, StorageError::ForeignOwner { .. } | StorageError::MmpActive { .. } | StorageError::NotExported { .. })
+}
+
+impl Engine {
+    // ----- discovery -------------------------------------------------------------------------------
+
+    pub(crate) fn start_discovery(&mut self) {
+        let cmds = storage::discover_commands(self.storage_timeouts());
+        self.discovery = vec![None; cmds.len()];
+        for (which, cmd) in cmds.into_iter().enumerate() {
+            self.run_command(cmd, Purpose::Discover, Waiter::Discover { which });
+        }
+    }
+
+    pub(crate) fn discovery_done(&mut self, now: Time, which: usize, result: CommandResult) {
+        if let Some(slot) = self.discovery.get_mut(which) {
+            *slot = Some(result);
+        }
+        if self.discovery.iter().any(Option::is_none) || self.discovery.len() < 2 {
+            return;
+        }
+        let results: Vec<CommandResult> = self.discovery.iter().flatten().cloned().collect();
+        match storage::parse_discovery(&results[0], &results[1]) {
+            Ok(h) => {
+                self.apply_discovery(now, &h.pools, &h.lustre_mounts);
+                self.discovered = true;
+                self.next_heartbeat = now;
+            }
+            Err(e) => {
+                // cannot tell what we hold: ask again shortly, claim nothing meanwhile
+                self.emit(now, Event::SequenceFailed { target: "(discovery)".into(), sequence: SequenceKind::Monitor, error: e.to_string() });
+                self.start_discovery();
+            }
+        }
+    }
+
+    fn apply_discovery(&mut self, now: Time, pools: &[String], mounts: &[String]) {
+        let names: Vec<String> = self.targets.keys().cloned().collect();
+        for name in names {
+            let slot = &self.targets[&name];
+            let mounted = mounts.iter().any(|m| std::path::Path::new(m) == slot.cfg.mountpoint);
+            let imported = slot.cfg.kind.pool().is_some_and(|p| pools.iter().any(|x| x == p));
+            let state = if mounted {
+                let s = self.targets.get_mut(&name).expect("slot");
+                s.local = Local::Running { since: now };
+                s.next_monitor = now;
+                "running (found mounted here)"
+            } else if imported {
+                self.start_release(now, &name, None, true);
+                "half-held (pool imported, not mounted): releasing it cleanly"
+            } else {
+                "not here"
+            };
+            self.emit(now, Event::TargetDiscovered { target: name.clone(), state: state.into() });
+        }
+        self.journal_dirty = true;
+    }
+
+    // ----- ownership --------------------------------------------------------------------------------
+
+    /// Nodes whose claim on `target` stands: this node if it holds it, and peers whose latest heartbeat says
+    /// they hold it (dead ones included until they are confirmed off and someone else holds the target).
+    fn holders(&self, target: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.targets.get(target).is_some_and(Slot::holds) {
+            out.push(self.me.name.clone());
+        }
+        for (name, p) in &self.peers {
+            let claims = p.last_heartbeat.as_ref().is_some_and(|hb| hb.targets.iter().any(|t| t.name == target && holding(&t.state)));
+            if claims && !self.claim_void(name, target) {
+                out.push(name.clone());
+            }
+        }
+        out
+    }
+
+    /// A fenced node's stale claim is void once a live node holds the target.
+    fn claim_void(&self, node: &str, target: &str) -> bool {
+        self.fenced.contains_key(node) && self.live_holder_exists(target, node)
+    }
+
+    fn live_holder_exists(&self, target: &str, except: &str) -> bool {
+        if self.targets.get(target).is_some_and(Slot::holds) {
+            return true;
+        }
+        self.peers.iter().any(|(n, p)| {
+            n != except && p.alive() && p.last_heartbeat.as_ref().is_some_and(|hb| hb.targets.iter().any(|t| t.name == target && holding(&t.state)))
+        })
+    }
+
+    /// A peer's advertised hand-off of `target`, if any: the destination.
+    fn handoff_of(&self, target: &str) -> Option<String> {
+        self.peers.iter().filter(|(_, p)| p.alive()).find_map(|(_, p)| {
+            p.last_heartbeat.as_ref().and_then(|hb| {
+                hb.targets.iter().find_map(|t| match &t.state {
+                    TargetState::HandedOff { to } if t.name == target => Some(to.clone()),
+                    _ => None,
+                })
+            })
+        })
+    }
+
+    /// (owner, state) of a target as this node knows it.
+    pub(crate) fn owner_of(&self, target: &str) -> (Option<String>, String) {
+        if let Some(s) = self.targets.get(target) {
+            if s.holds() {
+                return (Some(self.me.name.clone()), s.local.name().into());
+            }
+        }
+        for (name, p) in &self.peers {
+            if let Some(t) = p.last_heartbeat.as_ref().and_then(|hb| hb.targets.iter().find(|t| t.name == target)) {
+                if holding(&t.state) && !self.claim_void(name, target) {
+                    let mut state = format!("{:?}", t.state).to_lowercase();
+                    if !p.alive() {
+                        state = format!("{state} (owner silent{})", if self.fenced.contains_key(name) { ", fenced" } else { "" });
+                    }
+                    return (Some(name.clone()), state);
+                }
+            }
+        }
+        match self.handoff_of(target) {
+            Some(to) => (None, format!("handed off to {to}")),
+            None => (None, "stopped".into()),
+        }
+    }
+
+    /// May `node` run `target` now, in this node's view?
+    fn eligible(&self, node: &str, target: &TargetConfig) -> bool {
+        if !target.nodes.iter().any(|n| n == node) || self.fenced.contains_key(node) {
+            return false;
+        }
+        if node == self.me.name {
+            return self.discovered && !self.leaving && self.fence_me.is_none();
+        }
+        let Some(p) = self.peers.get(node) else { return false };
+        p.alive() && p.last_heartbeat.as_ref().is_some_and(|hb| hb.discovered && !hb.leaving && !hb.fence_me)
+    }
+
+    fn designated(&self, target: &TargetConfig) -> Option<String> {
+        target.nodes.iter().find(|n| self.eligible(n, target)).cloned()
+    }
+
+    /// Some other node could take the targets this node holds.
+    pub(crate) fn can_move_away(&self) -> bool {
+        self.targets.values().filter(|s| s.holds()).all(|s| s.cfg.nodes.iter().any(|n| n != &self.me.name && self.eligible(n, &s.cfg)))
+    }
+
+    fn actions_allowed(&self) -> bool {
+        self.discovered && self.quorum.quorate && !self.in_maintenance() && !self.left && self.fence_me.is_none()
+    }
+
+    // ----- decisions --------------------------------------------------------------------------------
+
+    pub(crate) fn drive_targets(&mut self, now: Time) {
+        if !self.discovered {
+            return;
+        }
+        self.settle_handoffs(now);
+        self.start_monitors(now);
+        if !self.actions_allowed() {
+            return;
+        }
+        self.serve_move_requests(now);
+        if self.leaving {
+            self.move_everything_away(now);
+            return;
+        }
+        let wanted = self.wanted_starts(now);
+        let busy_order = self.targets.values().filter(|s| matches!(s.local, Local::Starting { .. })).map(|s| s.cfg.start_order).min();
+        let Some(lowest) = wanted.iter().map(|(t, _)| self.targets[t].cfg.start_order).min() else { return };
+        if busy_order.is_some_and(|b| b < lowest) {
+            return;
+        }
+        for (target, kind) in wanted {
+            if self.targets[&target].cfg.start_order == lowest {
+                self.start_target(now, &target, kind);
+            }
+        }
+    }
+
+    fn wanted_starts(&self, now: Time) -> Vec<(String, StartKind)> {
+        let mut out = Vec::new();
+        for (name, slot) in &self.targets {
+            if !matches!(slot.local, Local::Stopped) || slot.blocked.is_some() || slot.retry_at.is_some_and(|t| now < t) {
+                continue;
+            }
+            if self.target_disputed(name) {
+                continue;
+            }
+            if let Some(kind) = self.start_kind(name, &slot.cfg) {
+                out.push((name.clone(), kind));
+            }
+        }
+        out
+    }
+
+    fn start_kind(&self, name: &str, cfg: &TargetConfig) -> Option<StartKind> {
+        let holders = self.holders(name);
+        if holders.iter().any(|h| !self.fenced.contains_key(h)) {
+            return None; // held by a live node, or by a silent node not yet confirmed off
+        }
+        let others_known = cfg.nodes.iter().filter(|n| **n != self.me.name).all(|n| self.peer_alive(n) || self.fenced.contains_key(n));
+        if !others_known {
+            return None;
+        }
+        if let Some(to) = self.handoff_of(name) {
+            if to == self.me.name {
+                return self.eligible(&to, cfg).then_some(StartKind::Acquire);
+            }
+            if self.eligible(&to, cfg) {
+                return None; // reserved for its destination
+            }
+        }
+        if self.designated(cfg).as_deref() != Some(self.me.name.as_str()) {
+            return None;
+        }
+        Some(match holders.first() {
+            Some(from) => StartKind::Forced { from: from.clone() },
+            None => StartKind::Acquire,
+        })
+    }
+
+    fn start_target(&mut self, now: Time, name: &str, kind: StartKind) {
+        let me = self.identity(&self.me);
+        let known = self.known_hosts();
+        let t = self.storage_timeouts();
+        let cfg = self.targets[name].cfg.clone();
+        let (run, from) = match kind {
+            StartKind::Forced { from } => {
+                let Some(fenced) = self.cfg.node(&from).map(|n| self.identity(n)) else { return };
+                (SequenceRun::forced(&cfg, &me, &fenced, &known, t), Some(from))
+            }
+            StartKind::Acquire => (SequenceRun::acquire(&cfg, &me, &known, t), None),
+        };
+        let sequence = run.kind();
+        let slot = self.targets.get_mut(name).expect("slot");
+        slot.local = Local::Starting { run: Box::new(run), from: from.clone(), started: now, step_started: now };
+        slot.retry_at = None;
+        self.move_requests.remove(name);
+        self.emit(now, Event::SequenceStarted { target: name.to_string(), sequence, from });
+        self.after_local_change(now);
+        self.issue_step(now, name, false);
+    }
+
+    pub(crate) fn start_release(&mut self, now: Time, name: &str, to: Option<String>, cleanup: bool) {
+        let t = self.storage_timeouts();
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        let run = if cleanup { SequenceRun::cleanup(&slot.cfg, t) } else { SequenceRun::release(&slot.cfg, t) };
+        slot.local = Local::Releasing { run: Box::new(run), to, started: now, step_started: now, cleanup };
+        slot.monitor = None;
+        self.emit(now, Event::SequenceStarted { target: name.to_string(), sequence: SequenceKind::Release, from: None });
+        self.after_local_change(now);
+        self.issue_step(now, name, false);
+    }
+
+    fn after_local_change(&mut self, now: Time) {
+        self.journal_dirty = true;
+        self.next_heartbeat = now;
+    }
+
+    /// Run the current step of the target's main sequence (or of its monitor).
+    fn issue_step(&mut self, now: Time, name: &str, monitor: bool) {
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        let run = if monitor {
+            slot.monitor.as_deref()
+        } else {
+            match &mut slot.local {
+                Local::Starting { run, step_started, .. } | Local::Releasing { run, step_started, .. } => {
+                    *step_started = now;
+                    Some(&**run)
+                }
+                _ => None,
+            }
+        };
+        let Some(run) = run else { return };
+        let sequence = run.kind();
+        let Some((step, command)) = run.current() else { return };
+        if !monitor {
+            self.emit(now, Event::StepStarted { target: name.into(), sequence, step: step.into(), command: command.display() });
+        }
+        let purpose = Purpose::Storage { target: name.into(), sequence, step: step.into() };
+        self.run_command(command, purpose, Waiter::Target { target: name.into(), monitor });
+    }
+
+    // ----- results ----------------------------------------------------------------------------------
+
+    pub(crate) fn target_command_done(&mut self, now: Time, name: &str, monitor: bool, result: &CommandResult) {
+        if monitor {
+            self.monitor_done(now, name, result);
+            return;
+        }
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        let (verdict, step, sequence, step_started) = match &mut slot.local {
+            Local::Starting { run, step_started, .. } | Local::Releasing { run, step_started, .. } => {
+                let step = run.current().map(|(s, _)| s.to_string()).unwrap_or_default();
+                (run.on_result(result), step, run.kind(), *step_started)
+            }
+            _ => return,
+        };
+        match verdict {
+            StepVerdict::Next => {
+                self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });
+                self.issue_step(now, name, false);
+            }
+            StepVerdict::Done => {
+                self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });
+                self.sequence_done(now, name);
+            }
+            StepVerdict::Failed(e) => self.sequence_failed(now, name, &step, e),
+        }
+    }
+
+    fn sequence_done(&mut self, now: Time, name: &str) {
+        let interval = self.cfg.cluster.monitor_interval;
+        let slot = self.targets.get_mut(name).expect("slot");
+        let (sequence, started, next) = match &slot.local {
+            Local::Starting { run, started, .. } => (run.kind(), *started, Local::Running { since: now }),
+            Local::Releasing { to: Some(to), started, cleanup: false, .. } => (SequenceKind::Release, *started, Local::HandedOff { to: to.clone(), at: now }),
+            Local::Releasing { started, .. } => (SequenceKind::Release, *started, Local::Stopped),
+            _ => return,
+        };
+        if matches!(next, Local::Running { .. }) {
+            slot.start_failures = 0;
+            slot.next_monitor = now + interval;
+            slot.monitor_failures = 0;
+        }
+        slot.local = next;
+        self.emit(now, Event::SequenceDone { target: name.into(), sequence, ms: now.since(started).as_millis() as u64 });
+        self.after_local_change(now);
+    }
+
+    fn sequence_failed(&mut self, now: Time, name: &str, step: &str, e: StorageError) {
+        let slot = self.targets.get_mut(name).expect("slot");
+        let sequence = match &slot.local {
+            Local::Starting { run, .. } | Local::Releasing { run, .. } => run.kind(),
+            _ => return,
+        };
+        self.emit(now, Event::SequenceFailed { target: name.into(), sequence, error: e.to_string() });
+        let slot = self.targets.get_mut(name).expect("slot");
+        if sequence == SequenceKind::Release {
+            // a release that fails or hangs leaves the target half-held: ask to be fenced so a peer can
+            // take over by the forced sequence — never two owners, never a half-released target
+            let reason = format!("{name}: release failed at {step}: {e}");
+            slot.local = Local::Failed { reason: reason.clone() };
+            self.fence_me = Some(reason.clone());
+            self.emit(now, Event::AskingToBeFenced { reason });
+            self.after_local_change(now);
+            return;
+        }
+        slot.start_failures += 1;
+        let held = started_holding(step, &e);
+        if needs_operator(&e) || slot.start_failures >= MAX_START_FAILURES {
+            let reason = e.to_string();
+            slot.blocked = Some(reason.clone());
+            self.emit(now, Event::TargetBlocked { target: name.into(), reason });
+        } else {
+            let backoff = self.cfg.cluster.fence_retry_initial * (1u32 << slot.start_failures.min(8));
+            let slot = self.targets.get_mut(name).expect("slot");
+            slot.retry_at = Some(now + backoff);
+        }
+        let slot = self.targets.get_mut(name).expect("slot");
+        slot.local = Local::Stopped;
+        if held {
+            self.start_release(now, name, None, true);
+        } else {
+            self.after_local_change(now);
+        }
+    }
+
+    // ----- monitoring -------------------------------------------------------------------------------
+
+    fn start_monitors(&mut self, now: Time) {
+        let t = self.storage_timeouts();
+        let due: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|(_, s)| matches!(s.local, Local::Running { .. }) && s.monitor.is_none() && now >= s.next_monitor)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in due {
+            let slot = self.targets.get_mut(&name).expect("slot");
+            slot.monitor = Some(Box::new(SequenceRun::monitor(&slot.cfg, t)));
+            self.issue_step(now, &name, true);
+        }
+    }
+
+    fn monitor_done(&mut self, now: Time, name: &str, result: &CommandResult) {
+        let interval = self.cfg.cluster.monitor_interval;
+        let threshold = self.cfg.cluster.monitor_failures;
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        if !matches!(slot.local, Local::Running { .. }) {
+            slot.monitor = None;
+            return;
+        }
+        let Some(run) = slot.monitor.as_mut() else { return };
+        match run.on_result(result) {
+            StepVerdict::Next => self.issue_step(now, name, true),
+            StepVerdict::Done => {
+                slot.monitor = None;
+                slot.next_monitor = now + interval;
+                if slot.monitor_failures > 0 {
+                    slot.monitor_failures = 0;
+                    self.emit(now, Event::MonitorRecovered { target: name.into() });
+                }
+            }
+            StepVerdict::Failed(e) => {
+                slot.monitor = None;
+                slot.next_monitor = now + interval;
+                slot.monitor_failures += 1;
+                let failures = slot.monitor_failures;
+                self.emit(now, Event::MonitorFailed { target: name.into(), failures, error: e.to_string() });
+                if failures >= threshold {
+                    self.move_sick_target(now, name, &e);
+                }
+            }
+        }
+    }
+
+    /// After `monitor_failures` failed checks: controlled migration to the next preferred node.
+    fn move_sick_target(&mut self, now: Time, name: &str, e: &StorageError) {
+        if !self.actions_allowed() {
+            return;
+        }
+        let cfg = self.targets[name].cfg.clone();
+        let Some(to) = cfg.nodes.iter().find(|n| **n != self.me.name && self.eligible(n, &cfg)).cloned() else {
+            self.emit(now, Event::TargetBlocked { target: name.into(), reason: format!("unhealthy ({e}) and no other node can run it") });
+            return;
+        };
+        self.emit(now, Event::TargetMoving { target: name.into(), to: to.clone(), reason: format!("health check failed: {e}") });
+        self.start_release(now, name, Some(to), false);
+    }
+
+    // ----- moves ------------------------------------------------------------------------------------
+
+    /// A hand-off is over once its destination holds the target, or if the destination is gone.
+    fn settle_handoffs(&mut self, now: Time) {
+        let wait = self.cfg.cluster.import_timeout + self.cfg.cluster.mount_timeout + self.cfg.cluster.dead_after;
+        let done: Vec<String> = self
+            .targets
+            .iter()
+            .filter_map(|(name, s)| match &s.local {
+                Local::HandedOff { to, at } => {
+                    let picked_up = self.last_heartbeat(to).is_some_and(|hb| hb.targets.iter().any(|t| t.name == *name && holding(&t.state)));
+                    let gone = !self.peer_alive(to) || now.since(*at) > wait;
+                    (picked_up || gone).then(|| name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in done {
+            self.targets.get_mut(&name).expect("slot").local = Local::Stopped;
+            self.after_local_change(now);
+        }
+        self.move_requests.retain(|_, (_, exp)| *exp > now);
+    }
+
+    fn serve_move_requests(&mut self, now: Time) {
+        let mut asks: BTreeSet<(String, String)> = BTreeSet::new();
+        for p in self.peers.values().filter(|p| p.alive()) {
+            if let Some(hb) = &p.last_heartbeat {
+                asks.extend(hb.move_requests.iter().cloned());
+            }
+        }
+        for (target, to) in asks {
+            let Some(slot) = self.targets.get(&target) else { continue };
+            if matches!(slot.local, Local::Running { .. }) && to != self.me.name && self.eligible(&to, &slot.cfg.clone()) {
+                self.emit(now, Event::TargetMoving { target: target.clone(), to: to.clone(), reason: "operator request".into() });
+                self.start_release(now, &target, Some(to), false);
+            }
+        }
+    }
+
+    fn move_everything_away(&mut self, now: Time) {
+        let running: Vec<String> = self.targets.iter().filter(|(_, s)| matches!(s.local, Local::Running { .. })).map(|(n, _)| n.clone()).collect();
+        for name in running {
+            let cfg = self.targets[&name].cfg.clone();
+            if let Some(to) = cfg.nodes.iter().find(|n| **n != self.me.name && self.eligible(n, &cfg)).cloned() {
+                self.emit(now, Event::TargetMoving { target: name.clone(), to: to.clone(), reason: "this node is leaving".into() });
+                self.start_release(now, &name, Some(to), false);
+            }
+        }
+    }
+
+    pub(crate) fn admin_migrate(&mut self, now: Time, target: &str, to: &str) -> Result<String, String> {
+        let Some(cfg) = self.cfg.target(target).cloned() else { return Err(format!("unknown target {target}")) };
+        if self.cfg.node(to).is_none() {
+            return Err(format!("unknown node {to}"));
+        }
+        if !cfg.nodes.iter().any(|n| n == to) {
+            return Err(format!("{to} is not in target {target}'s nodes ({})", cfg.nodes.join(", ")));
+        }
+        if !self.actions_allowed() {
+            return Err(format!("no action allowed now: {}", self.no_action_reason()));
+        }
+        if !self.eligible(to, &cfg) {
+            return Err(format!("{to} cannot take {target} now (not alive, not ready, leaving or fenced)"));
+        }
+        let (owner, state) = self.owner_of(target);
+        match owner {
+            None => Err(format!("{target} is not running anywhere ({state})")),
+            Some(o) if o == to => Err(format!("{target} already runs on {to}")),
+            Some(o) if o == self.me.name => {
+                if !matches!(self.targets[target].local, Local::Running { .. }) {
+                    return Err(format!("{target} is {state} here; try again when it is running"));
+                }
+                self.emit(now, Event::TargetMoving { target: target.into(), to: to.into(), reason: "operator request".into() });
+                self.start_release(now, target, Some(to.to_string()), false);
+                Ok(format!("moving {target} from {o} to {to}: umount, export, then import on {to} without -f"))
+            }
+            Some(o) => {
+                self.move_requests.insert(target.to_string(), (to.to_string(), now + Duration::from_secs(60)));
+                self.next_heartbeat = now;
+                Ok(format!("asked {o} to move {target} to {to}"))
+            }
+        }
+    }
+}
+
+/// After a failed start, might this node hold part of the target (an imported pool)?
+fn started_holding(step: &str, e: &StorageError) -> bool {
+    match step {
+        "zdb-check" | "mkdir" => false,
+        // a refused import imported nothing; a timed-out or otherwise failed one may have
+        "import" => !matches!(e, StorageError::MmpActive { .. } | StorageError::NotExported { .. } | StorageError::ForeignOwner { .. }),
+        _ => true,
+    }
+}
