@@ -261,6 +261,9 @@ impl Config {
 
 // TEMPORARY (replaced by the config work at merge)
 impl Config {
+    pub fn from_toml_str(_text: &str) -> Result<Config, String> {
+        Err("config parsing not merged yet".into())
+    }
     pub fn digest(&self) -> [u8; 16] {
         [0; 16]
     }

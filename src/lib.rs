@@ -12,3 +12,4 @@ pub mod protocol;
 pub mod sim;
 pub mod storage;
 pub mod time;
+pub mod witness;

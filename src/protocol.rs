@@ -42,7 +42,7 @@
 //! Envelope     = cluster: String, sender: String, incarnation: u64, seq: u64, body: Body
 //! Body         = 0 Heartbeat | 1 WitnessQuery | 2 WitnessReply
 //! Heartbeat    = link: u8, peers: Vec<PeerView>, quorate: bool, discovered: bool, leaving: bool,
-//!                maintenance: bool, fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
+//!                maintenance: bool, maintenance_epoch: u64 (varint), fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
 //!                target_digests: Vec<(String, u32)>, move_requests: Vec<(String, String)>
 //! PeerView     = node: String, links_up: u8, alive: bool
 //! TargetView   = name: String, state: TargetState
@@ -501,6 +501,7 @@ mod tests {
                 discovered: true,
                 leaving: false,
                 maintenance: false,
+                maintenance_epoch: 3,
                 fence_me: false,
                 config_digest: [0xa5; 16],
                 targets: vec![
@@ -554,6 +555,7 @@ mod tests {
                 discovered: true,
                 leaving: false,
                 maintenance: false,
+                maintenance_epoch: 3,
                 fence_me: false,
                 config_digest: [7; 16],
                 targets: vec![
@@ -663,6 +665,7 @@ mod tests {
                     discovered: flags[1],
                     leaving: flags[2],
                     maintenance: flags[3],
+                    maintenance_epoch: link as u64 * 7,
                     fence_me: flags[4],
                     config_digest,
                     targets,

@@ -96,11 +96,26 @@ impl Engine {
         WitnessQuery { sees: self.alive_set().into_iter().collect(), cluster_size: self.cfg.nodes.len() as u8 }
     }
 
+    /// Remember what a query said, so its reply is only trusted for that same view.
+    pub(crate) fn witness_asked(&mut self, seq: u64, q: &WitnessQuery) {
+        self.witness_queries.push_back((seq, q.sees.clone()));
+        while self.witness_queries.len() > 16 {
+            self.witness_queries.pop_front();
+        }
+    }
+
     fn on_witness_reply(&mut self, now: Time, r: WitnessReply) {
         if r.node != self.me.name {
             return;
         }
-        self.witness_granted_until = if r.granted { Some(now + self.cfg.cluster.dead_after) } else { None };
+        let Some((_, sees)) = self.witness_queries.iter().find(|(s, _)| *s == r.query_seq).cloned() else { return };
+        // a grant is for the view the query described: once this node's view changes, it needs a new one
+        self.witness_grant = r.granted.then(|| (now + self.cfg.cluster.dead_after, sees));
+    }
+
+    fn witness_granted(&self, now: Time) -> bool {
+        let view: Vec<String> = self.alive_set().into_iter().collect();
+        self.witness_grant.as_ref().is_some_and(|(until, sees)| now < *until && *sees == view)
     }
 
     /// Re-evaluate liveness of every peer, wait_for_all and quorum.
@@ -132,7 +147,7 @@ impl Engine {
 
     fn update_quorum(&mut self, now: Time) {
         let alive = self.alive_set();
-        let witness_granted = self.witness_granted_until.is_some_and(|t| now < t);
+        let witness_granted = self.witness_granted(now);
         let m = Membership {
             nodes: &self.cfg.nodes,
             alive: &alive,

@@ -133,7 +133,8 @@ pub struct Engine {
     pub(crate) quorum: QuorumView,
     pub(crate) all_seen: bool,
     pub(crate) wfa_overridden: bool,
-    pub(crate) witness_granted_until: Option<Time>,
+    pub(crate) witness_grant: Option<(Time, Vec<String>)>,
+    pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
     pub(crate) maintenance: (u64, bool),
     pub(crate) leaving: bool,
     pub(crate) left: bool,
@@ -183,7 +184,8 @@ impl Engine {
             quorum: QuorumView { votes: 0, total: 0, needed: 0, quorate: false, two_node: false, witness_vote: false, reason: "starting".into() },
             all_seen: false,
             wfa_overridden: false,
-            witness_granted_until: None,
+            witness_grant: None,
+            witness_queries: VecDeque::new(),
             maintenance: (0, false),
             leaving: false,
             left: false,
@@ -418,7 +420,8 @@ impl Engine {
         }
         if self.cfg.witness.is_some() {
             let q = self.witness_query();
-            let env = self.next_envelope(Body::WitnessQuery(q));
+            let env = self.next_envelope(Body::WitnessQuery(q.clone()));
+            self.witness_asked(env.seq, &q);
             self.outputs.push_back(Output::SendWitness { envelope: env });
         }
     }

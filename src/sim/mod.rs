@@ -2,4 +2,5 @@
 //! real engine on a virtual clock.
 
 pub mod hardware;
+pub mod scenario;
 pub mod storage;

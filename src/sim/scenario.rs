@@ -1,0 +1,260 @@
+//! Scenario files (TOML): a cluster, a fault schedule and expectations.
+//!
+//! ```toml
+//! [scenario]
+//! name = "owner-crash"
+//! description = "mds1 crashes; mds2 fences it and takes MGT and MDT0000 over"
+//! duration = "3m"
+//! config = "../config/two-node-mds.toml"   # or an inline [config] table with the config schema
+//!
+//! [world]
+//! link_delay = "1ms"        # one-way delay per datagram
+//! link_jitter = "1ms"       # + uniform random 0..jitter
+//! multihost = true          # pools have multihost=on (MMP)
+//! initial_owners = { MGT = "mds1" }   # imported+mounted there at t=0 (default: the cluster starts them)
+//!
+//! [[fault]]
+//! at = "60s"
+//! action = "crash"          # crash | power-off | power-on | restart | partition | heal | loss | delay |
+//! node = "mds1"             # bmc | pdu | migrate | replay | storage | maintenance
+//!
+//! [expect]
+//! owners = { MGT = "mds2" }
+//! max_detect = "5s"
+//! max_failover = "90s"
+//! max_fences = 1
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::config::Config;
+
+/// A whole scenario, parsed and with its config validated.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub path: PathBuf,
+    pub duration: Duration,
+    pub config: Config,
+    pub world: WorldSettings,
+    pub faults: Vec<Fault>,
+    pub expect: Expect,
+}
+
+/// Settings of the simulated world.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorldSettings {
+    #[serde(default = "default_delay", with = "humantime_serde")]
+    pub link_delay: Duration,
+    #[serde(default = "default_delay", with = "humantime_serde")]
+    pub link_jitter: Duration,
+    #[serde(default = "yes")]
+    pub multihost: bool,
+    #[serde(default)]
+    pub initial_owners: BTreeMap<String, String>,
+}
+
+fn default_delay() -> Duration {
+    Duration::from_millis(1)
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for WorldSettings {
+    fn default() -> Self {
+        WorldSettings { link_delay: default_delay(), link_jitter: default_delay(), multihost: true, initial_owners: BTreeMap::new() }
+    }
+}
+
+/// One scheduled fault or operator action.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fault {
+    #[serde(with = "humantime_serde")]
+    pub at: Duration,
+    #[serde(flatten)]
+    pub action: FaultAction,
+}
+
+/// What happens at a fault's time.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum FaultAction {
+    /// The daemon dies (SIGKILL); the host stays powered, its pools stay imported.
+    Crash { node: String },
+    /// The host loses power.
+    PowerOff { node: String },
+    /// The host gets power back and boots (a new daemon incarnation).
+    PowerOn { node: String },
+    /// The daemon restarts (crash then start again) on a powered host.
+    Restart { node: String },
+    /// Cut the nodes of each group from the nodes of the others, on `link` or on all links.
+    Partition { groups: Vec<Vec<String>>, link: Option<usize>, #[serde(default)] witness_with: Option<String> },
+    /// Undo partitions (on `link`, or all).
+    Heal { link: Option<usize> },
+    /// Random loss on a link (0.0–1.0).
+    Loss { link: usize, rate: f64 },
+    /// Extra one-way delay on a link.
+    Delay { link: usize, #[serde(with = "humantime_serde")] delay: Duration },
+    /// A BMC fault: ok | unreachable | slow | lying | wrong-password.
+    Bmc { node: String, fault: String, #[serde(default, with = "humantime_serde::option")] delay: Option<Duration> },
+    /// A PDU fault: ok | unreachable.
+    Pdu { node: String, fault: String },
+    /// Operator: controlled migration, asked on `via` (default: the target's current owner... any live node).
+    Migrate { target: String, to: String, via: Option<String> },
+    /// Replay every datagram captured from `node` so far to every other node.
+    Replay { node: String },
+    /// A storage fault on a host: suspend-pool | not-healthy | healthy | umount-hang | import-fail |
+    /// mount-fail | clear.
+    Storage { node: String, fault: String, target: Option<String> },
+    /// Operator: cluster maintenance on/off, asked on `via`.
+    Maintenance { on: bool, via: String },
+    /// Operator: `failoverd confirm-fenced NODE`, asked on `via`.
+    ConfirmFenced { node: String, via: String },
+}
+
+/// What must hold at the end of a run (safety invariants are always checked).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// Where each target must run at the end.
+    #[serde(default)]
+    pub owners: BTreeMap<String, String>,
+    /// Targets that must run nowhere at the end.
+    #[serde(default)]
+    pub not_running: Vec<String>,
+    /// Every target must run on exactly one powered host at the end (default true unless `not_running`).
+    pub liveness: Option<bool>,
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_detect: Option<Duration>,
+    #[serde(default, with = "humantime_serde::option")]
+    pub max_failover: Option<Duration>,
+    pub max_fences: Option<u32>,
+    pub min_fences: Option<u32>,
+    /// No node may be declared dead while it was alive and reachable.
+    #[serde(default)]
+    pub no_false_failovers: bool,
+    /// Event names (as in JSON: `target_blocked`, `fence_failed`...) that must have happened.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Event names that must never happen.
+    #[serde(default)]
+    pub never_events: Vec<String>,
+    /// Nodes that must be powered off at the end.
+    #[serde(default)]
+    pub powered_off: Vec<String>,
+    /// Commands (argv prefix, space-joined) that must never be run, e.g. "zpool import -f".
+    #[serde(default)]
+    pub never_commands: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    scenario: RawHead,
+    config: Option<toml::Table>,
+    #[serde(default)]
+    world: Option<WorldSettings>,
+    #[serde(default)]
+    fault: Vec<Fault>,
+    #[serde(default)]
+    expect: Expect,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHead {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(with = "humantime_serde")]
+    duration: Duration,
+    config: Option<PathBuf>,
+}
+
+impl Scenario {
+    /// Read and validate a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parse a scenario; `path` locates a `config = "..."` file relative to the scenario.
+    pub fn parse(text: &str, path: &Path) -> Result<Scenario, String> {
+        let raw: RawScenario = toml::from_str(text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config_text = match (&raw.scenario.config, &raw.config) {
+            (Some(file), None) => {
+                let full = path.parent().unwrap_or(Path::new(".")).join(file);
+                std::fs::read_to_string(&full).map_err(|e| format!("{}: scenario.config: {}: {e}", path.display(), full.display()))?
+            }
+            (None, Some(table)) => toml::to_string(table).map_err(|e| format!("{}: config: {e}", path.display()))?,
+            (Some(_), Some(_)) => return Err(format!("{}: give either scenario.config or a [config] table, not both", path.display())),
+            (None, None) => return Err(format!("{}: no cluster: add scenario.config = \"FILE\" or a [config] table", path.display())),
+        };
+        let config = Config::from_toml_str(&config_text).map_err(|e| format!("{}: config: {e}", path.display()))?;
+        let s = Scenario {
+            name: raw.scenario.name,
+            description: raw.scenario.description,
+            path: path.to_path_buf(),
+            duration: raw.scenario.duration,
+            config,
+            world: raw.world.unwrap_or_default(),
+            faults: raw.fault,
+            expect: raw.expect,
+        };
+        s.check_names()?;
+        Ok(s)
+    }
+
+    /// Every node and target a fault or expectation names must exist.
+    fn check_names(&self) -> Result<(), String> {
+        let node_ok = |n: &str| self.config.node(n).is_some();
+        let target_ok = |t: &str| self.config.target(t).is_some();
+        let mut bad = Vec::new();
+        for (i, f) in self.faults.iter().enumerate() {
+            let nodes: Vec<&str> = match &f.action {
+                FaultAction::Crash { node } | FaultAction::PowerOff { node } | FaultAction::PowerOn { node } | FaultAction::Restart { node } => vec![node],
+                FaultAction::Bmc { node, .. } | FaultAction::Pdu { node, .. } | FaultAction::Replay { node } | FaultAction::Storage { node, .. } => vec![node],
+                FaultAction::Partition { groups, .. } => groups.iter().flatten().map(String::as_str).collect(),
+                FaultAction::Migrate { to, via, target } => {
+                    if !target_ok(target) {
+                        bad.push(format!("fault[{i}].target: unknown target {target}"));
+                    }
+                    std::iter::once(to.as_str()).chain(via.as_deref()).collect()
+                }
+                FaultAction::Maintenance { via, .. } => vec![via],
+                FaultAction::ConfirmFenced { node, via } => vec![node, via],
+                _ => vec![],
+            };
+            for n in nodes.into_iter().filter(|n| !node_ok(n)) {
+                bad.push(format!("fault[{i}]: unknown node {n}"));
+            }
+            if let FaultAction::Loss { link, .. } | FaultAction::Delay { link, .. } = f.action {
+                if link >= self.config.link_count() {
+                    bad.push(format!("fault[{i}].link: {link} but the cluster has {} links", self.config.link_count()));
+                }
+            }
+        }
+        for (t, n) in self.expect.owners.iter().chain(self.world.initial_owners.iter()) {
+            if !target_ok(t) {
+                bad.push(format!("unknown target {t}"));
+            }
+            if !node_ok(n) {
+                bad.push(format!("unknown node {n}"));
+            }
+        }
+        if bad.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{}: {}", self.path.display(), bad.join("; ")))
+        }
+    }
+}
