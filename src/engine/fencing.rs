@@ -188,3 +188,107 @@ impl FenceJob {
         self.confirmed_power = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::test_support::{fail, mds_pair, ok};
+    use std::time::Duration;
+
+    fn t(ms: u64) -> Time {
+        Time::from_millis(ms)
+    }
+
+    fn run_argv(p: &JobProgress) -> String {
+        match p {
+            JobProgress::Run { command, .. } => command.display(),
+            other => panic!("expected a command, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ipmi_level_confirms_off_after_a_status_poll() {
+        let cfg = mds_pair();
+        let victim = cfg.node("mds1").unwrap().clone();
+        let mut job = FenceJob::new(&victim, FenceAction::Off, FenceReason::PeerDead, t(0));
+        let p = job.start_attempt(&cfg, t(0));
+        assert!(run_argv(&p).starts_with("ipmitool -I lanplus -H 10.9.0.1 -p 623 -U admin -E"), "{p:?}");
+        assert!(run_argv(&p).ends_with("chassis power off"));
+        let p = job.on_result(&cfg, t(50), &ok("Chassis Power Control: Down/Off\n"));
+        assert!(run_argv(&p).ends_with("chassis power status"));
+        let p = job.on_result(&cfg, t(100), &ok("Chassis Power is off\n"));
+        assert_eq!(p, JobProgress::Confirmed { level: 0, devices: vec!["mds1-ipmi".into()], power: PowerState::Off });
+        assert_eq!(job.attempt, 1);
+    }
+
+    #[test]
+    fn unreachable_bmc_falls_through_to_the_pdu_level() {
+        let cfg = mds_pair();
+        let victim = cfg.node("mds1").unwrap().clone();
+        let mut job = FenceJob::new(&victim, FenceAction::Off, FenceReason::PeerDead, t(0));
+        let _ = job.start_attempt(&cfg, t(0));
+        let p = job.on_result(&cfg, t(3000), &CommandResult::timed_out());
+        assert_eq!(job.new_level_failures.len(), 1, "level 1 failure recorded");
+        let argv = run_argv(&p);
+        assert!(argv.starts_with("snmpset -v1 -m  -Oqv"), "{argv}");
+        assert!(argv.contains(".1.3.6.1.4.1.318.1.1.12.3.3.1.1.4.1 i 2") && argv.contains(".4.2 i 2"), "{argv}");
+        let p = job.on_result(&cfg, t(3100), &ok("2\n2\n"));
+        assert!(run_argv(&p).starts_with("snmpget"));
+        let p = job.on_result(&cfg, t(3200), &ok("2\n2\n"));
+        assert_eq!(p, JobProgress::Confirmed { level: 1, devices: vec!["mds1-pdu".into()], power: PowerState::Off });
+    }
+
+    #[test]
+    fn every_level_failing_reports_all_failed_and_a_retry_starts_over() {
+        let cfg = mds_pair();
+        let victim = cfg.node("mds2").unwrap().clone();
+        let mut job = FenceJob::new(&victim, FenceAction::Off, FenceReason::PeerDead, t(0));
+        let _ = job.start_attempt(&cfg, t(0));
+        let _ = job.on_result(&cfg, t(10), &fail(1, "Error: Unable to establish IPMI v2 / RMCP+ session\n"));
+        let p = job.on_result(&cfg, t(20), &fail(1, "Timeout: No Response from udp:10.9.1.1:161.\n"));
+        match p {
+            JobProgress::AllFailed { errors } => {
+                assert_eq!(errors.len(), 2);
+                assert!(errors[0].starts_with("level 1:") && errors[1].starts_with("level 2:"), "{errors:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = job.start_attempt(&cfg, t(2020));
+        assert!(run_argv(&p).starts_with("ipmitool"));
+        assert_eq!(job.attempt, 2);
+    }
+
+    #[test]
+    fn a_bmc_that_keeps_reading_on_fails_the_level_after_power_timeout() {
+        let cfg = mds_pair();
+        let victim = cfg.node("mds1").unwrap().clone();
+        let mut job = FenceJob::new(&victim, FenceAction::Off, FenceReason::PeerDead, t(0));
+        let _ = job.start_attempt(&cfg, t(0));
+        let mut p = job.on_result(&cfg, t(40), &ok("Chassis Power Control: Down/Off\n"));
+        let mut now = 40;
+        for _ in 0..100 {
+            match p {
+                JobProgress::Run { ref command, .. } if command.display().ends_with("status") => {
+                    p = job.on_result(&cfg, t(now), &ok("Chassis Power is on\n"));
+                }
+                JobProgress::WaitUntil(w) => {
+                    now = w.as_millis();
+                    p = job.on_wake(&cfg, w);
+                }
+                _ => break,
+            }
+        }
+        assert!(run_argv(&p).starts_with("snmpset"), "went on to the PDU level: {p:?}");
+        assert!(now >= 20_000 && now <= 20_040 + Duration::from_secs(1).as_millis() as u64, "gave up at power_timeout, not before: {now}");
+        assert!(job.new_level_failures[0].1.contains("on"), "{:?}", job.new_level_failures);
+    }
+
+    #[test]
+    fn a_node_without_levels_needs_the_operator() {
+        let mut cfg = mds_pair();
+        cfg.nodes[1].fence_levels.clear();
+        let victim = cfg.node("mds2").unwrap().clone();
+        let mut job = FenceJob::new(&victim, FenceAction::Off, FenceReason::PeerDead, t(0));
+        assert_eq!(job.start_attempt(&cfg, t(0)), JobProgress::NeedsOperator);
+    }
+}

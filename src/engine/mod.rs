@@ -13,6 +13,8 @@ mod fencing;
 mod journal;
 mod membership;
 pub mod quorum;
+#[cfg(test)]
+pub(crate) mod test_support;
 mod status;
 mod targets;
 
@@ -148,6 +150,7 @@ pub struct Engine {
     pub(crate) targets: BTreeMap<String, targets::Slot>,
     pub(crate) discovered: bool,
     pub(crate) discovery: Vec<Option<CommandResult>>,
+    pub(crate) discovery_retry_at: Option<Time>,
     pub(crate) waiters: BTreeMap<CommandId, Waiter>,
     pub(crate) next_cmd: u64,
     pub(crate) outputs: VecDeque<Output>,
@@ -199,6 +202,7 @@ impl Engine {
             targets,
             discovered: false,
             discovery: Vec::new(),
+            discovery_retry_at: None,
             waiters: BTreeMap::new(),
             next_cmd: 0,
             outputs: VecDeque::new(),
@@ -273,6 +277,9 @@ impl Engine {
         }
         for d in self.fence_waits.values().chain(self.fence_not_before.values()) {
             t = t.min(*d);
+        }
+        if let Some(d) = self.discovery_retry_at {
+            t = t.min(d);
         }
         for s in self.targets.values() {
             if let Some(d) = s.next_deadline() {

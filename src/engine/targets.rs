@@ -67,6 +67,9 @@ enum StartKind {
     Acquire,
 }
 
+/// Pause before asking again what is imported and mounted here, after discovery failed.
+const DISCOVERY_RETRY: Duration = Duration::from_secs(5);
+
 /// Start failures after which a target is blocked until an operator acts.
 const MAX_START_FAILURES: u32 = 3;
 
@@ -154,7 +157,8 @@ impl Engine {
             Err(e) => {
                 // cannot tell what we hold: ask again shortly, claim nothing meanwhile
                 self.emit(now, Event::SequenceFailed { target: "(discovery)".into(), sequence: SequenceKind::Monitor, error: e.to_string() });
-                self.start_discovery();
+                self.discovery.clear();
+                self.discovery_retry_at = Some(now + DISCOVERY_RETRY);
             }
         }
     }
@@ -278,6 +282,10 @@ impl Engine {
 
     pub(crate) fn drive_targets(&mut self, now: Time) {
         if !self.discovered {
+            if self.discovery_retry_at.is_some_and(|t| now >= t) {
+                self.discovery_retry_at = None;
+                self.start_discovery();
+            }
             return;
         }
         self.settle_handoffs(now);
