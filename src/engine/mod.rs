@@ -266,27 +266,22 @@ impl Engine {
         self.outputs.drain(..).collect()
     }
 
-    /// When the engine next needs a `Tick` (it never needs one later than the next heartbeat).
+    /// When the engine next needs a `Tick` (it never needs one later than the next heartbeat). Times already
+    /// considered by the last `handle` are skipped, so a driver never spins on a deadline in the past.
     pub fn next_deadline(&self) -> Time {
         let dead_after = self.cfg.cluster.dead_after;
-        let mut t = self.next_heartbeat;
-        for p in self.peers.values() {
-            if let Some(d) = p.next_deadline(dead_after) {
-                t = t.min(d);
-            }
-        }
-        for d in self.fence_waits.values().chain(self.fence_not_before.values()) {
-            t = t.min(*d);
-        }
-        if let Some(d) = self.discovery_retry_at {
-            t = t.min(d);
-        }
-        for s in self.targets.values() {
-            if let Some(d) = s.next_deadline() {
-                t = t.min(d);
-            }
-        }
-        t
+        let floor = self.last_now.map_or(Time::ZERO, |t| Time(t.0 + 1));
+        let mut candidates: Vec<Time> = vec![self.next_heartbeat];
+        candidates.extend(self.peers.values().filter_map(|p| p.next_deadline(dead_after)));
+        candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).copied());
+        candidates.extend(self.discovery_retry_at);
+        candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
+        candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))
+    }
+
+    /// True when this node holds a confirmation that `node` is powered off (by a device or an operator).
+    pub fn is_fenced(&self, node: &str) -> bool {
+        self.fenced.contains_key(node)
     }
 
     fn check_stall(&mut self, now: Time, input: &Input) {
