@@ -147,7 +147,12 @@ impl Engine {
         if self.discovery.iter().any(Option::is_none) || self.discovery.len() < 2 {
             return;
         }
-        let results: Vec<CommandResult> = self.discovery.iter().flatten().cloned().collect();
+        let mut results: Vec<CommandResult> = self.discovery.iter().flatten().cloned().collect();
+        // an ldiskfs-only cluster needs no ZFS tools on its hosts
+        let any_zfs = self.cfg.targets.iter().any(|t| t.kind.pool().is_some());
+        if !any_zfs && matches!(results[0].exit, crate::command::Exit::SpawnFailed(_)) {
+            results[0] = CommandResult::exited(0, "", "");
+        }
         match storage::parse_discovery(&results[0], &results[1]) {
             Ok(h) => {
                 self.apply_discovery(now, &h.pools, &h.lustre_mounts);

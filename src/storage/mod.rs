@@ -3,20 +3,38 @@
 //!
 //! Contract used by the engine (`engine/targets.rs`): build a [`SequenceRun`], then loop
 //! `current()` → run the command → `on_result(result)` until it returns `Done` or `Failed`.
+//!
+//! - `sequence.rs`: the sequences as tables of steps, the exact argv of each step, and the zdb label rule;
+//! - `judge.rs`: what each step's result means;
+//! - `parse.rs`: the parsers of the real tools' outputs (also used by `doctor` and the simulator's tests);
+//! - `run.rs`: [`SequenceRun`], walking one table for one target.
 
 use std::time::Duration;
 
-use crate::command::{Command, CommandResult};
-use crate::config::TargetConfig;
+use crate::command::{Command, CommandResult, Exit};
 
-/// A host as ZFS knows it: `uname -n` and the hostid (`zdb` prints it in decimal).
+mod judge;
+pub mod parse;
+mod run;
+pub mod sequence;
+
+pub use parse::{
+    format_hostid_decimal, format_hostid_hex, format_hostid_padded, parse_hostid_decimal, parse_hostid_hex,
+    parse_zpool_get, ParseError, PoolHealth, PoolState, ZdbLabel, ZpoolProperty,
+};
+pub use run::SequenceRun;
+pub use sequence::{ImportMode, Step};
+
+/// A host as ZFS knows it: `uname -n` and the hostid (`zdb` prints it in decimal). The label check compares
+/// both, so a host renamed or re-hostid'd is never mistaken for another.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostIdentity {
     pub name: String,
     pub hostid: u32,
 }
 
-/// Timeouts of the storage commands (from `[cluster]`).
+/// Timeouts of the storage commands (from `[cluster]`): `import` for `zpool import` (covers the MMP activity
+/// check), `mount` for mount and umount, `command` for everything else.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StorageTimeouts {
     pub import: Duration,
@@ -24,7 +42,7 @@ pub struct StorageTimeouts {
     pub command: Duration,
 }
 
-/// Which sequence a run is.
+/// Which sequence a run is: the engine picks it, the tables of `sequence.rs` give its steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SequenceKind {
     /// After a confirmed fence: zdb label check, import (-f decided from the label), checks, mount, verify.
@@ -41,84 +59,48 @@ pub enum SequenceKind {
 /// Why a sequence stopped. Every variant stops the sequence; none is a guess.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StorageError {
-    #[error("{step}: pool {pool} was last used by {hostname} (hostid {hostid:08x}), neither this host nor the fenced one")]
+    /// The zdb label names a host this one may not take the pool from (a third host, a cluster host that was not
+    /// fenced, a name and hostid that do not belong together, an empty hostname). Abort and alert.
+    #[error(
+        "{step}: pool {pool} was last used by {hostname} (hostid {hostid:08x}), not a host this one may take it from"
+    )]
     ForeignOwner { step: String, pool: String, hostname: String, hostid: u32 },
+    /// A controlled acquire found the pool ACTIVE on another cluster host, or `zpool import` said `pool was
+    /// previously in use from another system`: it was never exported, and only `-f` (after a fence) may take it.
     #[error("{step}: pool {pool} is still active on {hostname} (hostid {hostid:08x}) and was not exported")]
     NotExported { step: String, pool: String, hostname: String, hostid: u32 },
+    /// MMP saw another host writing the pool: its owner is alive. After a fence this means the fence lied.
     #[error("{step}: pool is imported on another live host (MMP): {detail}")]
     MmpActive { step: String, detail: String },
+    /// The mount was refused because the device is in use (ldiskfs MMP, or the backend is busy).
     #[error("{step}: device is active on another node (MMP): {detail}")]
     DeviceBusy { step: String, detail: String },
+    /// The command ran past its timeout (and was killed). Never a success.
     #[error("{step}: `{command}` timed out")]
     TimedOut { step: String, command: String },
+    /// The command failed for another reason (exit status, signal, could not start); `detail` quotes it.
     #[error("{step}: `{command}` failed: {detail}")]
     CommandFailed { step: String, command: String, detail: String },
+    /// The command's answer could not be understood (e.g. a zdb config without its header): never guessed.
     #[error("{step}: cannot understand the output of `{command}`: {detail}")]
     Unparseable { step: String, command: String, detail: String },
+    /// A check answered, and the answer is bad (pool SUSPENDED, device not UP, health_check NOT HEALTHY...).
     #[error("{step}: unhealthy: {detail}")]
     Unhealthy { step: String, detail: String },
+    /// The zdb label says the pool was destroyed (state 2): nothing to take over.
+    #[error("{step}: pool {pool} was destroyed (zdb label state 2)")]
+    Destroyed { step: String, pool: String },
 }
 
-/// What a step's result means for the run.
+/// What a step's result means for the run: go on, finished, or stop (the error says why).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StepVerdict {
     /// The step succeeded; `current()` gives the next one.
     Next,
     /// The last step succeeded: the sequence is complete.
     Done,
+    /// The step failed: the sequence stops here.
     Failed(StorageError),
-}
-
-/// One run of a sequence for one target: the steps left, and what earlier steps learnt (the zdb label).
-#[derive(Clone, Debug)]
-pub struct SequenceRun {
-    kind: SequenceKind,
-    target: TargetConfig,
-}
-
-impl SequenceRun {
-    /// Forced migration after `fenced` was confirmed off; `known` are all cluster hosts.
-    pub fn forced(target: &TargetConfig, me: &HostIdentity, fenced: &HostIdentity, known: &[HostIdentity], t: StorageTimeouts) -> SequenceRun {
-        let _ = (me, fenced, known, t);
-        SequenceRun { kind: SequenceKind::Forced, target: target.clone() }
-    }
-
-    /// Controlled acquire (or first start): import without -f.
-    pub fn acquire(target: &TargetConfig, me: &HostIdentity, known: &[HostIdentity], t: StorageTimeouts) -> SequenceRun {
-        let _ = (me, known, t);
-        SequenceRun { kind: SequenceKind::Acquire, target: target.clone() }
-    }
-
-    /// Controlled release on the owner.
-    pub fn release(target: &TargetConfig, t: StorageTimeouts) -> SequenceRun {
-        let _ = t;
-        SequenceRun { kind: SequenceKind::Release, target: target.clone() }
-    }
-
-    /// Health check of a running target.
-    pub fn monitor(target: &TargetConfig, t: StorageTimeouts) -> SequenceRun {
-        let _ = t;
-        SequenceRun { kind: SequenceKind::Monitor, target: target.clone() }
-    }
-
-    pub fn kind(&self) -> SequenceKind {
-        self.kind
-    }
-
-    pub fn target(&self) -> &TargetConfig {
-        &self.target
-    }
-
-    /// The step to run now (its name, e.g. "zdb-check", and its command), or None when finished.
-    pub fn current(&self) -> Option<(&'static str, Command)> {
-        None
-    }
-
-    /// Judge the result of the current step's command.
-    pub fn on_result(&mut self, result: &CommandResult) -> StepVerdict {
-        let _ = result;
-        StepVerdict::Failed(StorageError::Unhealthy { step: "none".into(), detail: "not implemented".into() })
-    }
 }
 
 /// What a host holds locally, found at startup before it claims anything.
@@ -130,17 +112,40 @@ pub struct LocalHoldings {
     pub lustre_mounts: Vec<String>,
 }
 
-// TEMPORARY (replaced by the storage work at merge)
-impl SequenceRun {
-    pub fn cleanup(target: &TargetConfig, t: StorageTimeouts) -> SequenceRun {
-        let _ = t;
-        SequenceRun { kind: SequenceKind::Release, target: target.clone() }
-    }
-}
+/// The commands a host runs at startup to learn what it already holds, before it claims anything:
+/// `zpool list -H -o name,health` and `cat /proc/mounts`. Judge them with [`parse_discovery`].
 pub fn discover_commands(t: StorageTimeouts) -> Vec<Command> {
-    vec![Command::new(["zpool", "list", "-H", "-o", "name,health"], t.command), Command::new(["cat", "/proc/mounts"], t.command)]
+    vec![
+        Command::new(["zpool", "list", "-H", "-o", "name,health"], t.command),
+        Command::new(["cat", "/proc/mounts"], t.command),
+    ]
 }
-pub fn parse_discovery(a: &CommandResult, b: &CommandResult) -> Result<LocalHoldings, StorageError> {
-    let _ = (a, b);
-    Ok(LocalHoldings::default())
+
+/// What the two [`discover_commands`] answered: the pools imported here (whatever their health: a SUSPENDED
+/// pool is still held) and the mount points of Lustre targets (fstype `lustre` or `lustre_tgt`; client mounts
+/// `nid:/fsname` are not targets and are left out). Any failure or unreadable answer is an error: a host that
+/// cannot tell what it holds must not claim anything.
+pub fn parse_discovery(pool_list: &CommandResult, mounts: &CommandResult) -> Result<LocalHoldings, StorageError> {
+    fn ran(step: &str, command: &str, r: &CommandResult) -> Result<(), StorageError> {
+        match r.exit {
+            Exit::Code(0) => Ok(()),
+            Exit::TimedOut => Err(StorageError::TimedOut { step: step.into(), command: command.into() }),
+            _ => Err(StorageError::CommandFailed { step: step.into(), command: command.into(), detail: r.summary() }),
+        }
+    }
+    const POOLS: (&str, &str) = ("discover-pools", "zpool list -H -o name,health");
+    const MOUNTS: (&str, &str) = ("discover-mounts", "cat /proc/mounts");
+    let unparseable = |(step, command): (&str, &str), e: ParseError| StorageError::Unparseable {
+        step: step.into(),
+        command: command.into(),
+        detail: e.0,
+    };
+    ran(POOLS.0, POOLS.1, pool_list)?;
+    ran(MOUNTS.0, MOUNTS.1, mounts)?;
+    let pools = parse::parse_zpool_list_health(&pool_list.stdout).map_err(|e| unparseable(POOLS, e))?;
+    let mounted = parse::parse_proc_mounts(&mounts.stdout).map_err(|e| unparseable(MOUNTS, e))?;
+    Ok(LocalHoldings {
+        pools: pools.into_iter().map(|p| p.name).collect(),
+        lustre_mounts: mounted.into_iter().filter(|m| m.is_lustre_target()).map(|m| m.mountpoint).collect(),
+    })
 }

@@ -1,0 +1,292 @@
+//! The seed's storage sequences, as data.
+//!
+//! This file is meant to be read next to the Lustre wiki's "forced migration" and "controlled migration"
+//! procedures for Lustre on ZFS: each table below is one procedure, each [`Step`] one command of it, with the
+//! exact argv in [`argv`]. How each step's output is judged lives in `judge.rs`; the parsers in `parse.rs`.
+//!
+//! Forced migration (after the previous owner was fenced and confirmed off):
+//!
+//! | step          | command                                                    | passes when                              |
+//! |---------------|------------------------------------------------------------|------------------------------------------|
+//! | `zdb-check`   | `zdb -e -C <pool>`                                          | the label names the fenced host or us    |
+//! | `import`      | `zpool import [-f] -o cachefile=none <pool>`               | exit 0 (`-f` only: ACTIVE + fenced host) |
+//! | `pool-status` | `zpool status -x <pool>`                                   | `pool '<pool>' is healthy`               |
+//! | `dataset`     | `zfs list -H <pool/dataset>`                               | the dataset is listed                    |
+//! | `mkdir`       | `mkdir -p <mountpoint>`                                    | exit 0                                   |
+//! | `mount`       | `mount -t lustre [-o <opts>] <pool/dataset> <mountpoint>`  | exit 0                                   |
+//! | `verify-df`   | `df -ht lustre`                                            | source mounted on the mount point        |
+//! | `verify-lctl` | `lctl dl`                                                  | the Lustre device is `UP`                |
+//!
+//! Controlled migration: `umount` + `zpool export` on the owner ([`RELEASE_ZFS`]), then the same as forced on
+//! the destination but never with `-f` ([`ACQUIRE_ZFS`]). ldiskfs targets have no pool: mount, verify, umount.
+
+use std::time::Duration;
+
+use crate::config::TargetConfig;
+
+use super::parse::{PoolState, ZdbLabel};
+use super::{HostIdentity, SequenceKind, StorageError, StorageTimeouts};
+
+/// One command of a storage sequence. Each step has a stable name (used in logs, events, traces and by the
+/// simulator's scripts), an argv ([`argv`]) and a judge of its result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Step {
+    /// `zdb -e -C <pool>`: who imported the pool last, read from the pool's own config (works on an exported
+    /// or foreign pool, read-only, skipping MMP).
+    ZdbCheck,
+    /// `zpool import [-f] -o cachefile=none <pool>`.
+    Import,
+    /// `zpool status -x <pool>`.
+    PoolStatus,
+    /// `zfs list -H <pool/dataset>`.
+    Dataset,
+    /// `mkdir -p <mountpoint>`.
+    Mkdir,
+    /// `mount -t lustre [-o <opts>] <source> <mountpoint>`.
+    Mount,
+    /// `df -ht lustre`.
+    VerifyDf,
+    /// `lctl dl`.
+    VerifyLctl,
+    /// `umount <mountpoint>`.
+    Umount,
+    /// `zpool export <pool>`.
+    Export,
+    /// `umount <mountpoint>`, where "not mounted" is fine (undoing a failed start).
+    UmountIfMounted,
+    /// `zpool export <pool>`, where "no such pool" is fine (undoing a failed start).
+    ExportIfImported,
+    /// `zpool list -H -o name,health <pool>`.
+    PoolHealth,
+    /// `cat /proc/mounts`.
+    Mounted,
+    /// `lctl get_param -n health_check`.
+    HealthCheck,
+    /// `lctl ping <nid>`, once per `health_nids` entry.
+    LnetPing,
+    /// The target's own `check_command`, if it has one.
+    CheckCommand,
+}
+
+impl Step {
+    /// The step's stable name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Step::ZdbCheck => "zdb-check",
+            Step::Import => "import",
+            Step::PoolStatus => "pool-status",
+            Step::Dataset => "dataset",
+            Step::Mkdir => "mkdir",
+            Step::Mount => "mount",
+            Step::VerifyDf => "verify-df",
+            Step::VerifyLctl => "verify-lctl",
+            Step::Umount | Step::UmountIfMounted => "umount",
+            Step::Export | Step::ExportIfImported => "export",
+            Step::PoolHealth => "pool-health",
+            Step::Mounted => "mounted",
+            Step::HealthCheck => "health-check",
+            Step::LnetPing => "lnet-ping",
+            Step::CheckCommand => "check-command",
+        }
+    }
+
+    /// How long the step may run: the MMP activity check makes `zpool import` the slow one; mount and umount
+    /// of a Lustre target are next (recovery set-up, journal replay).
+    pub fn timeout(self, t: &StorageTimeouts) -> Duration {
+        match self {
+            Step::Import => t.import,
+            Step::Mount | Step::Umount | Step::UmountIfMounted => t.mount,
+            _ => t.command,
+        }
+    }
+}
+
+// ----- The sequences ---------------------------------------------------------------------------------------------
+
+/// Forced migration of a ZFS target, after the fence confirmed the previous owner off.
+pub const FORCED_ZFS: &[Step] = &[
+    Step::ZdbCheck,   // zdb -e -C <pool>: last imported by the fenced host (hostname AND hostid), or by us?
+    Step::Import,     // zpool import -f -o cachefile=none <pool>   (-f only when the label is ACTIVE + fenced host)
+    Step::PoolStatus, // zpool status -x <pool>
+    Step::Dataset,    // zfs list -H <pool/dataset>
+    Step::Mkdir,      // mkdir -p <mountpoint>
+    Step::Mount,      // mount -t lustre <pool/dataset> <mountpoint>
+    Step::VerifyDf,   // df -ht lustre
+    Step::VerifyLctl, // lctl dl
+];
+
+/// Controlled migration (destination side) or first start of a ZFS target: the pool must have been exported
+/// (or be ours); the import is never forced.
+pub const ACQUIRE_ZFS: &[Step] = &[
+    Step::ZdbCheck,   // zdb -e -C <pool>: EXPORTED by a cluster host, or ours
+    Step::Import,     // zpool import -o cachefile=none <pool>
+    Step::PoolStatus, // zpool status -x <pool>
+    Step::Dataset,    // zfs list -H <pool/dataset>
+    Step::Mkdir,      // mkdir -p <mountpoint>
+    Step::Mount,      // mount -t lustre <pool/dataset> <mountpoint>
+    Step::VerifyDf,   // df -ht lustre
+    Step::VerifyLctl, // lctl dl
+];
+
+/// Controlled migration (owner side) of a ZFS target.
+pub const RELEASE_ZFS: &[Step] = &[
+    Step::Umount, // umount <mountpoint>
+    Step::Export, // zpool export <pool>
+];
+
+/// Health check of a running ZFS target (one `lnet-ping` per health NID; `check-command` only if configured).
+pub const MONITOR_ZFS: &[Step] = &[
+    Step::PoolHealth,   // zpool list -H -o name,health <pool>: ONLINE or DEGRADED
+    Step::Mounted,      // cat /proc/mounts: the mount point, fstype lustre/lustre_tgt
+    Step::HealthCheck,  // lctl get_param -n health_check: healthy
+    Step::LnetPing,     // lctl ping <nid>
+    Step::CheckCommand, // the operator's check_command
+];
+
+/// Forced migration of an ldiskfs target: ext4 MMP in the kernel refuses the mount while another node holds it.
+pub const FORCED_LDISKFS: &[Step] = &[
+    Step::Mkdir,      // mkdir -p <mountpoint>
+    Step::Mount,      // mount -t lustre <device> <mountpoint>
+    Step::VerifyDf,   // df -ht lustre
+    Step::VerifyLctl, // lctl dl
+];
+
+/// Controlled acquire of an ldiskfs target.
+pub const ACQUIRE_LDISKFS: &[Step] = FORCED_LDISKFS;
+
+/// Controlled release of an ldiskfs target.
+pub const RELEASE_LDISKFS: &[Step] = &[
+    Step::Umount, // umount <mountpoint>
+];
+
+/// Undo a failed start of a ZFS target (or a half-held pool found at startup): whatever is still mounted or
+/// imported here is released; what is already gone is fine.
+pub const CLEANUP_ZFS: &[Step] = &[
+    Step::UmountIfMounted,  // umount <mountpoint>   ("not mounted" is fine)
+    Step::ExportIfImported, // zpool export <pool>   ("no such pool" is fine)
+];
+
+/// Undo a failed start of an ldiskfs target.
+pub const CLEANUP_LDISKFS: &[Step] = &[
+    Step::UmountIfMounted, // umount <mountpoint>   ("not mounted" is fine)
+];
+
+/// Health check of a running ldiskfs target.
+pub const MONITOR_LDISKFS: &[Step] = &[Step::Mounted, Step::HealthCheck, Step::LnetPing, Step::CheckCommand];
+
+/// The table of a sequence kind for a target's backing storage.
+pub fn steps(kind: SequenceKind, target: &TargetConfig) -> &'static [Step] {
+    let zfs = target.kind.pool().is_some();
+    match (kind, zfs) {
+        (SequenceKind::Forced, true) => FORCED_ZFS,
+        (SequenceKind::Acquire, true) => ACQUIRE_ZFS,
+        (SequenceKind::Release, true) => RELEASE_ZFS,
+        (SequenceKind::Monitor, true) => MONITOR_ZFS,
+        (SequenceKind::Forced, false) => FORCED_LDISKFS,
+        (SequenceKind::Acquire, false) => ACQUIRE_LDISKFS,
+        (SequenceKind::Release, false) => RELEASE_LDISKFS,
+        (SequenceKind::Monitor, false) => MONITOR_LDISKFS,
+    }
+}
+
+// ----- The argv of each step ------------------------------------------------------------------------------------
+
+/// Whether `zpool import` gets `-f`. Decided by [`import_mode`] from the zdb label, never configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ImportMode {
+    /// `zpool import -o cachefile=none <pool>`
+    Plain,
+    /// `zpool import -f -o cachefile=none <pool>`
+    Force,
+}
+
+/// The exact argv of a step for a target. `nid` is the NID of an `lnet-ping` step.
+pub fn argv(step: Step, target: &TargetConfig, import: ImportMode, nid: Option<&str>) -> Vec<String> {
+    let pool = target.kind.pool().unwrap_or_default();
+    let source = target.kind.mount_source();
+    let mountpoint = target.mountpoint.display().to_string();
+    let v = |args: &[&str]| args.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    match step {
+        Step::ZdbCheck => v(&["zdb", "-e", "-C", pool]),
+        Step::Import => match import {
+            ImportMode::Force => v(&["zpool", "import", "-f", "-o", "cachefile=none", pool]),
+            ImportMode::Plain => v(&["zpool", "import", "-o", "cachefile=none", pool]),
+        },
+        Step::PoolStatus => v(&["zpool", "status", "-x", pool]),
+        Step::Dataset => v(&["zfs", "list", "-H", &source]),
+        Step::Mkdir => v(&["mkdir", "-p", &mountpoint]),
+        Step::Mount => match target.mount_options.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+            Some(opts) => v(&["mount", "-t", "lustre", "-o", opts, &source, &mountpoint]),
+            None => v(&["mount", "-t", "lustre", &source, &mountpoint]),
+        },
+        Step::VerifyDf => v(&["df", "-ht", "lustre"]),
+        Step::VerifyLctl => v(&["lctl", "dl"]),
+        Step::Umount | Step::UmountIfMounted => v(&["umount", &mountpoint]),
+        Step::Export | Step::ExportIfImported => v(&["zpool", "export", pool]),
+        Step::PoolHealth => v(&["zpool", "list", "-H", "-o", "name,health", pool]),
+        Step::Mounted => v(&["cat", "/proc/mounts"]),
+        Step::HealthCheck => v(&["lctl", "get_param", "-n", "health_check"]),
+        Step::LnetPing => v(&["lctl", "ping", nid.unwrap_or_default()]),
+        Step::CheckCommand => target.check_command.clone().unwrap_or_default(),
+    }
+}
+
+// ----- The label rule (DESIGN §2 rule 3) ------------------------------------------------------------------------
+
+/// Who the label says last imported the pool, and whether that allows an import here — and with `-f` or not.
+///
+/// - Forced (`fenced` is the host confirmed off): the label must name the fenced host (hostname AND hostid) or
+///   this host; `-f` only when it is ACTIVE and names the fenced host. Anything else aborts: a third host, a
+///   cluster host that was not fenced, a name and hostid that belong to different hosts.
+/// - Acquire (`fenced` is `None`): the label must name this host, or a cluster host (`known`) that EXPORTED it.
+///   ACTIVE on another cluster host means it was never released: [`StorageError::NotExported`]. Never `-f`.
+/// - DESTROYED, or an unknown state, aborts both.
+///
+/// An absent hostid in the label means hostid 0 (zdb omits the key then).
+pub fn import_mode(
+    step: &str,
+    label: &ZdbLabel,
+    me: &HostIdentity,
+    fenced: Option<&HostIdentity>,
+    known: &[HostIdentity],
+) -> Result<ImportMode, StorageError> {
+    match label.state {
+        PoolState::Active | PoolState::Exported => {}
+        PoolState::Destroyed => return Err(StorageError::Destroyed { step: step.into(), pool: label.name.clone() }),
+        PoolState::Other(n) => {
+            return Err(StorageError::Unparseable {
+                step: step.into(),
+                command: "zdb -e -C".into(),
+                detail: format!("pool {} has unexpected state {n}", label.name),
+            })
+        }
+    }
+    let names = |h: &HostIdentity| label.hostname == h.name && label.hostid_or_zero() == h.hostid;
+    let foreign = || StorageError::ForeignOwner {
+        step: step.into(),
+        pool: label.name.clone(),
+        hostname: label.hostname.clone(),
+        hostid: label.hostid_or_zero(),
+    };
+    if names(me) {
+        // Our own hostid: zpool imports without -f whether the label is ACTIVE or EXPORTED.
+        return Ok(ImportMode::Plain);
+    }
+    match fenced {
+        Some(fenced) if names(fenced) => match label.state {
+            PoolState::Active => Ok(ImportMode::Force),
+            _ => Ok(ImportMode::Plain),
+        },
+        Some(_) => Err(foreign()),
+        None => match known.iter().find(|h| names(h)) {
+            Some(_) if label.state == PoolState::Exported => Ok(ImportMode::Plain),
+            Some(owner) => Err(StorageError::NotExported {
+                step: step.into(),
+                pool: label.name.clone(),
+                hostname: owner.name.clone(),
+                hostid: owner.hostid,
+            }),
+            None => Err(foreign()),
+        },
+    }
+}
