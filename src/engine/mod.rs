@@ -17,6 +17,8 @@ pub mod quorum;
 pub(crate) mod test_support;
 mod status;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;

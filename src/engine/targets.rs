@@ -240,6 +240,9 @@ impl Engine {
             if s.holds() {
                 return (Some(self.me.name.clone()), s.local.name().into());
             }
+            if let Local::HandedOff { to, .. } = &s.local {
+                return (None, format!("handed off to {to}"));
+            }
         }
         for (name, p) in &self.peers {
             if let Some(t) = p.last_heartbeat.as_ref().and_then(|hb| hb.targets.iter().find(|t| t.name == target)) {
@@ -469,10 +472,14 @@ impl Engine {
 
     fn sequence_failed(&mut self, now: Time, name: &str, step: &str, e: StorageError) {
         let slot = self.targets.get_mut(name).expect("slot");
-        let sequence = match &slot.local {
-            Local::Starting { run, .. } | Local::Releasing { run, .. } => run.kind(),
+        let (sequence, from) = match &slot.local {
+            Local::Starting { run, from, .. } => (run.kind(), from.clone()),
+            Local::Releasing { run, .. } => (run.kind(), None),
             _ => return,
         };
+        if let (StorageError::MmpActive { .. }, Some(fenced)) = (&e, &from) {
+            self.distrust_fence(now, fenced);
+        }
         self.emit(now, Event::SequenceFailed { target: name.into(), sequence, error: e.to_string() });
         let slot = self.targets.get_mut(name).expect("slot");
         if sequence == SequenceKind::Release {
@@ -502,6 +509,25 @@ impl Engine {
             self.start_release(now, name, None, true);
         } else {
             self.after_local_change(now);
+        }
+    }
+
+    /// An MMP refusal during a forced takeover proves the node we "fenced" still writes to the pool: its
+    /// fence did not cut its power. Stop every takeover from it and alert; an operator must look.
+    fn distrust_fence(&mut self, now: Time, node: &str) {
+        self.emit(now, Event::FenceLied { node: node.to_string() });
+        let claimed: Vec<String> = self
+            .last_heartbeat(node)
+            .map(|hb| hb.targets.iter().filter(|t| holding(&t.state)).map(|t| t.name.clone()).collect())
+            .unwrap_or_default();
+        for t in claimed {
+            if let Some(slot) = self.targets.get_mut(&t) {
+                if slot.blocked.is_none() && matches!(slot.local, Local::Stopped) {
+                    let reason = format!("{node} was reported off by its fence device but still holds pools (MMP)");
+                    slot.blocked = Some(reason.clone());
+                    self.emit(now, Event::TargetBlocked { target: t.clone(), reason });
+                }
+            }
         }
     }
 

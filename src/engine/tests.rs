@@ -1,0 +1,363 @@
+//! Engine tests: one engine (mds2) driven by a hand-stepped clock, heartbeats of a scripted peer (mds1), and
+//! canned answers of the real tools. No sleeps, no sockets, no processes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::test_support::{fail, mds_pair, ok};
+use super::*;
+use crate::protocol::{Body, Envelope, Heartbeat, TargetState, TargetView};
+
+const ZDB_BY_MDS1: &str = "\nMOS Configuration:\n        version: 5000\n        name: 'POOL'\n        state: 0\n        txg: 4\n        pool_guid: 1537015387864575324\n        errata: 0\n        hostid: 2711724449\n        hostname: 'mds1'\n        vdev_children: 1\n";
+
+/// A scripted world around one engine.
+struct Harness {
+    engine: Engine,
+    now: Time,
+    /// Every output so far, as (time, description).
+    log: Vec<(Time, String)>,
+    events: Vec<(Time, Event)>,
+    commands: Vec<(Time, String)>,
+    pending: Vec<(CommandId, Command)>,
+    peer_seq: u64,
+    peer_incarnation: u64,
+    answer: Box<dyn FnMut(&Command) -> CommandResult>,
+    replies: Vec<Result<String, String>>,
+}
+
+fn standard_answers(cmd: &Command) -> CommandResult {
+    let a = cmd.argv.join(" ");
+    let pool = cmd.argv.last().cloned().unwrap_or_default();
+    match a.as_str() {
+        "zpool list -H -o name,health" => ok(""),
+        "cat /proc/mounts" => ok("/dev/vda1 / ext4 rw 0 0\n"),
+        _ if a.starts_with("ipmitool") && a.ends_with("off") => ok("Chassis Power Control: Down/Off\n"),
+        _ if a.starts_with("ipmitool") && a.ends_with("status") => ok("Chassis Power is off\n"),
+        _ if a.starts_with("zdb -e -C") => ok(&ZDB_BY_MDS1.replace("POOL", &pool)),
+        _ if a.starts_with("zpool import") => ok(""),
+        _ if a.starts_with("zpool status -x") => ok(&format!("pool '{pool}' is healthy\n")),
+        _ if a.starts_with("zfs list -H") => ok(&format!("{pool}\t3.7M\t40G\t3.7M\t/{pool}\n")),
+        _ if a.starts_with("mkdir -p") || a.starts_with("mount -t lustre") || a.starts_with("umount") || a.starts_with("zpool export") => ok(""),
+        "df -ht lustre" => ok("Filesystem      Size  Used Avail Use% Mounted on\nmgspool/mgt     960M  2.2M  956M   1% /lustre/mgt\nmdt0pool/mdt0    40G  3.7M   40G   1% /lustre/mdt0\n"),
+        "lctl dl" => ok("  0 UP osd-zfs MGS-osd MGS-osd_UUID 5\n  1 UP mgs MGS MGS 7\n  2 UP mdt lustre-MDT0000 lustre-MDT0000_UUID 3\n"),
+        "lctl get_param -n health_check" => ok("healthy\n"),
+        _ => fail(127, &format!("{}: command not found", cmd.program())),
+    }
+}
+
+impl Harness {
+    fn new(cfg: Config) -> Harness {
+        let engine = Engine::new(Arc::new(cfg), "mds2", 7, None, 42, Time::ZERO).unwrap();
+        let mut h = Harness {
+            engine,
+            now: Time::ZERO,
+            log: vec![],
+            events: vec![],
+            commands: vec![],
+            pending: vec![],
+            peer_seq: 0,
+            peer_incarnation: 3,
+            answer: Box::new(standard_answers),
+            replies: vec![],
+        };
+        h.drain();
+        h
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.engine.poll_output() {
+            match o {
+                Output::Run { id, command, .. } => {
+                    self.commands.push((self.now, command.display()));
+                    self.pending.push((id, command));
+                }
+                Output::Event(e) => {
+                    self.log.push((self.now, format!("{e:?}")));
+                    self.events.push((self.now, e));
+                }
+                Output::AdminReply { result, .. } => self.replies.push(result),
+                _ => {}
+            }
+        }
+    }
+
+    /// Answer every pending command (instantly), repeatedly, until none is left.
+    fn answer_all(&mut self) {
+        for _ in 0..100 {
+            if self.pending.is_empty() {
+                return;
+            }
+            let pending = std::mem::take(&mut self.pending);
+            for (id, cmd) in pending {
+                let result = (self.answer)(&cmd);
+                self.engine.handle(self.now, Input::CommandDone { id, result });
+                self.drain();
+            }
+        }
+    }
+
+    fn heartbeat_from_mds1(&mut self, targets: Vec<TargetView>) {
+        for link in 0..2u8 {
+            self.peer_seq += 1;
+            let hb = Heartbeat {
+                link,
+                peers: vec![],
+                quorate: true,
+                discovered: true,
+                leaving: false,
+                maintenance: false,
+                maintenance_epoch: 0,
+                fence_me: false,
+                config_digest: self.engine.config().digest(),
+                targets: targets.clone(),
+                target_digests: vec![],
+                move_requests: vec![],
+            };
+            let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: self.peer_incarnation, seq: self.peer_seq, body: Body::Heartbeat(hb) };
+            self.engine.handle(self.now, Input::Datagram { link: link as usize, envelope: env });
+            self.drain();
+        }
+    }
+
+    /// Advance the clock to `until` tick by tick (as a driver would), answering commands, with mds1
+    /// heartbeating every 250 ms while `mds1_alive(now)`.
+    fn run_until(&mut self, until: Time, mds1_targets: &[TargetView], mds1_alive: impl Fn(Time) -> bool) {
+        let mut next_peer_hb = self.now;
+        while self.now < until {
+            self.answer_all();
+            let next = self.engine.next_deadline().min(next_peer_hb).min(until);
+            self.now = next.max(self.now);
+            if self.now >= next_peer_hb {
+                if mds1_alive(self.now) {
+                    self.heartbeat_from_mds1(mds1_targets.to_vec());
+                }
+                next_peer_hb = self.now + Duration::from_millis(250);
+            }
+            self.engine.handle(self.now, Input::Tick);
+            self.drain();
+        }
+        self.answer_all();
+    }
+
+    fn first_event(&self, pred: impl Fn(&Event) -> bool) -> Option<Time> {
+        self.events.iter().find(|(_, e)| pred(e)).map(|(t, _)| *t)
+    }
+
+    fn first_command(&self, prefix: &str) -> Option<Time> {
+        self.commands.iter().find(|(_, c)| c.starts_with(prefix)).map(|(t, _)| *t)
+    }
+
+    fn commands_matching(&self, prefix: &str) -> Vec<String> {
+        self.commands.iter().filter(|(_, c)| c.starts_with(prefix)).map(|(_, c)| c.clone()).collect()
+    }
+}
+
+fn mds1_holds_both() -> Vec<TargetView> {
+    vec![TargetView { name: "MGT".into(), state: TargetState::Running }, TargetView { name: "lustre-MDT0000".into(), state: TargetState::Running }]
+}
+
+fn ms(t: u64) -> Time {
+    Time::from_millis(t)
+}
+
+#[test]
+fn owner_crash_is_detected_fenced_after_the_race_delay_then_taken_over_in_start_order() {
+    let mut h = Harness::new(mds_pair());
+    let targets = mds1_holds_both();
+    // mds1 heartbeats until 5 s, then dies
+    h.run_until(ms(60_000), &targets, |t| t < ms(5_000));
+
+    let dead = h.first_event(|e| matches!(e, Event::PeerDead { node, .. } if node == "mds1")).expect("declared dead");
+    // last heartbeat at 4.75 s; dead_after 3 s
+    assert!(dead >= ms(7_750) && dead <= ms(7_750 + 250), "declared dead at {dead}");
+    // mds1 outranks mds2 (priority 10 > 5): mds2 waits fence_delay (10 s) before fencing
+    assert!(h.first_event(|e| matches!(e, Event::FenceDelayed { delay_ms: 10_000, .. })).is_some());
+    let fence_cmd = h.first_command("ipmitool").expect("fenced");
+    assert_eq!(fence_cmd, dead + Duration::from_secs(10));
+    let confirmed = h.first_event(|e| matches!(e, Event::FenceConfirmed { node, .. } if node == "mds1")).unwrap();
+    // the forced sequence only after the confirmation, MGT (start_order 0) before the MDT
+    let zdb = h.first_command("zdb -e -C").unwrap();
+    assert!(zdb >= confirmed);
+    let imports = h.commands_matching("zpool import");
+    assert_eq!(imports, vec!["zpool import -f -o cachefile=none mgspool", "zpool import -f -o cachefile=none mdt0pool"]);
+    let mgt_done = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "MGT")).unwrap();
+    let mdt_started = h.first_event(|e| matches!(e, Event::SequenceStarted { target, .. } if target == "lustre-MDT0000")).unwrap();
+    assert!(mdt_started >= mgt_done, "MDT started at {mdt_started} before the MGT was verified at {mgt_done}");
+    let st = h.engine.status(h.now);
+    for t in &st.targets {
+        assert_eq!(t.owner.as_deref(), Some("mds2"), "{t:?}");
+        assert_eq!(t.local, "running");
+    }
+    // one fence, never a second one
+    assert_eq!(h.events.iter().filter(|(_, e)| matches!(e, Event::FenceStarted { .. })).count(), 1);
+}
+
+#[test]
+fn a_node_that_never_saw_its_peer_never_fences_it() {
+    let mut h = Harness::new(mds_pair());
+    h.run_until(ms(120_000), &[], |_| false);
+    assert!(h.first_command("ipmitool").is_none(), "{:?}", h.commands);
+    assert!(h.first_command("zpool import").is_none());
+    assert!(!h.engine.is_quorate());
+    // the operator may override wait_for_all: then it fences
+    h.engine.handle(h.now, Input::Admin { id: 1, request: AdminRequest::OverrideWaitForAll });
+    h.drain();
+    let t = h.now;
+    h.run_until(t + Duration::from_secs(30), &[], |_| false);
+    assert!(h.first_command("ipmitool").is_some());
+}
+
+#[test]
+fn a_label_naming_a_third_host_aborts_the_takeover_and_alerts() {
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(|cmd| {
+        if cmd.program() == "zdb" {
+            ok(&ZDB_BY_MDS1.replace("POOL", cmd.argv.last().unwrap()).replace("2711724449", "1234567").replace("'mds1'", "'oss9'"))
+        } else {
+            standard_answers(cmd)
+        }
+    });
+    h.run_until(ms(60_000), &mds1_holds_both(), |t| t < ms(2_000));
+    assert!(h.first_event(|e| matches!(e, Event::FenceConfirmed { .. })).is_some());
+    assert!(h.first_command("zpool import").is_none(), "never imported: {:?}", h.commands);
+    assert!(h.first_event(|e| matches!(e, Event::TargetBlocked { target, reason } if target == "MGT" && reason.contains("oss9"))).is_some(), "{:#?}", h.log);
+}
+
+#[test]
+fn every_fence_level_failing_means_no_import_and_retries_with_backoff() {
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(|cmd| match cmd.program() {
+        "ipmitool" => fail(1, "Error: Unable to establish IPMI v2 / RMCP+ session\n"),
+        "snmpset" | "snmpget" => fail(1, "Timeout: No Response from udp:10.9.1.1:161.\n"),
+        _ => standard_answers(cmd),
+    });
+    h.run_until(ms(120_000), &mds1_holds_both(), |t| t < ms(2_000));
+    assert!(h.first_command("zdb").is_none() && h.first_command("zpool import").is_none());
+    let failures: Vec<(Time, u64)> = h.events.iter().filter_map(|(t, e)| match e { Event::FenceFailed { retry_in_ms, .. } => Some((*t, *retry_in_ms)), _ => None }).collect();
+    assert!(failures.len() >= 4, "{failures:?}");
+    assert_eq!(failures[0].1, 2_000);
+    assert_eq!(failures[1].1, 4_000);
+    assert_eq!(failures[2].1, 8_000);
+    assert!(failures.windows(2).all(|w| w[1].0 >= w[0].0 + Duration::from_millis(w[0].1)));
+}
+
+#[test]
+fn an_mmp_refusal_stops_the_takeover_instead_of_forcing_it() {
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(|cmd| {
+        if cmd.argv.starts_with(&["zpool".to_string(), "import".to_string()]) {
+            let pool = cmd.argv.last().unwrap();
+            fail(1, &format!("cannot import '{pool}': pool is imported on host 'mds1' (hostid=a1a1a1a1).\nExport the pool on the other system, then run 'zpool import'.\n"))
+        } else {
+            standard_answers(cmd)
+        }
+    });
+    h.run_until(ms(90_000), &mds1_holds_both(), |t| t < ms(2_000));
+    // the MGT's import is refused by MMP: mds1 is alive although its BMC said off. Nothing else is tried.
+    assert_eq!(h.commands_matching("zpool import"), vec!["zpool import -f -o cachefile=none mgspool"], "{:?}", h.commands);
+    assert!(h.first_command("mount").is_none());
+    assert!(h.first_event(|e| matches!(e, Event::FenceLied { node } if node == "mds1")).is_some());
+    for t in ["MGT", "lustre-MDT0000"] {
+        assert!(h.first_event(|e| matches!(e, Event::TargetBlocked { target, .. } if target == t)).is_some(), "{t}: {:#?}", h.log);
+    }
+}
+
+#[test]
+fn replayed_heartbeats_of_a_dead_peer_do_not_revive_it() {
+    let mut h = Harness::new(mds_pair());
+    h.run_until(ms(2_000), &mds1_holds_both(), |_| true);
+    let last_seq = h.peer_seq;
+    h.run_until(ms(6_000), &mds1_holds_both(), |_| false);
+    assert!(h.first_event(|e| matches!(e, Event::PeerDead { .. })).is_some());
+    // replay everything mds1 ever sent
+    for seq in 1..=last_seq {
+        let link = ((seq + 1) % 2) as u8;
+        let hb = Heartbeat { link, peers: vec![], quorate: true, discovered: true, leaving: false, maintenance: false, maintenance_epoch: 0, fence_me: false, config_digest: [0; 16], targets: mds1_holds_both(), target_digests: vec![], move_requests: vec![] };
+        let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: 3, seq, body: Body::Heartbeat(hb) };
+        h.engine.handle(h.now, Input::Datagram { link: link as usize, envelope: env });
+        h.drain();
+    }
+    assert!(!h.engine.status(h.now).peers[0].alive);
+    assert!(h.first_event(|e| matches!(e, Event::HeartbeatRejected { .. })).is_some());
+}
+
+#[test]
+fn a_local_stall_convicts_nobody_on_that_tick() {
+    let mut h = Harness::new(mds_pair());
+    h.run_until(ms(2_000), &mds1_holds_both(), |_| true);
+    // the process froze for 5 s (longer than dead_after); heartbeats that arrived meanwhile are queued
+    h.now = ms(7_000);
+    h.engine.handle(h.now, Input::Tick);
+    h.drain();
+    assert!(h.first_event(|e| matches!(e, Event::LocalStall { .. })).is_some());
+    assert!(h.first_event(|e| matches!(e, Event::PeerDead { .. })).is_none());
+    // the queued heartbeats are processed; the peer is fine
+    h.run_until(ms(15_000), &mds1_holds_both(), |_| true);
+    assert!(h.first_event(|e| matches!(e, Event::PeerDead { .. })).is_none(), "{:#?}", h.log);
+}
+
+#[test]
+fn controlled_migration_releases_then_hands_off_without_force() {
+    let mut h = Harness::new(mds_pair());
+    // mds2 starts holding MGT (discovery finds it mounted)
+    h.answer = Box::new(|cmd| match cmd.argv.join(" ").as_str() {
+        "zpool list -H -o name,health" => ok("mgspool\tONLINE\n"),
+        "cat /proc/mounts" => ok("mgspool/mgt /lustre/mgt lustre rw 0 0\n"),
+        _ => standard_answers(cmd),
+    });
+    h.engine = Engine::new(Arc::new(mds_pair()), "mds2", 8, None, 1, Time::ZERO).unwrap();
+    h.drain();
+    h.answer_all();
+    let mdt = vec![TargetView { name: "lustre-MDT0000".into(), state: TargetState::Running }];
+    h.run_until(ms(3_000), &mdt, |_| true);
+    assert_eq!(h.engine.status(h.now).targets[0].owner.as_deref(), Some("mds2"));
+    h.engine.handle(h.now, Input::Admin { id: 5, request: AdminRequest::Migrate { target: "MGT".into(), to: "mds1".into() } });
+    h.drain();
+    assert!(h.replies.last().unwrap().is_ok(), "{:?}", h.replies);
+    h.run_until(ms(6_000), &mdt, |_| true);
+    assert_eq!(h.commands_matching("umount"), vec!["umount /lustre/mgt"]);
+    assert_eq!(h.commands_matching("zpool export"), vec!["zpool export mgspool"]);
+    assert!(h.commands_matching("zpool import").is_empty());
+    let (owner, state) = h.engine.owner_of("MGT");
+    assert_eq!((owner, state.as_str()), (None, "handed off to mds1"));
+    // mds1 picks it up: the hand-off is over
+    let both = mds1_holds_both();
+    h.run_until(ms(8_000), &both, |_| true);
+    assert_eq!(h.engine.owner_of("MGT").0.as_deref(), Some("mds1"));
+    assert!(h.first_command("ipmitool").is_none());
+}
+
+#[test]
+fn a_release_that_fails_asks_to_be_fenced() {
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(|cmd| match cmd.argv.join(" ").as_str() {
+        "zpool list -H -o name,health" => ok("mgspool\tONLINE\n"),
+        "cat /proc/mounts" => ok("mgspool/mgt /lustre/mgt lustre rw 0 0\n"),
+        "umount /lustre/mgt" => CommandResult::timed_out(),
+        _ => standard_answers(cmd),
+    });
+    h.engine = Engine::new(Arc::new(mds_pair()), "mds2", 8, None, 1, Time::ZERO).unwrap();
+    h.drain();
+    h.answer_all();
+    h.run_until(ms(2_000), &[], |_| true);
+    h.engine.handle(h.now, Input::Admin { id: 5, request: AdminRequest::Migrate { target: "MGT".into(), to: "mds1".into() } });
+    h.drain();
+    h.run_until(ms(3_000), &[], |_| true);
+    assert!(h.first_event(|e| matches!(e, Event::AskingToBeFenced { .. })).is_some());
+    let st = h.engine.status(h.now);
+    assert!(st.asking_to_be_fenced.is_some());
+    assert_eq!(st.targets[0].local, "failed");
+    assert_eq!(st.targets[0].owner.as_deref(), Some("mds2"), "still claims it: nobody else may import it before a fence");
+}
+
+#[test]
+fn maintenance_stops_fencing_and_takeover() {
+    let mut h = Harness::new(mds_pair());
+    h.run_until(ms(2_000), &mds1_holds_both(), |_| true);
+    h.engine.handle(h.now, Input::Admin { id: 9, request: AdminRequest::Maintenance { on: true } });
+    h.drain();
+    h.run_until(ms(60_000), &mds1_holds_both(), |_| false);
+    assert!(h.first_event(|e| matches!(e, Event::PeerDead { .. })).is_some(), "detection goes on");
+    assert!(h.first_command("ipmitool").is_none() && h.first_command("zpool import").is_none());
+    assert!(h.engine.status(h.now).maintenance);
+}
