@@ -2,5 +2,6 @@
 //! real engine on a virtual clock.
 
 pub mod hardware;
+pub mod network;
 pub mod scenario;
 pub mod storage;

@@ -1,0 +1,724 @@
+//! The simulated world: hosts running the real engine, links, power, fence devices and the shared SAN, on a
+//! virtual clock with one seeded RNG. Same scenario and seed ⇒ byte-identical trace.
+//!
+//! After every event the safety invariants are checked (DESIGN.md §2): never a pool imported or a target
+//! mounted on two powered hosts; never a forced import by a node that has not confirmed the previous owner
+//! off; never a fence started by a node without quorum. At the end, the scenario's expectations.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+use crate::command::{Command, CommandResult};
+use crate::config::{Config, TargetKind};
+use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, Input, Journal, Output, Purpose};
+use crate::fence::FenceAction;
+use crate::protocol::{self, Body, Envelope, Keys};
+use crate::storage::SequenceKind;
+use crate::time::Time;
+use crate::witness::Witness;
+
+use super::hardware::{Hardware, HwPending};
+use super::network::Network;
+use super::scenario::{FaultAction, Scenario};
+use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
+
+/// How one run is done.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    pub seed: u64,
+    /// Keep the trace lines (for `--trace`); the hash is always computed.
+    pub keep_trace: bool,
+    /// Test-only engine faults (prove the checker can fail).
+    pub faults: FaultSwitches,
+}
+
+/// What one run found.
+#[derive(Clone, Debug, Default)]
+pub struct RunReport {
+    pub scenario: String,
+    pub seed: u64,
+    pub violations: Vec<String>,
+    pub unmet: Vec<String>,
+    pub detect_ms: Vec<u64>,
+    pub failover_ms: Vec<u64>,
+    pub fences: u32,
+    pub false_failovers: u32,
+    pub sim_time: Duration,
+    pub trace_sha256: String,
+    pub trace: Vec<String>,
+}
+
+impl RunReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.unmet.is_empty()
+    }
+}
+
+/// Things that happen at a point of virtual time.
+#[derive(Clone, Debug)]
+enum Ev {
+    Boot { host: String },
+    Tick { host: String, boot: u32 },
+    Deliver { to: String, link: usize, bytes: Arc<Vec<u8>> },
+    WitnessQuery { bytes: Arc<Vec<u8>> },
+    WitnessReply { to: String, bytes: Arc<Vec<u8>> },
+    StorageDone { host: String, boot: u32, id: CommandId, pending: Box<Pending> },
+    HardwareDone { host: String, boot: u32, id: CommandId, pending: Box<HwPending> },
+    Fault(usize),
+}
+
+/// One simulated server.
+struct Host {
+    engine: Option<Engine>,
+    powered: bool,
+    boot: u32,
+    incarnation: u64,
+    journal: Option<Journal>,
+    tick_at: Option<Time>,
+    sent: Vec<(usize, Arc<Vec<u8>>)>,
+}
+
+const STORAGE_TOOLS: &[&str] = &["zdb", "zpool", "zfs", "mkdir", "mount", "umount", "df", "lctl", "cat"];
+/// How many datagrams per host are kept for `replay`.
+const CAPTURE: usize = 400;
+/// A powered-on host boots this long before its daemon starts.
+const BOOT_TIME: Duration = Duration::from_secs(20);
+
+/// The world of one run.
+pub struct World {
+    scenario: Arc<Scenario>,
+    cfg: Arc<Config>,
+    opts: RunOptions,
+    now: Time,
+    seq: u64,
+    queue: BTreeMap<(Time, u64), Ev>,
+    rng: ChaCha8Rng,
+    hosts: BTreeMap<String, Host>,
+    net: Network,
+    storage: SharedStorage,
+    hardware: Hardware,
+    witness: Option<Witness>,
+    witness_seq: u64,
+    key: Vec<u8>,
+    keys: Keys,
+    hasher: Sha256,
+    report: RunReport,
+    seen_violations: BTreeSet<String>,
+    events_seen: BTreeSet<String>,
+    detect_pending: BTreeMap<String, Time>,
+    failover_pending: Vec<(Time, String, BTreeSet<String>)>,
+    running_on: BTreeMap<String, String>,
+}
+
+impl World {
+    pub fn new(scenario: Arc<Scenario>, opts: RunOptions) -> Result<World, String> {
+        let cfg = Arc::new(scenario.config.clone());
+        let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let key: Vec<u8> = (0..32).map(|_| rng.random()).collect();
+        let w = &scenario.world;
+        let mut world = World {
+            net: Network::new(cfg.link_count(), w.link_delay, w.link_jitter),
+            storage: SharedStorage::new(),
+            hardware: Hardware::from_config(&cfg).map_err(|e| format!("hardware: {e}"))?,
+            witness: cfg.witness.as_ref().map(|_| Witness::new(cfg.cluster.dead_after)),
+            witness_seq: 0,
+            keys: Keys::new(key.clone(), None),
+            key,
+            scenario: scenario.clone(),
+            cfg,
+            now: Time::ZERO,
+            seq: 0,
+            queue: BTreeMap::new(),
+            rng,
+            hosts: BTreeMap::new(),
+            hasher: Sha256::new(),
+            report: RunReport { scenario: scenario.name.clone(), seed: opts.seed, ..RunReport::default() },
+            opts,
+            seen_violations: BTreeSet::new(),
+            events_seen: BTreeSet::new(),
+            detect_pending: BTreeMap::new(),
+            failover_pending: Vec::new(),
+            running_on: BTreeMap::new(),
+        };
+        world.setup()?;
+        Ok(world)
+    }
+
+    // ----- setup ------------------------------------------------------------------------------------
+
+    fn setup(&mut self) -> Result<(), String> {
+        let cfg = self.cfg.clone();
+        for n in &cfg.nodes {
+            self.storage.add_host(&n.name, n.hostid).map_err(|e| e.to_string())?;
+            self.hosts.insert(n.name.clone(), Host { engine: None, powered: true, boot: 0, incarnation: 0, journal: None, tick_at: None, sent: Vec::new() });
+            let start = Duration::from_millis(self.rng.random_range(0..200));
+            self.schedule(Time::ZERO + start, Ev::Boot { host: n.name.clone() });
+        }
+        let mut pools: BTreeMap<String, (PoolSpec, String)> = BTreeMap::new();
+        for t in &cfg.targets {
+            let owner = self.scenario.world.initial_owners.get(&t.name).cloned().unwrap_or_else(|| t.nodes[0].clone());
+            match &t.kind {
+                TargetKind::Zfs { pool, dataset } => {
+                    let guid = self.rng.random::<u64>() | 1;
+                    let entry = pools.entry(pool.clone()).or_insert_with(|| (PoolSpec::new(pool, guid).multihost(self.scenario.world.multihost), owner.clone()));
+                    entry.0 = entry.0.clone().target(dataset, &t.lctl_device);
+                }
+                TargetKind::Ldiskfs { device } => {
+                    self.storage.add_ldiskfs(&device.display().to_string(), &t.lctl_device, true).map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        for (_, (spec, owner)) in pools {
+            self.storage.add_pool(spec, PoolStart::ImportedOn(owner), Time::ZERO).map_err(|e| e.to_string())?;
+        }
+        for t in &cfg.targets {
+            let owner = self.scenario.world.initial_owners.get(&t.name).cloned().unwrap_or_else(|| t.nodes[0].clone());
+            let mp = t.mountpoint.display().to_string();
+            self.setup_command(&owner, &["mkdir", "-p", &mp])?;
+            self.setup_command(&owner, &["mount", "-t", "lustre", &t.kind.mount_source(), &mp])?;
+            self.running_on.insert(t.name.clone(), owner);
+        }
+        for (i, f) in self.scenario.faults.iter().enumerate() {
+            self.schedule(Time::ZERO + f.at, Ev::Fault(i));
+        }
+        Ok(())
+    }
+
+    fn setup_command(&mut self, host: &str, argv: &[&str]) -> Result<(), String> {
+        let cmd = Command::new(argv.iter().copied(), Duration::from_secs(300));
+        let p = self.storage.begin(host, &cmd, Time::ZERO, &mut self.rng);
+        let r = self.storage.finish(host, p.op, Time::ZERO);
+        if r.success() {
+            Ok(())
+        } else {
+            Err(format!("setup on {host}: `{}`: {}", cmd.display(), r.summary()))
+        }
+    }
+
+    // ----- the loop ---------------------------------------------------------------------------------
+
+    fn schedule(&mut self, at: Time, ev: Ev) {
+        self.seq += 1;
+        self.queue.insert((at, self.seq), ev);
+    }
+
+    /// Run to the end of the scenario and judge it.
+    pub fn run(mut self) -> RunReport {
+        let end = Time::ZERO + self.scenario.duration;
+        while let Some(((t, _), ev)) = self.queue.pop_first() {
+            if t > end {
+                break;
+            }
+            self.now = t;
+            self.process(ev);
+            self.check_storage_invariants();
+        }
+        self.now = end;
+        self.finish()
+    }
+
+    fn process(&mut self, ev: Ev) {
+        match ev {
+            Ev::Boot { host } => self.boot(&host),
+            Ev::Tick { host, boot } => {
+                let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
+                if current {
+                    self.hosts.get_mut(&host).expect("host").tick_at = None;
+                    self.feed(&host, Input::Tick);
+                }
+            }
+            Ev::Deliver { to, link, bytes } => match protocol::decode(&bytes, &self.keys) {
+                Ok(envelope) => self.feed(&to, Input::Datagram { link, envelope }),
+                Err(e) => self.trace(&to, &format!("datagram rejected: {e}")),
+            },
+            Ev::WitnessQuery { bytes } => self.witness_query(&bytes),
+            Ev::WitnessReply { to, bytes } => {
+                if let Ok(envelope) = protocol::decode(&bytes, &self.keys) {
+                    self.feed(&to, Input::Datagram { link: 0, envelope });
+                }
+            }
+            Ev::StorageDone { host, boot, id, pending } => {
+                let powered = self.hosts.get(&host).is_some_and(|h| h.powered);
+                if !powered {
+                    return; // the host lost power: the command never finished
+                }
+                let result = self.storage.finish(&host, pending.op, self.now);
+                self.trace(&host, &format!("done #{} {}", id.0, result.summary()));
+                if self.hosts[&host].boot == boot {
+                    self.feed(&host, Input::CommandDone { id, result });
+                }
+            }
+            Ev::HardwareDone { host, boot, id, pending } => {
+                let (result, effects) = self.hardware.finish(*pending, self.now);
+                for e in effects {
+                    self.trace("world", &format!("power {} {}", e.node, if e.powered { "on" } else { "off" }));
+                    if e.powered {
+                        self.power_on(&e.node);
+                    } else {
+                        self.power_off(&e.node);
+                    }
+                }
+                self.trace(&host, &format!("done #{} {}", id.0, result.summary()));
+                let live = self.hosts.get(&host).is_some_and(|h| h.powered && h.boot == boot);
+                if live {
+                    self.feed(&host, Input::CommandDone { id, result });
+                }
+            }
+            Ev::Fault(i) => self.fault(i),
+        }
+    }
+
+    fn boot(&mut self, host: &str) {
+        let Some(h) = self.hosts.get_mut(host) else { return };
+        if !h.powered || h.engine.is_some() {
+            return;
+        }
+        h.boot += 1;
+        h.incarnation += 1;
+        let seed = self.rng.random::<u64>();
+        let (inc, journal) = (h.incarnation, h.journal.clone());
+        match Engine::new(self.cfg.clone(), host, inc, journal, seed, self.now) {
+            Ok(mut e) => {
+                e.set_faults(self.opts.faults);
+                self.hosts.get_mut(host).expect("host").engine = Some(e);
+                self.trace(host, &format!("daemon started (incarnation {inc})"));
+                self.drain(host);
+            }
+            Err(e) => self.violation(format!("{host}: engine did not start: {e}")),
+        }
+    }
+
+    /// Feed an input to a host's engine (if its daemon runs) and carry out what it asks.
+    fn feed(&mut self, host: &str, input: Input) {
+        let now = self.now;
+        let Some(engine) = self.hosts.get_mut(host).and_then(|h| h.engine.as_mut()) else { return };
+        engine.handle(now, input);
+        self.drain(host);
+    }
+
+    fn drain(&mut self, host: &str) {
+        loop {
+            let out = self.hosts.get_mut(host).and_then(|h| h.engine.as_mut()).and_then(Engine::poll_output);
+            let Some(out) = out else { break };
+            self.output(host, out);
+        }
+        let Some(h) = self.hosts.get_mut(host) else { return };
+        let Some(e) = h.engine.as_ref() else { return };
+        let next = e.next_deadline().max(self.now);
+        if h.tick_at.is_none_or(|t| next < t || t < self.now) {
+            h.tick_at = Some(next);
+            let boot = h.boot;
+            self.schedule(next, Ev::Tick { host: host.to_string(), boot });
+        }
+    }
+
+    fn output(&mut self, host: &str, out: Output) {
+        match out {
+            Output::Send { link, envelope } => self.send(host, link, &envelope),
+            Output::SendWitness { envelope } => {
+                if self.witness.is_some() && !self.net.witness_cut.contains(host) {
+                    if let Ok(bytes) = protocol::encode(&envelope, &self.key) {
+                        let at = self.now + self.net.base_delay;
+                        self.schedule(at, Ev::WitnessQuery { bytes: Arc::new(bytes) });
+                    }
+                }
+            }
+            Output::Run { id, command, purpose } => self.run_command(host, id, command, purpose),
+            Output::Persist(j) => {
+                if let Some(h) = self.hosts.get_mut(host) {
+                    h.journal = Some(j);
+                }
+            }
+            Output::Event(e) => self.on_event(host, e),
+            Output::AdminReply { result, .. } => self.trace(host, &format!("admin reply {result:?}")),
+            Output::Left => self.trace(host, "left the cluster"),
+        }
+    }
+
+    fn send(&mut self, host: &str, link: usize, env: &Envelope) {
+        let bytes = match protocol::encode(env, &self.key) {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                self.violation(format!("{host}: heartbeat could not be encoded: {e}"));
+                return;
+            }
+        };
+        let h = self.hosts.get_mut(host).expect("host");
+        h.sent.push((link, bytes.clone()));
+        if h.sent.len() > CAPTURE {
+            h.sent.remove(0);
+        }
+        let peers: Vec<String> = self.hosts.keys().filter(|n| *n != host).cloned().collect();
+        for to in peers {
+            if let Some(d) = self.net.transit(&mut self.rng, link, host, &to) {
+                let at = self.now + d;
+                self.schedule(at, Ev::Deliver { to, link, bytes: bytes.clone() });
+            }
+        }
+    }
+
+    fn witness_query(&mut self, bytes: &[u8]) {
+        let Ok(env) = protocol::decode(bytes, &self.keys) else { return };
+        let (Some(w), Body::WitnessQuery(q)) = (self.witness.as_mut(), &env.body) else { return };
+        let reply = w.on_query(self.now, &env.cluster, &env.sender, env.seq, q);
+        self.witness_seq += 1;
+        let out = Envelope { cluster: env.cluster.clone(), sender: "witness".into(), incarnation: 1, seq: self.witness_seq, body: Body::WitnessReply(reply) };
+        if self.net.witness_cut.contains(&env.sender) {
+            return;
+        }
+        if let Ok(b) = protocol::encode(&out, &self.key) {
+            let at = self.now + self.net.base_delay;
+            self.schedule(at, Ev::WitnessReply { to: env.sender.clone(), bytes: Arc::new(b) });
+        }
+    }
+
+    // ----- commands and invariants ------------------------------------------------------------------
+
+    fn run_command(&mut self, host: &str, id: CommandId, cmd: Command, purpose: Purpose) {
+        self.trace(host, &format!("run #{} {}", id.0, cmd.display()));
+        self.check_command_invariants(host, &cmd, &purpose);
+        let boot = self.hosts[host].boot;
+        if STORAGE_TOOLS.contains(&cmd.program()) {
+            let pending = self.storage.begin(host, &cmd, self.now, &mut self.rng);
+            let at = pending.finish_at.max(self.now);
+            self.schedule(at, Ev::StorageDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
+        } else {
+            let pending = self.hardware.begin(&cmd, self.now, &mut self.rng);
+            let at = pending.finish_at.max(self.now);
+            self.schedule(at, Ev::HardwareDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
+        }
+    }
+
+    fn check_command_invariants(&mut self, host: &str, cmd: &Command, purpose: &Purpose) {
+        let display = cmd.display();
+        for never in &self.scenario.expect.never_commands {
+            if display.starts_with(never.as_str()) {
+                self.violation(format!("{host} ran `{display}`, which this scenario forbids"));
+            }
+        }
+        let engine = self.hosts[host].engine.as_ref();
+        if let Purpose::Fence { victim, action: FenceAction::Off | FenceAction::Reboot, .. } = purpose {
+            if !engine.is_some_and(Engine::is_quorate) {
+                self.violation(format!("{host} fenced {victim} without quorum"));
+            }
+        }
+        let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
+        if forced {
+            let pool = cmd.argv.last().cloned().unwrap_or_default();
+            let last = self.storage.label(&pool).map(|l| l.hostname.clone());
+            if let Some(last) = last {
+                let confirmed = last == host || engine.is_some_and(|e| e.is_fenced(&last));
+                if !confirmed {
+                    self.violation(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
+                }
+            }
+        }
+    }
+
+    fn check_storage_invariants(&mut self) {
+        for v in self.storage.invariant_violations() {
+            self.violation(v);
+        }
+    }
+
+    fn violation(&mut self, v: String) {
+        if self.seen_violations.insert(v.clone()) {
+            self.trace("CHECK", &format!("VIOLATION {v}"));
+            self.report.violations.push(format!("t={} {v}", self.now));
+        }
+    }
+
+    // ----- events and metrics -----------------------------------------------------------------------
+
+    fn on_event(&mut self, host: &str, e: Event) {
+        let name = e.name();
+        self.trace(host, &format!("event {}", serde_json::to_string(&e).unwrap_or(name.clone())));
+        self.events_seen.insert(name);
+        match &e {
+            Event::PeerDead { node, .. } => {
+                if let Some(t) = self.detect_pending.remove(node) {
+                    self.report.detect_ms.push(self.now.since(t).as_millis() as u64);
+                }
+                let node_fine = self.hosts.get(node).is_some_and(|h| h.powered && h.engine.is_some());
+                if node_fine && self.net.connected(host, node) && self.net.connected(node, host) && !self.partitioned_recently(node) {
+                    self.report.false_failovers += 1;
+                }
+            }
+            Event::FenceStarted { attempt: 1, .. } => self.report.fences += 1,
+            Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.running_on.insert(target.clone(), host.to_string());
+                self.settle_failovers();
+            }
+            Event::SequenceStarted { target, sequence: SequenceKind::Release, .. } => {
+                self.running_on.remove(target);
+            }
+            _ => {}
+        }
+    }
+
+    /// A node cut by a partition, or on a link with extra loss, can be declared dead legitimately.
+    fn partitioned_recently(&self, node: &str) -> bool {
+        self.net.links.iter().any(|l| l.cuts.iter().any(|(a, b)| a == node || b == node))
+    }
+
+    fn settle_failovers(&mut self) {
+        let now = self.now;
+        let running = &self.running_on;
+        let mut done = Vec::new();
+        self.failover_pending.retain(|(t, failed, targets)| {
+            let ok = targets.iter().all(|tg| running.get(tg).is_some_and(|h| h != failed));
+            if ok {
+                done.push(now.since(*t).as_millis() as u64);
+            }
+            !ok
+        });
+        self.report.failover_ms.extend(done);
+    }
+
+    // ----- faults -----------------------------------------------------------------------------------
+
+    fn node_lost(&mut self, node: &str) {
+        self.detect_pending.entry(node.to_string()).or_insert(self.now);
+        let held: BTreeSet<String> = self.running_on.iter().filter(|(_, h)| *h == node).map(|(t, _)| t.clone()).collect();
+        if !held.is_empty() {
+            self.failover_pending.push((self.now, node.to_string(), held));
+        }
+    }
+
+    fn crash(&mut self, node: &str) {
+        if let Some(h) = self.hosts.get_mut(node) {
+            if h.engine.take().is_some() {
+                h.boot += 1;
+                h.tick_at = None;
+            }
+        }
+    }
+
+    fn power_off(&mut self, node: &str) {
+        let Some(h) = self.hosts.get_mut(node) else { return };
+        if !h.powered {
+            return;
+        }
+        h.powered = false;
+        h.engine = None;
+        h.boot += 1;
+        h.tick_at = None;
+        self.storage.set_powered(node, false, self.now);
+        self.hardware.set_power(node, false);
+        self.running_on.retain(|_, h| h != node);
+    }
+
+    fn power_on(&mut self, node: &str) {
+        let Some(h) = self.hosts.get_mut(node) else { return };
+        if h.powered {
+            return;
+        }
+        h.powered = true;
+        self.storage.set_powered(node, true, self.now);
+        self.hardware.set_power(node, true);
+        let at = self.now + BOOT_TIME;
+        self.schedule(at, Ev::Boot { host: node.to_string() });
+    }
+
+    fn admin(&mut self, via: &str, request: AdminRequest) {
+        self.trace(via, &format!("operator: {}", serde_json::to_string(&request).unwrap_or_default()));
+        self.feed(via, Input::Admin { id: self.seq, request });
+    }
+
+    fn fault(&mut self, i: usize) {
+        let f = self.scenario.faults[i].clone();
+        self.trace("world", &format!("fault {:?}", f.action));
+        match f.action {
+            FaultAction::Crash { node } => {
+                self.node_lost(&node);
+                self.crash(&node);
+            }
+            FaultAction::PowerOff { node } => {
+                self.node_lost(&node);
+                self.power_off(&node);
+            }
+            FaultAction::PowerOn { node } => self.power_on(&node),
+            FaultAction::Restart { node } => {
+                self.crash(&node);
+                let at = self.now + Duration::from_secs(1);
+                self.schedule(at, Ev::Boot { host: node });
+            }
+            FaultAction::Partition { groups, link, witness_with } => {
+                for g in &groups {
+                    for n in g {
+                        self.detect_pending.entry(n.clone()).or_insert(self.now);
+                    }
+                }
+                self.net.partition(&groups, link);
+                if let Some(w) = witness_with {
+                    let side: BTreeSet<String> = groups.iter().find(|g| g.contains(&w)).cloned().unwrap_or_default().into_iter().collect();
+                    for n in self.cfg.nodes.iter().filter(|n| !side.contains(&n.name)) {
+                        self.net.witness_cut.insert(n.name.clone());
+                    }
+                }
+            }
+            FaultAction::Heal { link } => self.net.heal(link),
+            FaultAction::Loss { link, rate } => self.net.links[link].loss = rate.clamp(0.0, 1.0),
+            FaultAction::Delay { link, delay } => self.net.links[link].extra_delay = delay,
+            FaultAction::Bmc { node, fault, delay } => {
+                if let Err(e) = self.hardware.set_bmc_fault(&node, &fault, delay) {
+                    self.violation(format!("scenario: {e}"));
+                }
+            }
+            FaultAction::Pdu { node, fault } => {
+                if let Err(e) = self.hardware.set_pdu_fault(&node, &fault) {
+                    self.violation(format!("scenario: {e}"));
+                }
+            }
+            FaultAction::Migrate { target, to, via } => {
+                let via = via.or_else(|| self.running_on.get(&target).cloned()).unwrap_or_else(|| to.clone());
+                self.admin(&via, AdminRequest::Migrate { target, to });
+            }
+            FaultAction::Replay { node } => {
+                let sent = self.hosts.get(&node).map(|h| h.sent.clone()).unwrap_or_default();
+                let others: Vec<String> = self.hosts.keys().filter(|n| **n != node).cloned().collect();
+                for (link, bytes) in sent {
+                    for to in &others {
+                        let at = self.now + self.net.base_delay;
+                        self.schedule(at, Ev::Deliver { to: to.clone(), link, bytes: bytes.clone() });
+                    }
+                }
+            }
+            FaultAction::Storage { node, fault, target } => self.storage_fault(&node, &fault, target.as_deref()),
+            FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
+            FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
+        }
+    }
+
+    fn storage_fault(&mut self, node: &str, fault: &str, target: Option<&str>) {
+        let pool = target.and_then(|t| self.cfg.target(t)).and_then(|t| t.kind.pool().map(str::to_string));
+        match fault {
+            "suspend-pool" => match pool {
+                Some(p) => self.storage.suspend_pool(&p, self.now),
+                None => self.violation("scenario: suspend-pool needs a ZFS target".into()),
+            },
+            "freeze" => self.storage.set_frozen(node, true, self.now),
+            "thaw" => self.storage.set_frozen(node, false, self.now),
+            _ => {
+                let Some(f) = self.storage.faults_mut(node) else { return };
+                match fault {
+                    "not-healthy" => f.health_check = Some("NOT HEALTHY".into()),
+                    "healthy" => f.health_check = None,
+                    "umount-hang" => {
+                        f.hang.insert("umount".into());
+                    }
+                    "import-fail" => f.import_fails = true,
+                    "mount-fail" => f.mount_fails = true,
+                    "clear" => *f = Default::default(),
+                    other => {
+                        let other = other.to_string();
+                        self.violation(format!("scenario: unknown storage fault {other}"));
+                    }
+                }
+            }
+        }
+    }
+
+    // ----- trace and the end --------------------------------------------------------------------------
+
+    fn trace(&mut self, who: &str, what: &str) {
+        let line = format!("{} {who}: {what}", self.now);
+        self.hasher.update(line.as_bytes());
+        self.hasher.update(b"\n");
+        if self.opts.keep_trace {
+            self.report.trace.push(line);
+        }
+    }
+
+    fn mounted_on(&self, mountpoint: &str) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|(n, h)| h.powered && self.storage.mounts(n).iter().any(|m| m.mountpoint == mountpoint && !m.stale))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    fn finish(mut self) -> RunReport {
+        let e = self.scenario.expect.clone();
+        let mut unmet = Vec::new();
+        let liveness = e.liveness.unwrap_or(e.not_running.is_empty());
+        for t in &self.cfg.targets {
+            let on = self.mounted_on(&t.mountpoint.display().to_string());
+            if liveness && on.len() != 1 {
+                unmet.push(format!("liveness: {} runs on {} hosts ({})", t.name, on.len(), on.join(", ")));
+            }
+            if let Some(want) = e.owners.get(&t.name) {
+                if on != [want.clone()] {
+                    unmet.push(format!("owner of {}: expected {want}, found [{}]", t.name, on.join(", ")));
+                }
+            }
+            if e.not_running.contains(&t.name) && !on.is_empty() {
+                unmet.push(format!("{} should run nowhere, runs on {}", t.name, on.join(", ")));
+            }
+        }
+        if let Some(max) = e.max_detect {
+            if let Some(worst) = self.report.detect_ms.iter().max().filter(|w| **w > max.as_millis() as u64) {
+                unmet.push(format!("detection took {worst} ms > {} ms", max.as_millis()));
+            }
+            for n in self.detect_pending.keys() {
+                unmet.push(format!("{n} was never declared dead"));
+            }
+        }
+        if let Some(max) = e.max_failover {
+            if let Some(worst) = self.report.failover_ms.iter().max().filter(|w| **w > max.as_millis() as u64) {
+                unmet.push(format!("failover took {worst} ms > {} ms", max.as_millis()));
+            }
+            for (t, node, targets) in &self.failover_pending {
+                unmet.push(format!("failover after losing {node} at {t} never completed ({targets:?})"));
+            }
+        }
+        if e.max_fences.is_some_and(|m| self.report.fences > m) {
+            unmet.push(format!("{} fences > max {}", self.report.fences, e.max_fences.unwrap_or(0)));
+        }
+        if e.min_fences.is_some_and(|m| self.report.fences < m) {
+            unmet.push(format!("{} fences < min {}", self.report.fences, e.min_fences.unwrap_or(0)));
+        }
+        if e.no_false_failovers && self.report.false_failovers > 0 {
+            unmet.push(format!("{} false failovers", self.report.false_failovers));
+        }
+        for ev in &e.events {
+            if !self.events_seen.contains(ev) {
+                unmet.push(format!("event {ev} never happened"));
+            }
+        }
+        for ev in &e.never_events {
+            if self.events_seen.contains(ev) {
+                unmet.push(format!("event {ev} happened"));
+            }
+        }
+        for n in &e.powered_off {
+            if self.hosts.get(n).is_some_and(|h| h.powered) {
+                unmet.push(format!("{n} should be powered off"));
+            }
+        }
+        self.report.unmet = unmet;
+        self.report.sim_time = self.scenario.duration;
+        self.report.trace_sha256 = hex::encode(self.hasher.clone().finalize());
+        self.report
+    }
+}
+
+/// Run one scenario with one seed.
+pub fn run_once(scenario: Arc<Scenario>, opts: RunOptions) -> RunReport {
+    let name = scenario.name.clone();
+    let seed = opts.seed;
+    match World::new(scenario, opts) {
+        Ok(w) => w.run(),
+        Err(e) => RunReport { scenario: name, seed, violations: vec![format!("setup: {e}")], ..RunReport::default() },
+    }
+}
+
+/// A command result the world gives for a program it does not know.
+pub fn unknown_program(cmd: &Command) -> CommandResult {
+    CommandResult::exited(127, "", format!("{}: command not found\n", cmd.program()))
+}
