@@ -1,1 +1,150 @@
-fn main() {}
+//! The `failoverd` command line. One enum variant and one function per subcommand; the work is done in the
+//! library.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use failoverd::config::{Config, KeyCheck};
+use rand::RngCore;
+
+/// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
+#[derive(Parser)]
+#[command(name = "failoverd", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate configuration files and print every problem found, each with its key.
+    CheckConfig(CheckConfigArgs),
+    /// Write a new random cluster key (64 hex characters) to a file readable by its owner only.
+    Keygen(KeygenArgs),
+}
+
+#[derive(Args)]
+struct CheckConfigArgs {
+    /// Configuration files to check.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
+    /// Do not read the key files the configuration names (e.g. when checking a file away from the cluster).
+    #[arg(long)]
+    no_key_check: bool,
+}
+
+#[derive(Args)]
+struct KeygenArgs {
+    /// Where to write the key.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    /// Replace an existing key file (every node then needs the new key).
+    #[arg(long)]
+    force: bool,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::CheckConfig(args) => check_config(&args),
+        Command::Keygen(args) => keygen(&args),
+    }
+}
+
+/// `failoverd check-config FILE...`: `FILE: ok (...)` on stdout, or every problem as `FILE: key: message` on
+/// stderr; warnings as `FILE: warning: key: message`. Fails if any file has an error.
+fn check_config(args: &CheckConfigArgs) -> ExitCode {
+    let keys = if args.no_key_check { KeyCheck::Skip } else { KeyCheck::Check };
+    let mut failed = false;
+    for file in &args.files {
+        let name = file.display();
+        match Config::load_with(file, keys) {
+            Ok(config) => {
+                for warning in config.warnings() {
+                    eprintln!("{name}: warning: {warning}");
+                }
+                println!(
+                    "{name}: ok ({}, {}, {})",
+                    plural(config.nodes.len(), "node"),
+                    plural(config.targets.len(), "target"),
+                    plural(config.link_count(), "link")
+                );
+            }
+            Err(errors) => {
+                failed = true;
+                for error in &errors {
+                    eprintln!("{name}: {error}");
+                }
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn plural(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// `failoverd keygen --out FILE [--force]`: 32 random bytes, hex-encoded, in a new file of mode 0400.
+fn keygen(args: &KeygenArgs) -> ExitCode {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let text = format!("{}\n", hex::encode(key));
+    match write_key(&args.out, text.as_bytes(), args.force) {
+        Ok(()) => {
+            eprintln!(
+                "wrote a new key to {}; copy it to the same path on every node (mode 0400, owner root)",
+                args.out.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("failoverd keygen: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Write a key file of mode 0400. Without `force` an existing file is kept; with it, the new key replaces the
+/// old one atomically (written beside it, then renamed over it).
+fn write_key(out: &Path, contents: &[u8], force: bool) -> Result<(), String> {
+    if !force {
+        return create_private(out, contents).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                format!(
+                    "{} already exists; keeping it (use --force to replace it, then copy the new key to every node)",
+                    out.display()
+                )
+            }
+            _ => format!("cannot create {}: {e}", out.display()),
+        });
+    }
+    let file_name = out.file_name().ok_or_else(|| format!("{} is not a file name", out.display()))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(file_name);
+    tmp_name.push(format!(".tmp-{}", std::process::id()));
+    let tmp = out.with_file_name(tmp_name);
+    create_private(&tmp, contents).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, out).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot replace {}: {e}", out.display())
+    })
+}
+
+/// Create a new file (never an existing one) of mode 0400 holding `contents`, flushed to disk.
+fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new().write(true).create_new(true).mode(0o400).open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
