@@ -62,6 +62,12 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
     for file in &args.files {
         let name = file.display();
         match Config::load_with(file, keys) {
+            Ok(config) if failoverd::engine::heartbeat_fits(&config).is_err() => {
+                failed = true;
+                if let Err(e) = failoverd::engine::heartbeat_fits(&config) {
+                    eprintln!("{name}: target: {e}");
+                }
+            }
             Ok(config) => {
                 for warning in config.warnings() {
                     eprintln!("{name}: warning: {warning}");

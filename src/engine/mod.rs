@@ -165,6 +165,36 @@ pub struct Engine {
     pub(crate) faults: FaultSwitches,
 }
 
+/// Refuse a configuration whose largest possible heartbeat (every target moving, every move requested,
+/// every peer listed) would not fit in one datagram: heartbeats must never be cut.
+pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
+    use crate::protocol::{TargetState, TargetView};
+    let longest = cfg.nodes.iter().map(|n| n.name.clone()).max_by_key(String::len).unwrap_or_default();
+    let hb = Heartbeat {
+        link: 0,
+        peers: cfg.nodes.iter().map(|n| PeerView { node: n.name.clone(), links_up: u8::MAX, alive: true }).collect(),
+        quorate: true,
+        discovered: true,
+        leaving: true,
+        maintenance: true,
+        maintenance_epoch: u64::MAX,
+        fence_me: true,
+        config_digest: [0xff; 16],
+        targets: cfg.targets.iter().map(|t| TargetView { name: t.name.clone(), state: TargetState::Releasing { to: Some(longest.clone()) } }).collect(),
+        target_digests: cfg.targets.iter().map(|t| (t.name.clone(), u32::MAX)).collect(),
+        move_requests: cfg.targets.iter().map(|t| (t.name.clone(), longest.clone())).collect(),
+    };
+    let env = Envelope { cluster: cfg.cluster.name.clone(), sender: longest.clone(), incarnation: u64::MAX, seq: u64::MAX, body: Body::Heartbeat(hb) };
+    match crate::protocol::encode(&env, &[0u8; 32]) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "the heartbeat of this cluster ({} nodes, {} targets) would not fit in one datagram: {e}; use shorter node/target names or fewer targets per cluster",
+            cfg.nodes.len(),
+            cfg.targets.len()
+        )),
+    }
+}
+
 /// How many events `status` keeps.
 const RECENT_EVENTS: usize = 32;
 
@@ -172,6 +202,7 @@ impl Engine {
     /// A new engine for node `me` of `cfg`. `incarnation` must be higher than any earlier run's (the driver
     /// persists and bumps it); `journal` is what the previous run persisted; `seed` feeds the engine's RNG.
     pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, seed: u64, now: Time) -> Result<Engine, String> {
+        heartbeat_fits(&cfg)?;
         let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
         let links = cfg.link_count();
         let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();

@@ -361,3 +361,42 @@ fn maintenance_stops_fencing_and_takeover() {
     assert!(h.first_command("ipmitool").is_none() && h.first_command("zpool import").is_none());
     assert!(h.engine.status(h.now).maintenance);
 }
+
+#[test]
+fn a_peer_with_another_definition_of_a_target_blocks_its_takeover() {
+    let mut h = Harness::new(mds_pair());
+    let mut theirs = mds_pair();
+    theirs.targets[1].mountpoint = "/mnt/elsewhere".into();
+    let their_digest = theirs.digest();
+    let their_targets: Vec<(String, u32)> = theirs.targets.iter().map(|t| (t.name.clone(), theirs.target_digest(&t.name).unwrap())).collect();
+    for i in 0..8u64 {
+        h.now = ms(i * 250);
+        for link in 0..2u8 {
+            h.peer_seq += 1;
+            let hb = Heartbeat { link, peers: vec![], quorate: true, discovered: true, leaving: false, maintenance: false, maintenance_epoch: 0, fence_me: false, config_digest: their_digest, targets: mds1_holds_both(), target_digests: their_targets.clone(), move_requests: vec![] };
+            let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: 3, seq: h.peer_seq, body: Body::Heartbeat(hb) };
+            h.engine.handle(h.now, Input::Datagram { link: link as usize, envelope: env });
+            h.drain();
+        }
+    }
+    assert!(h.first_event(|e| matches!(e, Event::ConfigMismatch { node, targets } if node == "mds1" && targets == &vec!["lustre-MDT0000".to_string()])).is_some(), "{:#?}", h.log);
+    assert_eq!(h.engine.status(h.now).peers[0].config_mismatch, vec!["lustre-MDT0000"]);
+    let t = h.now;
+    h.run_until(t + Duration::from_secs(60), &[], |_| false);
+    // the fence and the MGT takeover happen; the disputed MDT is not taken over
+    assert_eq!(h.commands_matching("zpool import"), vec!["zpool import -f -o cachefile=none mgspool"]);
+}
+
+#[test]
+fn a_config_whose_heartbeat_cannot_fit_is_refused() {
+    let mut cfg = mds_pair();
+    let t = cfg.targets[0].clone();
+    for i in 0..40 {
+        let mut x = t.clone();
+        x.name = format!("lustre-OST{i:04}-with-a-rather-long-descriptive-name-{i}");
+        cfg.targets.push(x);
+    }
+    let err = Engine::new(Arc::new(cfg), "mds2", 1, None, 1, Time::ZERO).err().unwrap();
+    assert!(err.contains("would not fit in one datagram"), "{err}");
+    assert!(heartbeat_fits(&mds_pair()).is_ok());
+}
