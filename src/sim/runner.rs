@@ -1,0 +1,276 @@
+//! `failoverd simulate`: runs scenario files over many seeds (on every core), and reports per scenario.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::engine::FaultSwitches;
+
+use super::scenario::Scenario;
+use super::swarm;
+use super::world::{run_once, RunOptions, RunReport};
+
+/// What to run.
+#[derive(Clone, Debug, Default)]
+pub struct SimArgs {
+    pub paths: Vec<PathBuf>,
+    pub seeds: u64,
+    pub seed: Option<u64>,
+    pub swarm: bool,
+    pub trace: bool,
+    pub json: bool,
+    pub junit: Option<PathBuf>,
+    pub faults: FaultSwitches,
+    pub threads: usize,
+}
+
+/// One scenario's results over all its seeds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub seeds: u64,
+    pub violations: u64,
+    pub unmet: u64,
+    pub detect_ms_p50: Option<u64>,
+    pub detect_ms_p99: Option<u64>,
+    pub failover_ms_p50: Option<u64>,
+    pub failover_ms_p99: Option<u64>,
+    pub fences: u64,
+    pub false_failovers: u64,
+    pub sim_speedup: f64,
+    #[serde(skip)]
+    pub failures: Vec<(u64, Vec<String>)>,
+    #[serde(skip)]
+    pub path: String,
+    #[serde(skip)]
+    pub wall_s: f64,
+}
+
+impl Summary {
+    pub fn passed(&self) -> bool {
+        self.violations == 0 && self.unmet == 0
+    }
+}
+
+/// Find scenario files: each path is a file or a folder of `*.toml` (sorted).
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else if p.exists() {
+            out.push(p.clone());
+        } else {
+            return Err(format!("{}: no such file or folder", p.display()));
+        }
+    }
+    Ok(out)
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    Some(sorted[idx.min(sorted.len() - 1)])
+}
+
+/// Run `count` seeds of one scenario on `threads` threads.
+pub fn run_seeds(scenario: Arc<Scenario>, seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
+    let threads = threads.max(1).min(seeds.len().max(1));
+    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
+    let mut reports: Vec<RunReport> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let sc = scenario.clone();
+                s.spawn(move || chunk.into_iter().map(|seed| run_once(sc.clone(), RunOptions { seed, keep_trace: false, faults })).collect::<Vec<_>>())
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    reports.sort_by_key(|r| r.seed);
+    reports
+}
+
+/// Summarize the reports of one scenario.
+pub fn summarize(name: &str, path: &str, reports: &[RunReport], wall_s: f64) -> Summary {
+    let mut detect: Vec<u64> = reports.iter().flat_map(|r| r.detect_ms.iter().copied()).collect();
+    let mut failover: Vec<u64> = reports.iter().flat_map(|r| r.failover_ms.iter().copied()).collect();
+    detect.sort_unstable();
+    failover.sort_unstable();
+    let sim_s: f64 = reports.iter().map(|r| r.sim_time.as_secs_f64()).sum();
+    Summary {
+        scenario: name.to_string(),
+        seeds: reports.len() as u64,
+        violations: reports.iter().filter(|r| !r.violations.is_empty()).count() as u64,
+        unmet: reports.iter().filter(|r| !r.unmet.is_empty()).count() as u64,
+        detect_ms_p50: percentile(&detect, 0.50),
+        detect_ms_p99: percentile(&detect, 0.99),
+        failover_ms_p50: percentile(&failover, 0.50),
+        failover_ms_p99: percentile(&failover, 0.99),
+        fences: reports.iter().map(|r| u64::from(r.fences)).sum(),
+        false_failovers: reports.iter().map(|r| u64::from(r.false_failovers)).sum(),
+        sim_speedup: if wall_s > 0.0 { sim_s / wall_s } else { 0.0 },
+        failures: reports
+            .iter()
+            .filter(|r| !r.passed())
+            .map(|r| (r.seed, r.violations.iter().chain(r.unmet.iter()).cloned().collect()))
+            .collect(),
+        path: path.to_string(),
+        wall_s,
+    }
+}
+
+fn ms(v: Option<u64>) -> String {
+    v.map_or("-".into(), |x| x.to_string())
+}
+
+/// Print the human table.
+pub fn print_table(rows: &[Summary]) {
+    println!(
+        "{:<34} {:>6} {:>10} {:>14} {:>16} {:>10} {:>6} {:>12}",
+        "scenario", "seeds", "violations", "detect p50/99", "failover p50/99", "fences/run", "false", "sim s/wall s"
+    );
+    for r in rows {
+        let unmet = if r.unmet > 0 { format!(" (+{} unmet)", r.unmet) } else { String::new() };
+        println!(
+            "{:<34} {:>6} {:>10} {:>14} {:>16} {:>10.2} {:>6} {:>12.0}{unmet}",
+            r.scenario,
+            r.seeds,
+            r.violations,
+            format!("{}/{} ms", ms(r.detect_ms_p50), ms(r.detect_ms_p99)),
+            format!("{}/{} ms", ms(r.failover_ms_p50), ms(r.failover_ms_p99)),
+            r.fences as f64 / r.seeds.max(1) as f64,
+            r.false_failovers,
+            r.sim_speedup
+        );
+    }
+}
+
+fn print_failures(r: &Summary) {
+    for (seed, problems) in r.failures.iter().take(3) {
+        eprintln!("FAIL {} seed {seed}:", r.scenario);
+        for p in problems.iter().take(6) {
+            eprintln!("    {p}");
+        }
+        if r.path.is_empty() {
+            eprintln!("    replay: failoverd simulate --swarm --seed {seed} --trace");
+        } else {
+            eprintln!("    replay: failoverd simulate {} --seed {seed} --trace", r.path);
+        }
+    }
+}
+
+fn junit(rows: &[Summary]) -> String {
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let failures = rows.iter().filter(|r| !r.passed()).count();
+    let mut x = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"failoverd-simulate\" tests=\"{}\" failures=\"{failures}\">\n", rows.len());
+    for r in rows {
+        x += &format!("  <testcase classname=\"simulate\" name=\"{}\" time=\"{:.3}\">\n", esc(&r.scenario), r.wall_s);
+        if !r.passed() {
+            let detail: Vec<String> = r.failures.iter().take(5).map(|(s, p)| format!("seed {s}: {}", p.join("; "))).collect();
+            x += &format!("    <failure message=\"{} of {} seeds failed\">{}</failure>\n", r.failures.len(), r.seeds, esc(&detail.join("\n")));
+        }
+        x += "  </testcase>\n";
+    }
+    x + "</testsuite>\n"
+}
+
+/// Run a single seed with its trace printed.
+fn trace_one(scenario: Arc<Scenario>, seed: u64, faults: FaultSwitches) -> bool {
+    let r = run_once(scenario, RunOptions { seed, keep_trace: true, faults });
+    for line in &r.trace {
+        println!("{line}");
+    }
+    for v in r.violations.iter().chain(r.unmet.iter()) {
+        println!("FAIL: {v}");
+    }
+    println!("trace-sha256: {}", r.trace_sha256);
+    r.passed()
+}
+
+/// The whole `simulate` command; returns the process exit status.
+pub fn simulate(args: &SimArgs) -> i32 {
+    let threads = if args.threads > 0 { args.threads } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
+    let seeds: Vec<u64> = match args.seed {
+        Some(s) => vec![s],
+        None => (1..=args.seeds.max(1)).collect(),
+    };
+    if args.swarm {
+        if let (Some(seed), true) = (args.seed, args.trace) {
+            return i32::from(!trace_one(Arc::new(swarm::scenario(seed)), seed, args.faults));
+        }
+        let started = Instant::now();
+        let reports = swarm::run(&seeds, args.faults, threads);
+        let s = summarize("swarm", "", &reports, started.elapsed().as_secs_f64());
+        return report(&[s], args);
+    }
+    let paths = if args.paths.is_empty() { vec![PathBuf::from("simulations")] } else { args.paths.clone() };
+    let files = match scenario_files(&paths) {
+        Ok(f) if !f.is_empty() => f,
+        Ok(_) => {
+            eprintln!("no scenario files in {}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+            return 2;
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    let mut rows = Vec::new();
+    for f in &files {
+        let scenario = match Scenario::load(f) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                eprintln!("{e}");
+                return 2;
+            }
+        };
+        if let (Some(seed), true) = (args.seed, args.trace) {
+            if !trace_one(scenario, seed, args.faults) {
+                return 1;
+            }
+            continue;
+        }
+        let started = Instant::now();
+        let reports = run_seeds(scenario.clone(), &seeds, args.faults, threads);
+        rows.push(summarize(&scenario.name, &display_path(f), &reports, started.elapsed().as_secs_f64()));
+    }
+    if rows.is_empty() {
+        return 0;
+    }
+    report(&rows, args)
+}
+
+fn display_path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+fn report(rows: &[Summary], args: &SimArgs) -> i32 {
+    if args.json {
+        for r in rows {
+            println!("{}", serde_json::to_string(r).unwrap_or_default());
+        }
+    } else {
+        print_table(rows);
+    }
+    for r in rows.iter().filter(|r| !r.passed()) {
+        print_failures(r);
+    }
+    if let Some(path) = &args.junit {
+        if let Err(e) = std::fs::write(path, junit(rows)) {
+            eprintln!("--junit {}: {e}", path.display());
+            return 2;
+        }
+    }
+    i32::from(rows.iter().any(|r| !r.passed()))
+}
