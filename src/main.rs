@@ -25,6 +25,39 @@ enum Command {
     CheckConfig(CheckConfigArgs),
     /// Write a new random cluster key (64 hex characters) to a file readable by its owner only.
     Keygen(KeygenArgs),
+    /// Run deterministic failure simulations of scenario files (or random ones with --swarm).
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Scenario files or folders of them (default: simulations/).
+    #[arg(value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// How many seeds per scenario (1..=N).
+    #[arg(long, default_value_t = 20)]
+    seeds: u64,
+    /// Run only this seed (with --trace: print its event trace).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Random clusters and fault schedules, one per seed, checking only the safety invariants.
+    #[arg(long)]
+    swarm: bool,
+    /// Print the event trace of the run given by --seed, ending with `trace-sha256: <hex>`.
+    #[arg(long, requires = "seed")]
+    trace: bool,
+    /// One JSON object per scenario per line.
+    #[arg(long)]
+    json: bool,
+    /// Write JUnit XML (one test case per scenario) to this file.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Worker threads (default: every core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Self-test of the checker: the engine skips fencing (the run must then report violations).
+    #[arg(long, hide = true)]
+    fault_skip_fence: bool,
 }
 
 #[derive(Args)]
@@ -51,7 +84,24 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig(args) => check_config(&args),
         Command::Keygen(args) => keygen(&args),
+        Command::Simulate(args) => simulate(args),
     }
+}
+
+/// `failoverd simulate [PATH...]`: see `failoverd::sim::runner`.
+fn simulate(a: SimulateArgs) -> ExitCode {
+    let args = failoverd::sim::runner::SimArgs {
+        paths: a.paths,
+        seeds: a.seeds,
+        seed: a.seed,
+        swarm: a.swarm,
+        trace: a.trace,
+        json: a.json,
+        junit: a.junit,
+        faults: failoverd::engine::FaultSwitches { skip_fence: a.fault_skip_fence },
+        threads: a.threads,
+    };
+    ExitCode::from(failoverd::sim::runner::simulate(&args).clamp(0, 255) as u8)
 }
 
 /// `failoverd check-config FILE...`: `FILE: ok (...)` on stdout, or every problem as `FILE: key: message` on

@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandResult};
-use crate::config::{Config, TargetKind};
+use crate::config::{Config, FenceDeviceKind, TargetKind};
 use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, Input, Journal, Output, Purpose};
 use crate::fence::FenceAction;
 use crate::protocol::{self, Body, Envelope, Keys};
@@ -124,7 +124,7 @@ impl World {
         let mut world = World {
             net: Network::new(cfg.link_count(), w.link_delay, w.link_jitter),
             storage: SharedStorage::new(),
-            hardware: Hardware::from_config(&cfg).map_err(|e| format!("hardware: {e}"))?,
+            hardware: build_hardware(&cfg)?,
             witness: cfg.witness.as_ref().map(|_| Witness::new(cfg.cluster.dead_after)),
             witness_seq: 0,
             keys: Keys::new(key.clone(), None),
@@ -254,7 +254,7 @@ impl World {
                 }
             }
             Ev::HardwareDone { host, boot, id, pending } => {
-                let (result, effects) = self.hardware.finish(*pending, self.now);
+                let (result, effects) = self.hardware.finish(pending.op, self.now);
                 for e in effects {
                     self.trace("world", &format!("power {} {}", e.node, if e.powered { "on" } else { "off" }));
                     if e.powered {
@@ -388,7 +388,7 @@ impl World {
             let at = pending.finish_at.max(self.now);
             self.schedule(at, Ev::StorageDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
         } else {
-            let pending = self.hardware.begin(&cmd, self.now, &mut self.rng);
+            let pending = self.hardware.begin(host, &cmd, self.now, &mut self.rng);
             let at = pending.finish_at.max(self.now);
             self.schedule(at, Ev::HardwareDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
         }
@@ -509,7 +509,7 @@ impl World {
         h.boot += 1;
         h.tick_at = None;
         self.storage.set_powered(node, false, self.now);
-        self.hardware.set_power(node, false);
+        self.hardware.set_chassis(node, false);
         self.running_on.retain(|_, h| h != node);
     }
 
@@ -520,7 +520,10 @@ impl World {
         }
         h.powered = true;
         self.storage.set_powered(node, true, self.now);
-        self.hardware.set_power(node, true);
+        self.hardware.set_chassis(node, true);
+        for (pdu, outlet) in device_outlets(&self.cfg, node) {
+            self.hardware.set_outlet(&pdu, outlet, true);
+        }
         let at = self.now + BOOT_TIME;
         self.schedule(at, Ev::Boot { host: node.to_string() });
     }
@@ -565,16 +568,8 @@ impl World {
             FaultAction::Heal { link } => self.net.heal(link),
             FaultAction::Loss { link, rate } => self.net.links[link].loss = rate.clamp(0.0, 1.0),
             FaultAction::Delay { link, delay } => self.net.links[link].extra_delay = delay,
-            FaultAction::Bmc { node, fault, delay } => {
-                if let Err(e) = self.hardware.set_bmc_fault(&node, &fault, delay) {
-                    self.violation(format!("scenario: {e}"));
-                }
-            }
-            FaultAction::Pdu { node, fault } => {
-                if let Err(e) = self.hardware.set_pdu_fault(&node, &fault) {
-                    self.violation(format!("scenario: {e}"));
-                }
-            }
+            FaultAction::Bmc { node, fault, delay } => self.device_fault(&node, true, &fault, delay),
+            FaultAction::Pdu { node, fault } => self.device_fault(&node, false, &fault, None),
             FaultAction::Migrate { target, to, via } => {
                 let via = via.or_else(|| self.running_on.get(&target).cloned()).unwrap_or_else(|| to.clone());
                 self.admin(&via, AdminRequest::Migrate { target, to });
@@ -595,12 +590,43 @@ impl World {
         }
     }
 
+    /// Set a fault on the node's BMCs (`bmc`) or PDUs.
+    fn device_fault(&mut self, node: &str, bmc: bool, fault: &str, delay: Option<Duration>) {
+        let addrs = device_addresses(&self.cfg, node, bmc);
+        if addrs.is_empty() {
+            self.violation(format!("scenario: {node} has no {} device", if bmc { "ipmi" } else { "pdu-snmp" }));
+        }
+        for a in addrs {
+            let Some(f) = self.hardware.faults_mut(&a) else { continue };
+            match fault {
+                "ok" => *f = Default::default(),
+                "unreachable" => f.unreachable = true,
+                "slow" => f.slow = Some(delay.unwrap_or(Duration::from_secs(5))),
+                "lying" => f.lying = true,
+                "wrong-password" => f.wrong_password = true,
+                other => {
+                    let other = other.to_string();
+                    self.violation(format!("scenario: unknown device fault {other}"));
+                    return;
+                }
+            }
+        }
+    }
+
     fn storage_fault(&mut self, node: &str, fault: &str, target: Option<&str>) {
         let pool = target.and_then(|t| self.cfg.target(t)).and_then(|t| t.kind.pool().map(str::to_string));
         match fault {
             "suspend-pool" => match pool {
                 Some(p) => self.storage.suspend_pool(&p, self.now),
                 None => self.violation("scenario: suspend-pool needs a ZFS target".into()),
+            },
+            "foreign-label" => match pool.and_then(|p| self.storage.pools.get_mut(&p)) {
+                // the label now names a host outside the cluster, as if another system had imported the pool
+                Some(p) => {
+                    p.label.hostname = "oss9".into();
+                    p.label.hostid = 0x0999_9999;
+                }
+                None => self.violation("scenario: foreign-label needs a ZFS target".into()),
             },
             "freeze" => self.storage.set_frozen(node, true, self.now),
             "thaw" => self.storage.set_frozen(node, false, self.now),
@@ -706,6 +732,76 @@ impl World {
         self.report.trace_sha256 = hex::encode(self.hasher.clone().finalize());
         self.report
     }
+}
+
+/// The addresses (`host:port`) of a node's IPMI (`bmc`) or PDU devices.
+fn device_addresses(cfg: &Config, node: &str, bmc: bool) -> Vec<String> {
+    let Some(n) = cfg.node(node) else { return vec![] };
+    let mut out: Vec<String> = n
+        .fence_levels
+        .iter()
+        .flatten()
+        .filter_map(|d| cfg.device(d))
+        .filter_map(|d| match (&d.kind, bmc) {
+            (FenceDeviceKind::Ipmi(i), true) => Some(format!("{}:{}", i.host, i.port)),
+            (FenceDeviceKind::PduSnmp(p), false) => Some(format!("{}:{}", p.host, p.port)),
+            _ => None,
+        })
+        .collect();
+    out.dedup();
+    out
+}
+
+/// The (PDU address, outlet) pairs feeding a node.
+fn device_outlets(cfg: &Config, node: &str) -> Vec<(String, u32)> {
+    let Some(n) = cfg.node(node) else { return vec![] };
+    n.fence_levels
+        .iter()
+        .flatten()
+        .filter_map(|d| cfg.device(d))
+        .filter_map(|d| match &d.kind {
+            FenceDeviceKind::PduSnmp(p) => Some(p.outlets.iter().map(|o| (format!("{}:{}", p.host, p.port), *o)).collect::<Vec<_>>()),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The power side of the world, from the config's fence devices.
+fn build_hardware(cfg: &Config) -> Result<Hardware, String> {
+    let mut hw = Hardware::new();
+    for n in &cfg.nodes {
+        hw.add_node(&n.name).map_err(|e| format!("hardware: {e}"))?;
+    }
+    for n in &cfg.nodes {
+        for d in n.fence_levels.iter().flatten().filter_map(|d| cfg.device(d)) {
+            match &d.kind {
+                FenceDeviceKind::Ipmi(i) => {
+                    let _ = hw.add_bmc(&format!("{}:{}", i.host, i.port), &n.name);
+                }
+                FenceDeviceKind::PduSnmp(p) => {
+                    let addr = format!("{}:{}", p.host, p.port);
+                    let _ = hw.add_pdu(&addr, p.profile);
+                    for o in &p.outlets {
+                        hw.add_outlet(&addr, *o, &n.name).map_err(|e| format!("hardware: {e}"))?;
+                    }
+                }
+                FenceDeviceKind::Agent(a) => match (&a.plug, a.options.get("ip")) {
+                    // an agent that names a plug switches that plug; one that names an ip talks to a BMC there
+                    (Some(plug), _) => {
+                        let _ = hw.add_plug(plug, &n.name);
+                    }
+                    (None, Some(ip)) => {
+                        let port = a.options.get("ipport").map_or("623", String::as_str);
+                        let _ = hw.add_bmc(&format!("{ip}:{port}"), &n.name);
+                    }
+                    (None, None) => {}
+                },
+                FenceDeviceKind::Manual => {}
+            }
+        }
+    }
+    Ok(hw)
 }
 
 /// Run one scenario with one seed.

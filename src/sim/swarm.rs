@@ -1,0 +1,129 @@
+//! Swarm mode: a random cluster (2 or 3 nodes, with or without a witness) and a random fault schedule per
+//! seed — crashes, power cycles, restarts, partitions, loss, BMC faults, operator moves — checking only the
+//! safety invariants. The seed alone rebuilds the whole run, so any failure replays with `--seed`.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::engine::FaultSwitches;
+
+use super::runner::run_seeds;
+use super::scenario::Scenario;
+use super::world::RunReport;
+
+/// Simulated length of one swarm run.
+const SWARM_SECONDS: u64 = 240;
+
+fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usize) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "[cluster]\nname = \"swarm\"\nkey_file = \"/etc/failoverd/key\"\nlinks = [\"ring0\", \"ring1\"]");
+    let _ = writeln!(t, "heartbeat_interval = \"250ms\"\ndead_after = \"3s\"\nfence_delay = \"10s\"");
+    for i in 1..=nodes {
+        let _ = writeln!(
+            t,
+            "[[node]]\nname = \"n{i}\"\naddresses = [\"10.0.0.{i}:7405\", \"10.1.0.{i}:7405\"]\nhostid = \"{:08x}\"\nfence_priority = {}\nfence_levels = [[\"n{i}-ipmi\"], [\"n{i}-pdu\"]]",
+            0x1000_0000u32 + i as u32,
+            rng.random_range(0..3) * 5 + i
+        );
+        let _ = writeln!(
+            t,
+            "[[fence_device]]\nname = \"n{i}-ipmi\"\nkind = \"ipmi\"\nhost = \"10.9.0.{i}\"\nusername = \"admin\"\npassword_file = \"/etc/failoverd/ipmi.pw\"\npower_timeout = \"10s\"\ntimeout = \"10s\""
+        );
+        let _ = writeln!(
+            t,
+            "[[fence_device]]\nname = \"n{i}-pdu\"\nkind = \"pdu-snmp\"\nhost = \"10.9.1.1\"\ncommunity_file = \"/etc/failoverd/pdu.community\"\noutlets = [{}, {}]\npower_timeout = \"10s\"\ntimeout = \"10s\"",
+            2 * i - 1,
+            2 * i
+        );
+    }
+    for k in 0..targets {
+        let first = k % nodes + 1;
+        let second = (k + 1) % nodes + 1;
+        let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
+        let lctl = if k == 0 { "MGS".to_string() } else { name.clone() };
+        let _ = writeln!(
+            t,
+            "[[target]]\nname = \"{name}\"\nkind = \"zfs\"\npool = \"pool{k}\"\ndataset = \"pool{k}/t{k}\"\nmountpoint = \"/lustre/t{k}\"\nnodes = [\"n{first}\", \"n{second}\"]\nstart_order = {}\nlctl_device = \"{lctl}\"",
+            i32::from(k > 0)
+        );
+    }
+    if witness {
+        let _ = writeln!(t, "[witness]\naddress = \"10.0.0.99:7406\"");
+    }
+    t
+}
+
+fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
+    let mut t = String::new();
+    let count = rng.random_range(2..7);
+    let mut at = 20u64;
+    for _ in 0..count {
+        at += rng.random_range(5..40);
+        let n = rng.random_range(1..=nodes);
+        let other = n % nodes + 1;
+        let action = match rng.random_range(0..11) {
+            0 => format!("action = \"crash\"\nnode = \"n{n}\""),
+            1 => format!("action = \"power-off\"\nnode = \"n{n}\""),
+            2 => format!("action = \"power-on\"\nnode = \"n{n}\""),
+            3 => format!("action = \"restart\"\nnode = \"n{n}\""),
+            4 => {
+                let rest: Vec<String> = (1..=nodes).filter(|x| *x != n).map(|x| format!("\"n{x}\"")).collect();
+                let link = if rng.random_bool(0.5) { String::new() } else { format!("\nlink = {}", rng.random_range(0..2)) };
+                format!("action = \"partition\"\ngroups = [[\"n{n}\"], [{}]]{link}", rest.join(", "))
+            }
+            5 | 6 => "action = \"heal\"".to_string(),
+            7 => format!("action = \"loss\"\nlink = {}\nrate = {:.2}", rng.random_range(0..2), rng.random_range(0.0..0.4)),
+            8 => {
+                let f = ["unreachable", "ok", "slow"][rng.random_range(0..3)];
+                format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{f}\"\ndelay = \"2s\"")
+            }
+            9 => {
+                let k = rng.random_range(0..targets);
+                let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
+                format!("action = \"migrate\"\ntarget = \"{name}\"\nto = \"n{other}\"")
+            }
+            _ => format!("action = \"pdu\"\nnode = \"n{n}\"\nfault = \"{}\"", if rng.random_bool(0.5) { "unreachable" } else { "ok" }),
+        };
+        let _ = writeln!(t, "[[fault]]\nat = \"{at}s\"\n{action}");
+    }
+    t
+}
+
+/// The random scenario of one seed.
+pub fn scenario(seed: u64) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a5a_5a5a_5a5a_5a5a);
+    let nodes = rng.random_range(2..=3);
+    let witness = nodes == 2 && rng.random_bool(0.3);
+    let targets = rng.random_range(1..=3);
+    let mut config = toml::Table::new();
+    if let Ok(t) = cluster_toml(&mut rng, nodes, witness, targets).parse::<toml::Table>() {
+        config = t;
+    }
+    let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{SWARM_SECONDS}s\"\n\n[expect]\nliveness = false\n\n{}", faults_toml(&mut rng, nodes, targets));
+    let mut root: toml::Table = head.parse().unwrap_or_default();
+    root.insert("config".into(), toml::Value::Table(config));
+    let text = toml::to_string(&root).unwrap_or_default();
+    match Scenario::parse(&text, Path::new("swarm.toml")) {
+        Ok(s) => s,
+        Err(e) => panic!("swarm scenario of seed {seed} is invalid (a bug in swarm.rs): {e}\n{text}"),
+    }
+}
+
+/// Run every seed's random scenario.
+pub fn run(seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
+    let threads = threads.max(1);
+    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
+    let mut out: Vec<RunReport> = std::thread::scope(|s| {
+        let hs: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| s.spawn(move || chunk.into_iter().flat_map(|seed| run_seeds(Arc::new(scenario(seed)), &[seed], faults, 1)).collect::<Vec<_>>()))
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    out.sort_by_key(|r| r.seed);
+    out
+}

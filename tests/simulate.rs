@@ -1,0 +1,86 @@
+//! The simulator: the shipped scenarios pass, runs are deterministic, and the invariant checker catches a
+//! broken engine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use failoverd::engine::FaultSwitches;
+use failoverd::sim::runner::{run_seeds, scenario_files, summarize};
+use failoverd::sim::scenario::Scenario;
+use failoverd::sim::world::{run_once, RunOptions};
+
+fn scenario(name: &str) -> Arc<Scenario> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations").join(format!("{name}.toml"));
+    Arc::new(Scenario::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+#[test]
+fn every_shipped_scenario_passes_on_several_seeds() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("simulations");
+    let files = scenario_files(&[dir]).unwrap();
+    assert!(files.len() >= 18, "{files:?}");
+    let seeds: Vec<u64> = (1..=8).collect();
+    let mut failed = Vec::new();
+    for f in files {
+        let s = Arc::new(Scenario::load(&f).unwrap_or_else(|e| panic!("{e}")));
+        // the one-hour scenario is long: fewer seeds here, the CI script runs more
+        let seeds = if s.duration.as_secs() > 1200 { &seeds[..2] } else { &seeds[..] };
+        let reports = run_seeds(s.clone(), seeds, FaultSwitches::default(), 2);
+        let sum = summarize(&s.name, "", &reports, 1.0);
+        if !sum.passed() {
+            failed.push(format!("{}: {:?}", s.name, sum.failures));
+        }
+    }
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_trace_and_another_seed_another() {
+    let s = scenario("owner-crash");
+    let a = run_once(s.clone(), RunOptions { seed: 7, keep_trace: false, faults: FaultSwitches::default() });
+    let b = run_once(s.clone(), RunOptions { seed: 7, keep_trace: true, faults: FaultSwitches::default() });
+    let c = run_once(s, RunOptions { seed: 8, keep_trace: false, faults: FaultSwitches::default() });
+    assert_eq!(a.trace_sha256, b.trace_sha256);
+    assert_ne!(a.trace_sha256, c.trace_sha256);
+    assert!(b.trace.len() > 50, "a real trace: {} lines", b.trace.len());
+}
+
+#[test]
+fn skipping_the_fence_is_caught_by_the_invariant_checker() {
+    for name in ["owner-crash", "symmetric-partition"] {
+        let s = scenario(name);
+        let faulty = run_once(s.clone(), RunOptions { seed: 3, keep_trace: false, faults: FaultSwitches { skip_fence: true } });
+        assert!(!faulty.violations.is_empty(), "{name}: a takeover without a fence must be reported");
+        let fine = run_once(s, RunOptions { seed: 3, keep_trace: false, faults: FaultSwitches::default() });
+        assert!(fine.violations.is_empty(), "{name}: {:?}", fine.violations);
+    }
+}
+
+#[test]
+fn the_cli_prints_json_a_trace_hash_and_fails_on_violations() {
+    let bin = env!("CARGO_BIN_EXE_failoverd");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "simulations/owner-crash.toml", "simulations/controlled-migration.toml", "--seeds", "3", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for key in ["scenario", "seeds", "violations", "detect_ms_p50", "detect_ms_p99", "failover_ms_p50", "failover_ms_p99", "fences", "false_failovers", "sim_speedup"] {
+        assert!(lines[0].get(key).is_some(), "missing {key}: {}", lines[0]);
+    }
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "simulations/owner-crash.toml", "--seed", "5", "--trace"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.lines().last().unwrap().starts_with("trace-sha256: "), "{}", text.lines().last().unwrap());
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "simulations/owner-crash.toml", "--seeds", "2", "--fault-skip-fence"]).output().unwrap();
+    assert!(!out.status.success(), "violations must fail the command");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replay: failoverd simulate simulations/owner-crash.toml --seed"));
+}
+
+#[test]
+fn swarm_runs_random_clusters_without_violations() {
+    let reports = failoverd::sim::swarm::run(&(1..=40).collect::<Vec<u64>>(), FaultSwitches::default(), 2);
+    let bad: Vec<_> = reports.iter().filter(|r| !r.violations.is_empty()).map(|r| (r.seed, r.violations.clone())).collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+}
