@@ -3,3 +3,7 @@
 
 pub mod hardware;
 pub mod storage;
+pub mod tools_common;
+pub mod tools_lustre;
+pub mod tools_zfs;
+pub mod tools_storage_tests;
