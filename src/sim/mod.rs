@@ -4,6 +4,8 @@
 pub mod hardware;
 pub mod storage;
 pub mod tools_common;
+pub mod tools_fence;
+pub mod tools_hardware_tests;
 pub mod tools_lustre;
-pub mod tools_zfs;
 pub mod tools_storage_tests;
+pub mod tools_zfs;

@@ -187,7 +187,14 @@ pub struct PoolSpec {
 impl PoolSpec {
     /// A multihost=on pool with no datasets, txg 4 and the captured vdev layout.
     pub fn new(name: &str, guid: u64) -> PoolSpec {
-        PoolSpec { name: name.into(), guid, multihost: true, datasets: Vec::new(), txg: 4, layout: VdevLayout::default() }
+        PoolSpec {
+            name: name.into(),
+            guid,
+            multihost: true,
+            datasets: Vec::new(),
+            txg: 4,
+            layout: VdevLayout::default(),
+        }
     }
 
     pub fn multihost(mut self, on: bool) -> PoolSpec {
@@ -354,21 +361,58 @@ pub enum StorageOp {
     Answer(CommandResult),
     /// Runs until the command's timeout, then is killed: no effect.
     Hang,
-    Zdb { pool: String, exported: bool },
+    Zdb {
+        pool: String,
+        exported: bool,
+    },
     /// `label_at_start`: the label as `zpool import` first read it (None: no such pool then).
-    Import { pool: String, force: bool, cachefile_none: bool, label_at_start: Option<PoolLabel> },
-    Export { pool: String },
-    Status { pool: Option<String>, only_unhealthy: bool },
-    List { pool: Option<String>, fields: Vec<String>, scripted: bool },
-    Get { pool: String, props: Vec<String>, fields: Vec<String>, scripted: bool },
-    ZfsList { target: Option<String>, scripted: bool },
-    Mkdir { dirs: Vec<String>, parents: bool },
-    Mount { source: String, mountpoint: String, fstype: String, options: Option<String> },
-    Umount { target: String },
+    Import {
+        pool: String,
+        force: bool,
+        cachefile_none: bool,
+        label_at_start: Option<PoolLabel>,
+    },
+    Export {
+        pool: String,
+    },
+    Status {
+        pool: Option<String>,
+        only_unhealthy: bool,
+    },
+    List {
+        pool: Option<String>,
+        fields: Vec<String>,
+        scripted: bool,
+    },
+    Get {
+        pool: String,
+        props: Vec<String>,
+        fields: Vec<String>,
+        scripted: bool,
+    },
+    ZfsList {
+        target: Option<String>,
+        scripted: bool,
+    },
+    Mkdir {
+        dirs: Vec<String>,
+        parents: bool,
+    },
+    Mount {
+        source: String,
+        mountpoint: String,
+        fstype: String,
+        options: Option<String>,
+    },
+    Umount {
+        target: String,
+    },
     Df,
     LctlDl,
     LctlHealth,
-    LctlPing { nid: String },
+    LctlPing {
+        nid: String,
+    },
     CatMounts,
 }
 
@@ -447,7 +491,8 @@ impl SharedStorage {
             PoolStart::LeftActiveBy(h) => (h, LabelState::Active, false),
         };
         let host = self.hosts.get(host_name).ok_or_else(|| SetupError::UnknownHost(host_name.clone()))?;
-        let label = PoolLabel { state, hostid: host.hostid, hostname: host.name.clone(), txg: spec.txg, timestamp: now };
+        let label =
+            PoolLabel { state, hostid: host.hostid, hostname: host.name.clone(), txg: spec.txg, timestamp: now };
         let datasets = self.dataset_list(&spec)?;
         let mut pool = SimPool {
             name: spec.name.clone(),
@@ -464,7 +509,8 @@ impl SharedStorage {
             layout: spec.layout.clone(),
         };
         if imported {
-            pool.imported_on.insert(host_name.clone(), HostImport { since: now, suspended: false, cachefile_none: true });
+            pool.imported_on
+                .insert(host_name.clone(), HostImport { since: now, suspended: false, cachefile_none: true });
         }
         self.pools.insert(spec.name.clone(), pool);
         Ok(())
@@ -575,7 +621,8 @@ impl SharedStorage {
 
     /// Suspend a pool on every host that has it imported (injected fault: its owner sees SUSPENDED).
     pub fn suspend_pool(&mut self, pool: &str, now: Time) {
-        let holders: Vec<String> = self.pools.get(pool).map(|p| p.imported_on.keys().cloned().collect()).unwrap_or_default();
+        let holders: Vec<String> =
+            self.pools.get(pool).map(|p| p.imported_on.keys().cloned().collect()).unwrap_or_default();
         for host in holders {
             self.note_stop_writing(pool, &host, now);
             if let Some(imp) = self.pools.get_mut(pool).and_then(|p| p.imported_on.get_mut(&host)) {
@@ -649,12 +696,21 @@ impl SharedStorage {
                 .map(|(h, _)| h.as_str())
                 .collect();
             if live.len() > 1 {
-                out.push(format!("pool {} imported on {} powered hosts at once: {}", pool.name, live.len(), live.join(", ")));
+                out.push(format!(
+                    "pool {} imported on {} powered hosts at once: {}",
+                    pool.name,
+                    live.len(),
+                    live.join(", ")
+                ));
             }
         }
         for (source, hosts) in self.live_mounts_by_source() {
             if hosts.len() > 1 {
-                out.push(format!("target {source} mounted on {} powered hosts at once: {}", hosts.len(), hosts.join(", ")));
+                out.push(format!(
+                    "target {source} mounted on {} powered hosts at once: {}",
+                    hosts.len(),
+                    hosts.join(", ")
+                ));
             }
         }
         out
@@ -730,8 +786,12 @@ impl SharedStorage {
         for pool in pools {
             self.note_stop_writing(&pool, host, now);
         }
-        let devices: Vec<String> =
-            self.mounts(host).iter().filter(|m| m.backing == Backing::Ldiskfs && !m.stale).map(|m| m.source.clone()).collect();
+        let devices: Vec<String> = self
+            .mounts(host)
+            .iter()
+            .filter(|m| m.backing == Backing::Ldiskfs && !m.stale)
+            .map(|m| m.source.clone())
+            .collect();
         if !self.host_alive(host) {
             return;
         }
@@ -772,7 +832,12 @@ impl SharedStorage {
     fn plan(&self, host: &str, cmd: &Command, rng: &mut ChaCha8Rng) -> Plan {
         let Some(h) = self.hosts.get(host) else {
             let why = format!("unknown simulated host {host}");
-            let result = CommandResult { exit: Exit::SpawnFailed(why), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO };
+            let result = CommandResult {
+                exit: Exit::SpawnFailed(why),
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            };
             return (Duration::ZERO, StorageOp::Answer(result));
         };
         if hangs(&h.faults, cmd) {
@@ -790,7 +855,12 @@ impl SharedStorage {
     /// effects. Must not be called for a host that lost power meanwhile (see the module doc).
     pub fn finish(&mut self, host: &str, op: PendingOp, now: Time) -> CommandResult {
         if !self.is_powered(host) {
-            let killed = CommandResult { exit: Exit::Signal(9), stdout: String::new(), stderr: String::new(), duration: Duration::ZERO };
+            let killed = CommandResult {
+                exit: Exit::Signal(9),
+                stdout: String::new(),
+                stderr: String::new(),
+                duration: Duration::ZERO,
+            };
             return common::with_duration(killed, op.started, now);
         }
         let started = op.started;
@@ -803,10 +873,18 @@ impl SharedStorage {
                 tools_zfs::finish_import(self, host, req, now)
             }
             StorageOp::Export { pool } => tools_zfs::finish_export(self, host, &pool, now),
-            StorageOp::Status { pool, only_unhealthy } => tools_zfs::finish_status(self, host, pool.as_deref(), only_unhealthy),
-            StorageOp::List { pool, fields, scripted } => tools_zfs::finish_list(self, host, pool.as_deref(), &fields, scripted),
-            StorageOp::Get { pool, props, fields, scripted } => tools_zfs::finish_get(self, host, &pool, &props, &fields, scripted),
-            StorageOp::ZfsList { target, scripted } => tools_zfs::finish_zfs_list(self, host, target.as_deref(), scripted),
+            StorageOp::Status { pool, only_unhealthy } => {
+                tools_zfs::finish_status(self, host, pool.as_deref(), only_unhealthy)
+            }
+            StorageOp::List { pool, fields, scripted } => {
+                tools_zfs::finish_list(self, host, pool.as_deref(), &fields, scripted)
+            }
+            StorageOp::Get { pool, props, fields, scripted } => {
+                tools_zfs::finish_get(self, host, &pool, &props, &fields, scripted)
+            }
+            StorageOp::ZfsList { target, scripted } => {
+                tools_zfs::finish_zfs_list(self, host, target.as_deref(), scripted)
+            }
             StorageOp::Mkdir { dirs, parents } => tools_lustre::finish_mkdir(self, host, &dirs, parents),
             StorageOp::Mount { source, mountpoint, fstype, options } => {
                 let req = tools_lustre::MountRequest { source, mountpoint, fstype, options, started };

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::storage::{Backing, Ctx, HostStorage, Plan, PoolHealth, SharedStorage, SimMount, StorageOp, LDISKFS_MMP_INTERVAL};
+use super::storage::{
+    Backing, Ctx, HostStorage, Plan, PoolHealth, SharedStorage, SimMount, StorageOp, LDISKFS_MMP_INTERVAL,
+};
 use super::tools_common::{self as common, between_ms};
 use crate::command::CommandResult;
 use crate::time::Time;
@@ -148,7 +150,8 @@ fn mount_failed(source: &str, mountpoint: &str, errno: i32) -> CommandResult {
 pub(crate) fn finish_mount(st: &mut SharedStorage, host: &str, req: MountRequest, now: Time) -> CommandResult {
     let Some(h) = st.hosts.get(host) else { return mount_failed(&req.source, &req.mountpoint, 2) };
     if let Some(m) = h.mounts.iter().find(|m| m.source == req.source) {
-        let msg = format!("mount.lustre: according to /etc/mtab {} is already mounted on {}\n", req.source, m.mountpoint);
+        let msg =
+            format!("mount.lustre: according to /etc/mtab {} is already mounted on {}\n", req.source, m.mountpoint);
         return CommandResult::exited(17, "", msg);
     }
     if !h.dirs.contains(&req.mountpoint) {
@@ -227,11 +230,16 @@ fn ldiskfs_busy(st: &SharedStorage, host: &str, req: &MountRequest, now: Time) -
         .filter(|h| h.name != host)
         .find(|h| h.mounts.iter().any(|m| m.source == req.source && !m.stale))
         .map_or("<unknown>", |h| h.name.as_str());
-    let last = st.epoch_unix + now.as_micros() / 1_000_000;
+    let last_write = if device_writer_live(st, &req.source, host) {
+        now
+    } else {
+        st.ldiskfs.get(&req.source).and_then(|d| d.last_mmp_write).unwrap_or(now)
+    };
+    let last = st.epoch_unix + last_write.as_micros() / 1_000_000;
     result.stderr.push_str(&format!(
-        "LDISKFS-fs warning (device {short}): ldiskfs_multi_mount_protect: MMP interval 5 higher than expected, please wait.\n\
-         LDISKFS-fs warning (device {short}): ldiskfs_multi_mount_protect: Device is already active on another node.\n\
-         LDISKFS-fs warning (device {short}): ldiskfs_multi_mount_protect: MMP failure info: last update time: {last}, last update node: {owner}, last update device: {short}\n"
+        "LDISKFS-fs warning (device {short}): ldiskfs_multi_mount_protect: Device is already active on another node.\n\
+         LDISKFS-fs warning (device {short}): ldiskfs_multi_mount_protect: MMP failure info: \
+         last update time: {last}, last update node: {owner}, last update device: {short}\n"
     ));
     result
 }
@@ -288,7 +296,8 @@ pub(crate) fn plan_df(_st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut
 
 /// Only type `lustre` matches: targets mounted as `lustre_tgt` are not listed (as with the real `df -t`).
 pub(crate) fn finish_df(st: &SharedStorage, host: &str) -> CommandResult {
-    let rows: Vec<[String; 6]> = st.mounts(host).iter().filter(|m| m.fstype == "lustre").map(|m| df_row(st, m)).collect();
+    let rows: Vec<[String; 6]> =
+        st.mounts(host).iter().filter(|m| m.fstype == "lustre").map(|m| df_row(st, m)).collect();
     if rows.is_empty() {
         return CommandResult::exited(1, "", "df: no file systems processed\n");
     }
@@ -479,7 +488,14 @@ fn lctl_devices(st: &SharedStorage, host: &str) -> Vec<(String, String, String, 
 fn fake_uuid(host: &str) -> String {
     let a = common::stable_hash(host);
     let b = common::stable_hash(&format!("{host}/mgc"));
-    format!("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", a >> 32, (a >> 16) & 0xffff, a & 0xffff, b >> 48, b & 0xffff_ffff_ffff)
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
 }
 
 // ----- cat /proc/mounts ------------------------------------------------------------------------------

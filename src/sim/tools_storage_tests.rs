@@ -140,14 +140,24 @@ fn forced_import_after_a_crash_succeeds_after_the_activity_check() {
     assert_eq!(r.stdout, "tank\tONLINE\n");
     let (r, _) = run(&mut st, &mut rng, "oss-b", &["zpool", "status", "-x", "tank"], at);
     assert_eq!(r.stdout, "pool 'tank' is healthy\n");
-    let (r, _) = run(&mut st, &mut rng, "oss-b", &["zpool", "get", "-H", "-o", "name,property,value", "multihost,cachefile", "tank"], at);
+    let (r, _) = run(
+        &mut st,
+        &mut rng,
+        "oss-b",
+        &["zpool", "get", "-H", "-o", "name,property,value", "multihost,cachefile", "tank"],
+        at,
+    );
     assert_eq!(r.stdout, "tank\tmultihost\ton\ntank\tcachefile\tnone\n");
     let (r, _) = run(&mut st, &mut rng, "oss-b", &["zfs", "list", "-H", "tank/ost0"], at);
     assert_eq!(r.stdout, "tank/ost0\t24K\t352M\t24K\t/tank/ost0\n");
     let (r, _) = run(&mut st, &mut rng, "oss-b", &["zfs", "list", "-H"], at);
     assert_eq!(r.stdout, "tank\t147K\t352M\t24K\t/tank\ntank/ost0\t24K\t352M\t24K\t/tank/ost0\n");
     let (r, _) = run(&mut st, &mut rng, "oss-b", &["zpool", "status", "tank"], at);
-    let capture_status = "  pool: tank\n state: ONLINE\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\ttank        ONLINE       0     0     0\n\t  vda       ONLINE       0     0     0\n\nerrors: No known data errors\n";
+    let capture_status = "  pool: tank\n state: ONLINE\nconfig:\n\n\
+        \tNAME        STATE     READ WRITE CKSUM\n\
+        \ttank        ONLINE       0     0     0\n\
+        \t  vda       ONLINE       0     0     0\n\
+        \nerrors: No known data errors\n";
     assert_eq!(r.stdout, capture_status);
     assert!(st.invariant_violations().is_empty());
 }
@@ -230,7 +240,11 @@ fn a_clean_export_lets_the_peer_import_without_f_and_without_activity_check() {
     let label = st.label("tank").unwrap();
     assert_eq!((label.state, label.hostid, label.hostname.as_str()), (LabelState::Exported, HOSTID_A, "oss-a"));
     let (r, at) = run(&mut st, &mut rng, "oss-b", &["zdb", "-e", "-C", "tank"], at);
-    assert!(r.stdout.contains("        state: 1\n        txg: 6\n") && r.stdout.contains("hostid: 2711724449\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("        state: 1\n        txg: 6\n") && r.stdout.contains("hostid: 2711724449\n"),
+        "{}",
+        r.stdout
+    );
     let (r, _) = run(&mut st, &mut rng, "oss-b", IMPORT, at);
     assert_eq!(r.exit, Exit::Code(0), "{}", r.stderr);
     assert!(r.duration < secs(2));
@@ -278,11 +292,14 @@ fn import_refusals_and_errors() {
         r.stderr,
         "cannot import 'tank': a pool with that name already exists\nuse the form 'zpool import <pool | id> <newpool>' to give it a new name\n"
     );
-    let (r, _) = run(&mut st, &mut rng, "oss-b", &["zpool", "import", "-f", "-o", "cachefile=none", "nope"], Time::from_secs(2));
+    let (r, _) =
+        run(&mut st, &mut rng, "oss-b", &["zpool", "import", "-f", "-o", "cachefile=none", "nope"], Time::from_secs(2));
     assert_eq!((r.exit, r.stderr.as_str()), (Exit::Code(1), "cannot import 'nope': no such pool available\n"));
     st.add_host("oss-c", 0).unwrap();
     let (r, _) = run(&mut st, &mut rng, "oss-c", IMPORT, Time::from_secs(3));
-    assert!(r.stderr.starts_with("Cannot import 'tank': pool has the multihost property on and the\nsystem's hostid is not set."));
+    assert!(r
+        .stderr
+        .starts_with("Cannot import 'tank': pool has the multihost property on and the\nsystem's hostid is not set."));
     st.set_powered("oss-a", false, Time::from_secs(4));
     st.faults_mut("oss-b").unwrap().import_fails = true;
     let (r, _) = run(&mut st, &mut rng, "oss-b", IMPORT_F, Time::from_secs(5));
@@ -296,7 +313,10 @@ fn the_target_lifecycle_mount_verify_umount_export() {
     let t = Time::from_secs(10);
     let mount = ["mount", "-t", "lustre", "-o", "abort_recov", "tank/ost0", "/lustre/ost0"];
     let (r, _) = run(&mut st, &mut rng, "oss-a", &mount, t);
-    assert_eq!((r.exit, r.stderr.as_str()), (Exit::Code(2), "mount.lustre: mount tank/ost0 at /lustre/ost0 failed: No such file or directory\n"));
+    assert_eq!(
+        (r.exit, r.stderr.as_str()),
+        (Exit::Code(2), "mount.lustre: mount tank/ost0 at /lustre/ost0 failed: No such file or directory\n")
+    );
     let (r, _) = run(&mut st, &mut rng, "oss-a", &["df", "-ht", "lustre"], t);
     assert_eq!((r.exit, r.stderr.as_str()), (Exit::Code(1), "df: no file systems processed\n"));
     let (r, _) = run(&mut st, &mut rng, "oss-a", &["lctl", "dl"], t);
@@ -343,11 +363,18 @@ fn mgs_and_mdt_devices_in_lctl_dl() {
     st.add_pool(spec, PoolStart::ImportedOn("mds-a".into()), Time::ZERO).unwrap();
     for (src, mp) in [("mdtpool/mgt", "/lustre/mgt"), ("mdtpool/mdt0", "/lustre/mdt0")] {
         st.add_dir("mds-a", mp).unwrap();
-        assert_eq!(run(&mut st, &mut rng, "mds-a", &["mount", "-t", "lustre", src, mp], Time::ZERO).0.exit, Exit::Code(0));
+        assert_eq!(
+            run(&mut st, &mut rng, "mds-a", &["mount", "-t", "lustre", src, mp], Time::ZERO).0.exit,
+            Exit::Code(0)
+        );
     }
     let (r, _) = run(&mut st, &mut rng, "mds-a", &["lctl", "dl"], Time::ZERO);
-    let kinds: Vec<String> = r.stdout.lines().map(|l| l.split_whitespace().skip(2).take(2).collect::<Vec<_>>().join(" ")).collect();
-    assert_eq!(kinds, ["osd-zfs MGS-osd", "mgs MGS", "mgc MGC10.0.0.1@tcp", "osd-zfs lfs-MDT0000-osd", "mds MDS", "mdt lfs-MDT0000"]);
+    let kinds: Vec<String> =
+        r.stdout.lines().map(|l| l.split_whitespace().skip(2).take(2).collect::<Vec<_>>().join(" ")).collect();
+    assert_eq!(
+        kinds,
+        ["osd-zfs MGS-osd", "mgs MGS", "mgc MGC10.0.0.1@tcp", "osd-zfs lfs-MDT0000-osd", "mds MDS", "mdt lfs-MDT0000"]
+    );
 }
 
 #[test]
@@ -386,9 +413,15 @@ fn ldiskfs_without_mmp_can_be_double_mounted() {
     }
     st.add_ldiskfs("/dev/shared", "lfs-OST0001", false).unwrap();
     for h in ["a", "b"] {
-        assert_eq!(run(&mut st, &mut rng, h, &["mount", "-t", "lustre", "/dev/shared", "/mnt/t"], Time::ZERO).0.exit, Exit::Code(0));
+        assert_eq!(
+            run(&mut st, &mut rng, h, &["mount", "-t", "lustre", "/dev/shared", "/mnt/t"], Time::ZERO).0.exit,
+            Exit::Code(0)
+        );
     }
-    assert_eq!(st.invariant_violations(), vec!["target /dev/shared mounted on 2 powered hosts at once: a, b".to_string()]);
+    assert_eq!(
+        st.invariant_violations(),
+        vec!["target /dev/shared mounted on 2 powered hosts at once: a, b".to_string()]
+    );
 }
 
 #[test]
@@ -412,12 +445,16 @@ fn injected_faults() {
     let (r, _) = run(&mut st, &mut rng, "oss-a", &["lctl", "get_param", "-n", "health_check"], Time::from_secs(40));
     assert_eq!(r.stdout, "NOT HEALTHY\n");
     let (r, _) = run(&mut st, &mut rng, "oss-a", &["lctl", "ping", "10.0.0.9@tcp"], Time::from_secs(40));
-    assert_eq!((r.exit, r.stderr.as_str(), r.duration), (Exit::Code(1), "failed to ping 10.0.0.9@tcp: Input/output error\n", secs(1)));
+    assert_eq!(
+        (r.exit, r.stderr.as_str(), r.duration),
+        (Exit::Code(1), "failed to ping 10.0.0.9@tcp: Input/output error\n", secs(1))
+    );
     run(&mut st, &mut rng, "oss-a", &["umount", "/lustre/ost0"], Time::from_secs(41));
     let (r, _) = run(&mut st, &mut rng, "oss-a", &mount, Time::from_secs(42));
     assert_eq!(r.exit, Exit::Code(5));
     st.suspend_pool("tank", Time::from_secs(50));
-    let (r, _) = run(&mut st, &mut rng, "oss-a", &["zpool", "list", "-H", "-o", "name,health", "tank"], Time::from_secs(51));
+    let (r, _) =
+        run(&mut st, &mut rng, "oss-a", &["zpool", "list", "-H", "-o", "name,health", "tank"], Time::from_secs(51));
     assert_eq!(r.stdout, "tank\tSUSPENDED\n");
 }
 

@@ -8,7 +8,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::storage::{
-    Ctx, HostImport, HostStorage, LabelState, Plan, PoolHealth, PoolLabel, SharedStorage, SimPool, StorageOp, ACTIVITY_CHECK,
+    Ctx, HostImport, HostStorage, LabelState, Plan, PoolHealth, PoolLabel, SharedStorage, SimPool, StorageOp,
+    ACTIVITY_CHECK,
 };
 use super::tools_common::{self as common, between_ms};
 use crate::command::CommandResult;
@@ -26,7 +27,8 @@ const ZPOOL_SUBCOMMANDS: &[(&str, SubPlanner)] = &[
 ];
 
 /// Fields `zpool list -o` knows here.
-const LIST_FIELDS: &[&str] = &["name", "size", "alloc", "free", "ckpoint", "expandsz", "frag", "cap", "dedup", "health", "altroot", "guid"];
+const LIST_FIELDS: &[&str] =
+    &["name", "size", "alloc", "free", "ckpoint", "expandsz", "frag", "cap", "dedup", "health", "altroot", "guid"];
 /// Properties `zpool get` knows here.
 const GET_PROPS: &[&str] = &["name", "guid", "health", "multihost", "cachefile", "size"];
 /// Columns of `zpool get -o`.
@@ -74,7 +76,8 @@ pub(crate) fn plan_zdb(st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut
         }
     }
     let Some(pool) = pool.filter(|_| config) else { return usage(ctx, rng) };
-    let took = if exported && st.pools.contains_key(&pool) { between_ms(rng, 3500, 5000) } else { between_ms(rng, 250, 400) };
+    let took =
+        if exported && st.pools.contains_key(&pool) { between_ms(rng, 3500, 5000) } else { between_ms(rng, 250, 400) };
     (took, StorageOp::Zdb { pool, exported })
 }
 
@@ -192,7 +195,13 @@ fn plan_import(st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCha8
     (took, StorageOp::Import { pool: pool.clone(), force, cachefile_none, label_at_start })
 }
 
-fn import_duration(st: &SharedStorage, host: &HostStorage, pool: Option<&SimPool>, force: bool, rng: &mut ChaCha8Rng) -> Duration {
+fn import_duration(
+    st: &SharedStorage,
+    host: &HostStorage,
+    pool: Option<&SimPool>,
+    force: bool,
+    rng: &mut ChaCha8Rng,
+) -> Duration {
     let Some(pool) = pool else { return between_ms(rng, 200, 500) };
     if pool.imported_on.contains_key(&host.name) {
         return between_ms(rng, 50, 300);
@@ -229,16 +238,20 @@ pub(crate) struct ImportRequest {
 /// Decide a `zpool import` at its end: refusals in the order `do_import` and the kernel apply them.
 pub(crate) fn finish_import(st: &mut SharedStorage, host: &str, req: ImportRequest, now: Time) -> CommandResult {
     let name = req.pool.as_str();
-    let (Some(pool), Some(h), Some(label)) = (st.pools.get(name), st.hosts.get(host), req.label_at_start.as_ref()) else {
+    let (Some(pool), Some(h), Some(label)) = (st.pools.get(name), st.hosts.get(host), req.label_at_start.as_ref())
+    else {
         return fail(format!("cannot import '{name}': no such pool available\n"));
     };
     if pool.imported_on.contains_key(host) {
         return fail(format!(
-            "cannot import '{name}': a pool with that name already exists\nuse the form 'zpool import <pool | id> <newpool>' to give it a new name\n"
+            "cannot import '{name}': a pool with that name already exists\n\
+             use the form 'zpool import <pool | id> <newpool>' to give it a new name\n"
         ));
     }
     if h.faults.import_fails {
-        return fail(format!("cannot import '{name}': I/O error\n\tDestroy and re-create the pool from\n\ta backup source.\n"));
+        return fail(format!(
+            "cannot import '{name}': I/O error\n\tDestroy and re-create the pool from\n\ta backup source.\n"
+        ));
     }
     if check_needed(pool, label, h.hostid) {
         if h.hostid == 0 {
@@ -251,7 +264,9 @@ pub(crate) fn finish_import(st: &mut SharedStorage, host: &str, req: ImportReque
     if !req.force && force_required(label, h.hostid) {
         let when = common::ctime(st.epoch_unix + st.last_accessed(pool, now).as_micros() / 1_000_000);
         return fail(format!(
-            "cannot import '{name}': pool was previously in use from another system.\nLast accessed by {} (hostid={:x}) at {when}\nThe pool can be imported, use 'zpool import -f' to import the pool.\n",
+            "cannot import '{name}': pool was previously in use from another system.\n\
+             Last accessed by {} (hostid={:x}) at {when}\n\
+             The pool can be imported, use 'zpool import -f' to import the pool.\n",
             label.hostname, label.hostid
         ));
     }
@@ -261,9 +276,15 @@ pub(crate) fn finish_import(st: &mut SharedStorage, host: &str, req: ImportReque
 
 fn hostid_unset_text(pool: &str, force: bool) -> String {
     if force {
-        format!("cannot import '{pool}': pool has the multihost property on and the\nsystem's hostid is not set. Set a unique system hostid with the zgenhostid(8) command.\n\n")
+        format!(
+            "cannot import '{pool}': pool has the multihost property on and the\n\
+             system's hostid is not set. Set a unique system hostid with the zgenhostid(8) command.\n\n"
+        )
     } else {
-        format!("Cannot import '{pool}': pool has the multihost property on and the\nsystem's hostid is not set. Set a unique hostid with the zgenhostid(8) command.\n")
+        format!(
+            "Cannot import '{pool}': pool has the multihost property on and the\n\
+             system's hostid is not set. Set a unique hostid with the zgenhostid(8) command.\n"
+        )
     }
 }
 
@@ -271,7 +292,10 @@ fn hostid_unset_text(pool: &str, force: bool) -> String {
 fn mmp_active_text(pool: &str, label: &PoolLabel, force: bool) -> String {
     let tail = "Export the pool on the other system, then run 'zpool import'.\n";
     if force {
-        format!("cannot import '{pool}': pool is imported on host '{}' (hostid={:x}).\n{tail}", label.hostname, label.hostid)
+        format!(
+            "cannot import '{pool}': pool is imported on host '{}' (hostid={:x}).\n{tail}",
+            label.hostname, label.hostid
+        )
     } else {
         format!("cannot import '{pool}': pool is imported on {} (hostid: 0x{:x})\n{tail}", label.hostname, label.hostid)
     }
@@ -310,7 +334,8 @@ pub(crate) fn finish_export(st: &mut SharedStorage, host: &str, pool: &str, now:
     if health == PoolHealth::Suspended {
         return fail(format!("cannot export '{pool}': pool I/O is currently suspended\n"));
     }
-    let busy = st.mounts(host).iter().any(|m| matches!(&m.backing, super::storage::Backing::Zfs { pool: p } if p == pool));
+    let busy =
+        st.mounts(host).iter().any(|m| matches!(&m.backing, super::storage::Backing::Zfs { pool: p } if p == pool));
     if busy {
         return fail(format!("cannot export '{pool}': pool is busy\n"));
     }
@@ -351,8 +376,11 @@ pub(crate) fn finish_status(st: &SharedStorage, host: &str, pool: Option<&str>, 
     if mine.is_empty() {
         return CommandResult::exited(0, "", "no pools available\n");
     }
-    let shown: Vec<String> =
-        mine.iter().filter(|(_, h)| !only_unhealthy || *h != PoolHealth::Online).map(|(p, h)| full_status(p, *h)).collect();
+    let shown: Vec<String> = mine
+        .iter()
+        .filter(|(_, h)| !only_unhealthy || *h != PoolHealth::Online)
+        .map(|(p, h)| full_status(p, *h))
+        .collect();
     if shown.is_empty() {
         return ok("all pools are healthy\n".into());
     }
@@ -423,7 +451,13 @@ fn plan_list(_st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCha8R
     (between_ms(rng, 100, 150), StorageOp::List { pool, fields, scripted: l.scripted })
 }
 
-pub(crate) fn finish_list(st: &SharedStorage, host: &str, pool: Option<&str>, fields: &[String], scripted: bool) -> CommandResult {
+pub(crate) fn finish_list(
+    st: &SharedStorage,
+    host: &str,
+    pool: Option<&str>,
+    fields: &[String],
+    scripted: bool,
+) -> CommandResult {
     if let Some(name) = pool {
         if st.health_on(name, host).is_none() {
             return no_such_pool(name);
@@ -466,7 +500,11 @@ fn render(fields: &[String], rows: &[Vec<String>], scripted: bool) -> String {
     let widths: Vec<usize> = (0..fields.len()).map(|i| all.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
     let mut out = String::new();
     for r in all {
-        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{c:<w$}", w = widths[i]) }).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| if i + 1 == r.len() { c.clone() } else { format!("{c:<w$}", w = widths[i]) })
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
@@ -489,7 +527,14 @@ fn plan_get(_st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCha8Rn
     (between_ms(rng, 100, 150), StorageOp::Get { pool: pool.clone(), props, fields, scripted: l.scripted })
 }
 
-pub(crate) fn finish_get(st: &SharedStorage, host: &str, pool: &str, props: &[String], fields: &[String], scripted: bool) -> CommandResult {
+pub(crate) fn finish_get(
+    st: &SharedStorage,
+    host: &str,
+    pool: &str,
+    props: &[String],
+    fields: &[String],
+    scripted: bool,
+) -> CommandResult {
     let (Some(p), Some(health)) = (st.pools.get(pool), st.health_on(pool, host)) else { return no_such_pool(pool) };
     let cachefile_none = p.imported_on.get(host).is_some_and(|i| i.cachefile_none);
     let rows: Vec<Vec<String>> = props
@@ -541,7 +586,13 @@ pub(crate) fn finish_zfs_list(st: &SharedStorage, host: &str, target: Option<&st
     for p in st.pools.values().filter(|p| p.imported_on.contains_key(host)) {
         rows.push(vec![p.name.clone(), nicenum(p.used), nicenum(p.avail), nicenum(p.refer), format!("/{}", p.name)]);
         for d in &p.datasets {
-            rows.push(vec![d.name.clone(), nicenum(d.used), nicenum(p.avail), nicenum(d.refer), format!("/{}", d.name)]);
+            rows.push(vec![
+                d.name.clone(),
+                nicenum(d.used),
+                nicenum(p.avail),
+                nicenum(d.refer),
+                format!("/{}", d.name),
+            ]);
         }
     }
     if let Some(t) = target {
