@@ -40,8 +40,9 @@ impl Engine {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
                     continue;
                 }
+                let progress = job.start_attempt(&self.cfg, now);
                 self.emit_fence_started(now, &job);
-                job.start_attempt(&self.cfg, now)
+                progress
             } else {
                 job.on_wake(&self.cfg, now)
             };

@@ -261,6 +261,11 @@ impl Engine {
         }
     }
 
+    /// `node` is alive and its heartbeats list what it holds (its startup discovery is done).
+    fn peer_knows_its_holdings(&self, node: &str) -> bool {
+        self.peers.get(node).is_some_and(|p| p.alive() && p.last_heartbeat.as_ref().is_some_and(|hb| hb.discovered))
+    }
+
     /// May `node` run `target` now, in this node's view?
     fn eligible(&self, node: &str, target: &TargetConfig) -> bool {
         if !target.nodes.iter().any(|n| n == node) || self.fenced.contains_key(node) {
@@ -340,7 +345,9 @@ impl Engine {
         if holders.iter().any(|h| !self.fenced.contains_key(h)) {
             return None; // held by a live node, or by a silent node not yet confirmed off
         }
-        let others_known = cfg.nodes.iter().filter(|n| **n != self.me.name).all(|n| self.peer_alive(n) || self.fenced.contains_key(n));
+        // every other node that may run it must be confirmed off, or alive AND done discovering what it
+        // holds: a peer still discovering lists nothing, which does not mean it holds nothing
+        let others_known = cfg.nodes.iter().filter(|n| **n != self.me.name).all(|n| self.fenced.contains_key(n) || self.peer_knows_its_holdings(n));
         if !others_known {
             return None;
         }

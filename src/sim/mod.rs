@@ -11,3 +11,6 @@ pub mod tools_hardware_tests;
 pub mod tools_lustre;
 pub mod tools_storage_tests;
 pub mod tools_zfs;
+pub mod runner;
+pub mod swarm;
+pub mod world;

@@ -75,18 +75,28 @@ impl Default for WorldSettings {
 }
 
 /// One scheduled fault or operator action.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fault {
-    #[serde(with = "humantime_serde")]
     pub at: Duration,
-    #[serde(flatten)]
     pub action: FaultAction,
+}
+
+impl<'de> Deserialize<'de> for Fault {
+    /// `at` plus the action's own keys; unknown keys are errors (serde's `flatten` cannot say so).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Fault, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let at = table.remove("at").ok_or_else(|| D::Error::missing_field("at"))?;
+        let at = at.as_str().ok_or_else(|| D::Error::custom("`at` must be a duration string like \"30s\""))?;
+        let at = humantime::parse_duration(at).map_err(|e| D::Error::custom(format!("at: {e}")))?;
+        let action = FaultAction::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        Ok(Fault { at, action })
+    }
 }
 
 /// What happens at a fault's time.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(tag = "action", rename_all = "kebab-case")]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum FaultAction {
     /// The daemon dies (SIGKILL); the host stays powered, its pools stay imported.
     Crash { node: String },

@@ -183,8 +183,9 @@ impl World {
             self.setup_command(&owner, &["mount", "-t", "lustre", &t.kind.mount_source(), &mp])?;
             self.running_on.insert(t.name.clone(), owner);
         }
-        for (i, f) in self.scenario.faults.iter().enumerate() {
-            self.schedule(Time::ZERO + f.at, Ev::Fault(i));
+        let times: Vec<Duration> = self.scenario.faults.iter().map(|f| f.at).collect();
+        for (i, at) in times.into_iter().enumerate() {
+            self.schedule(Time::ZERO + at, Ev::Fault(i));
         }
         Ok(())
     }
@@ -396,27 +397,30 @@ impl World {
 
     fn check_command_invariants(&mut self, host: &str, cmd: &Command, purpose: &Purpose) {
         let display = cmd.display();
+        let mut found = Vec::new();
         for never in &self.scenario.expect.never_commands {
             if display.starts_with(never.as_str()) {
-                self.violation(format!("{host} ran `{display}`, which this scenario forbids"));
+                found.push(format!("{host} ran `{display}`, which this scenario forbids"));
             }
         }
         let engine = self.hosts[host].engine.as_ref();
         if let Purpose::Fence { victim, action: FenceAction::Off | FenceAction::Reboot, .. } = purpose {
             if !engine.is_some_and(Engine::is_quorate) {
-                self.violation(format!("{host} fenced {victim} without quorum"));
+                found.push(format!("{host} fenced {victim} without quorum"));
             }
         }
         let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
-            let last = self.storage.label(&pool).map(|l| l.hostname.clone());
-            if let Some(last) = last {
+            if let Some(last) = self.storage.label(&pool).map(|l| l.hostname.clone()) {
                 let confirmed = last == host || engine.is_some_and(|e| e.is_fenced(&last));
                 if !confirmed {
-                    self.violation(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
+                    found.push(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
                 }
             }
+        }
+        for v in found {
+            self.violation(v);
         }
     }
 
