@@ -84,7 +84,7 @@ impl Engine {
             self.fence_not_before.remove(victim);
             return;
         };
-        if !self.quorum.quorate || self.in_maintenance() || self.left {
+        if !self.quorum.quorate || self.in_maintenance() || self.left || !self.fresh_quorum_against(now, victim) {
             return;
         }
         let mut alive = self.alive_set();
@@ -113,6 +113,36 @@ impl Engine {
         }
         self.fence_not_before.remove(victim);
         self.start_fence_job(now, FenceJob::new(&victim_cfg, FenceAction::Off, reason, now));
+    }
+
+    /// Quorum for a fence must rest on fresh evidence. Peers are declared dead one by one, milliseconds
+    /// apart: an isolated node must not count a peer it has not yet declared dead — but has not heard for
+    /// almost `dead_after` — as a vote to fence another. So only voters heard within `dead_after / 2` count,
+    /// and a freshly heard voter that still sees the victim alive vetoes the fence for now (it will agree
+    /// within `dead_after` if the victim is really gone).
+    fn fresh_quorum_against(&self, now: Time, victim: &str) -> bool {
+        let fresh_window = self.cfg.cluster.dead_after / 2;
+        let mut fresh = std::collections::BTreeSet::from([self.me.name.clone()]);
+        for (name, p) in &self.peers {
+            if name == victim || !p.alive() || p.last_heard().is_none_or(|t| now.since(t) > fresh_window) {
+                continue;
+            }
+            let sees_victim = p.last_heartbeat.as_ref().is_some_and(|hb| hb.peers.iter().any(|v| v.node == victim && v.alive));
+            let victim_asked = self.peers.get(victim).and_then(|v| v.last_heartbeat.as_ref()).is_some_and(|hb| hb.fence_me);
+            if sees_victim && !victim_asked {
+                return false;
+            }
+            fresh.insert(name.clone());
+        }
+        let witness_granted = self.quorum.witness_vote && fresh.len() == self.alive_set().len();
+        let m = quorum::Membership {
+            nodes: &self.cfg.nodes,
+            alive: &fresh,
+            witness_configured: self.cfg.witness.is_some(),
+            witness_granted,
+            waiting_for_all: false,
+        };
+        quorum::compute(&m).quorate
     }
 
     fn emit_fence_started(&mut self, now: Time, job: &FenceJob) {

@@ -15,8 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::command::{Command, CommandResult};
 use crate::config::{Config, FenceDeviceKind, TargetKind};
-use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, Input, Journal, Output, Purpose};
-use crate::fence::FenceAction;
+use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, FenceReason, Input, Journal, Output, Purpose};
 use crate::protocol::{self, Body, Envelope, Keys};
 use crate::storage::SequenceKind;
 use crate::time::Time;
@@ -404,11 +403,7 @@ impl World {
             }
         }
         let engine = self.hosts[host].engine.as_ref();
-        if let Purpose::Fence { victim, action: FenceAction::Off | FenceAction::Reboot, .. } = purpose {
-            if !engine.is_some_and(Engine::is_quorate) {
-                found.push(format!("{host} fenced {victim} without quorum"));
-            }
-        }
+        let _ = purpose; // the quorum of a fence is checked when it starts (Event::FenceStarted)
         let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
@@ -453,7 +448,15 @@ impl World {
                     self.report.false_failovers += 1;
                 }
             }
-            Event::FenceStarted { attempt: 1, .. } => self.report.fences += 1,
+            Event::FenceStarted { node, reason, attempt, .. } => {
+                if *attempt == 1 {
+                    self.report.fences += 1;
+                }
+                let quorate = self.hosts.get(host).and_then(|h| h.engine.as_ref()).is_some_and(Engine::is_quorate);
+                if *reason != FenceReason::Operator && !quorate {
+                    self.violation(format!("{host} started fencing {node} without quorum"));
+                }
+            }
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.running_on.insert(target.clone(), host.to_string());
                 self.settle_failovers();
