@@ -112,6 +112,8 @@ pub struct World {
     detect_pending: BTreeMap<String, Time>,
     failover_pending: Vec<(Time, String, BTreeSet<String>)>,
     running_on: BTreeMap<String, String>,
+    /// (fencer, victim) pairs: the fencer's engine confirmed the victim off (device or operator).
+    confirmed_off: BTreeSet<(String, String)>,
 }
 
 impl World {
@@ -143,6 +145,7 @@ impl World {
             detect_pending: BTreeMap::new(),
             failover_pending: Vec::new(),
             running_on: BTreeMap::new(),
+            confirmed_off: BTreeSet::new(),
         };
         world.setup()?;
         Ok(world)
@@ -408,8 +411,11 @@ impl World {
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
             if let Some(last) = self.storage.label(&pool).map(|l| l.hostname.clone()) {
-                let confirmed = last == host || engine.is_some_and(|e| e.is_fenced(&last));
-                if !confirmed {
+                // legitimate: the importer confirmed the label's host off at some point, and that host does
+                // not hold the pool now (a rebooted host holds nothing: pools use cachefile=none)
+                let confirmed = last == host || engine.is_some_and(|e| e.is_fenced(&last)) || self.confirmed_off.contains(&(host.to_string(), last.clone()));
+                let still_holds = self.storage.holders(&pool).contains(&last) && self.hosts.get(&last).is_some_and(|h| h.powered);
+                if !confirmed || (last != host && still_holds) {
                     found.push(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
                 }
             }
@@ -456,6 +462,9 @@ impl World {
                 if *reason != FenceReason::Operator && !quorate {
                     self.violation(format!("{host} started fencing {node} without quorum"));
                 }
+            }
+            Event::FenceConfirmed { node, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } | Event::FenceConfirmedByOperator { node } => {
+                self.confirmed_off.insert((host.to_string(), node.clone()));
             }
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.running_on.insert(target.clone(), host.to_string());
