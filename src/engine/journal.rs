@@ -54,10 +54,12 @@ impl Engine {
 
     /// Take over what a previous run persisted. In-flight operations are not resumed: startup discovery
     /// finds what is really imported and mounted, and a half-held target is released cleanly.
-    pub(crate) fn restore(&mut self, j: Journal) {
+    pub(crate) fn restore(&mut self, j: Journal, now: Time) {
         self.maintenance = (j.maintenance_epoch, j.maintenance);
-        for r in j.fenced {
+        for mut r in j.fenced {
             if self.cfg.node(&r.node).is_some() {
+                // times of the previous run are in its own time base: count from this start
+                r.at = now;
                 self.fenced.insert(r.node.clone(), r);
             }
         }

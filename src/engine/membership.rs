@@ -40,16 +40,20 @@ impl Engine {
         }
     }
 
-    /// A node we confirmed off is heard again in the same incarnation: the fence did not cut its power.
+    /// A node we confirmed off is heard again. In a newer incarnation than when it was fenced (or when we
+    /// never heard it before the fence), it rebooted: the fence record is spent. In the same incarnation, the
+    /// fence did not cut its power: the device lied.
     fn check_fence_lied(&mut self, now: Time, sender: &str, incarnation: u64) {
+        let Some(r) = self.fenced.get(sender) else { return };
         // a datagram sent just before the power cut may still be in flight: allow two intervals
         let margin = self.cfg.cluster.heartbeat_interval * 2;
-        let lied = self.fenced.get(sender).is_some_and(|r| {
-            r.incarnation.is_some_and(|i| i >= incarnation) && !r.by_operator && now > r.at + margin
-        });
-        if lied {
+        let rebooted = r.incarnation.is_none_or(|i| incarnation > i);
+        let lied = !rebooted && !r.by_operator && now > r.at + margin;
+        if rebooted || lied {
             self.fenced.remove(sender);
             self.journal_dirty = true;
+        }
+        if lied {
             self.emit(now, Event::FenceLied { node: sender.to_string() });
         }
     }

@@ -248,7 +248,7 @@ impl Engine {
             faults: FaultSwitches::default(),
         };
         if let Some(j) = journal {
-            e.restore(j);
+            e.restore(j, now);
         }
         e.start_discovery();
         e.step(now);

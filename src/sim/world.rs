@@ -112,8 +112,10 @@ pub struct World {
     detect_pending: BTreeMap<String, Time>,
     failover_pending: Vec<(Time, String, BTreeSet<String>)>,
     running_on: BTreeMap<String, String>,
-    /// (fencer, victim) pairs: the fencer's engine confirmed the victim off (device or operator).
-    confirmed_off: BTreeSet<(String, String)>,
+    /// (fencer, victim) → when the fencer's engine last confirmed the victim off (device or operator).
+    confirmed_off: BTreeMap<(String, String), Time>,
+    /// (fencer, victim) pairs for which the fencer ran a power-off command on some device.
+    fence_commands: BTreeSet<(String, String)>,
 }
 
 impl World {
@@ -145,7 +147,8 @@ impl World {
             detect_pending: BTreeMap::new(),
             failover_pending: Vec::new(),
             running_on: BTreeMap::new(),
-            confirmed_off: BTreeSet::new(),
+            confirmed_off: BTreeMap::new(),
+            fence_commands: BTreeSet::new(),
         };
         world.setup()?;
         Ok(world)
@@ -405,17 +408,25 @@ impl World {
                 found.push(format!("{host} ran `{display}`, which this scenario forbids"));
             }
         }
-        let engine = self.hosts[host].engine.as_ref();
-        let _ = purpose; // the quorum of a fence is checked when it starts (Event::FenceStarted)
+        // the quorum of a fence is checked when it starts (Event::FenceStarted)
+        if let Purpose::Fence { victim, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } = purpose {
+            self.fence_commands.insert((host.to_string(), victim.clone()));
+        }
         let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
-            if let Some(last) = self.storage.label(&pool).map(|l| l.hostname.clone()) {
-                // legitimate: the importer confirmed the label's host off at some point, and that host does
-                // not hold the pool now (a rebooted host holds nothing: pools use cachefile=none)
-                let confirmed = last == host || engine.is_some_and(|e| e.is_fenced(&last)) || self.confirmed_off.contains(&(host.to_string(), last.clone()));
-                let still_holds = self.storage.holders(&pool).contains(&last) && self.hosts.get(&last).is_some_and(|h| h.powered);
-                if !confirmed || (last != host && still_holds) {
+            if let Some(last) = self.storage.label(&pool).map(|l| l.hostname.clone()).filter(|l| l != host) {
+                // legitimate when the importer confirmed the label's host off (rule 2) and that host has not
+                // imported the pool again since (a rebooted host holds nothing: pools use cachefile=none)
+                let confirmed_at = self.confirmed_off.get(&(host.to_string(), last.clone())).copied();
+                let imported_since = self.storage.pool(&pool).and_then(|p| p.imported_on.get(&last)).map(|i| i.since);
+                let powered = self.hosts.get(&last).is_some_and(|h| h.powered);
+                let stale = match (confirmed_at, imported_since) {
+                    (None, _) => true,
+                    (Some(c), Some(i)) => powered && i > c,
+                    (Some(_), None) => false,
+                };
+                if stale {
                     found.push(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
                 }
             }
@@ -463,8 +474,14 @@ impl World {
                     self.violation(format!("{host} started fencing {node} without quorum"));
                 }
             }
-            Event::FenceConfirmed { node, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } | Event::FenceConfirmedByOperator { node } => {
-                self.confirmed_off.insert((host.to_string(), node.clone()));
+            Event::FenceConfirmed { node, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } => {
+                if !self.fence_commands.contains(&(host.to_string(), node.clone())) {
+                    self.violation(format!("{host} recorded {node} as fenced without running any fence device"));
+                }
+                self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
+            }
+            Event::FenceConfirmedByOperator { node } => {
+                self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
             }
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.running_on.insert(target.clone(), host.to_string());
