@@ -145,11 +145,12 @@ fn fail(cmd: &str, e: impl std::fmt::Display) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `failoverd run --config FILE [--node NAME] [--log-format human|json]`.
+/// `failoverd run --config FILE [--node NAME] [--log-format human|json]`. Errors are logged (in the chosen
+/// log format) by the daemon itself.
 pub fn run(args: RunArgs) -> ExitCode {
     match super::daemon::run(&args.config, args.node, args.log_format) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail("run", e),
+        Err(_) => ExitCode::FAILURE,
     }
 }
 
@@ -166,9 +167,8 @@ impl SocketArgs {
     }
 }
 
-/// Send one request line and read one reply line. `timeout: None` waits as long as the daemon takes (a fence
-/// job can take minutes).
-pub fn request(socket: &Path, req: &Value, timeout: Option<Duration>) -> Result<Value> {
+/// Send one request line and read one reply line, waiting at most `timeout` for it.
+pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value> {
     let hint = |e: &std::io::Error| match e.kind() {
         std::io::ErrorKind::PermissionDenied => " (run as root or as a uid in cluster.control_allowed_uids)",
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
@@ -179,12 +179,19 @@ pub fn request(socket: &Path, req: &Value, timeout: Option<Duration>) -> Result<
     let mut stream = UnixStream::connect(socket)
         .map_err(|e| RuntimeError::new(format!("cannot reach failoverd at {}: {e}{}", socket.display(), hint(&e))))?;
     let io = |e: std::io::Error| RuntimeError::new(format!("talking to failoverd at {}: {e}", socket.display()));
-    stream.set_read_timeout(timeout).map_err(io)?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
     let mut line = serde_json::to_vec(req).map_err(|e| RuntimeError::new(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
     let mut reply = String::new();
-    BufReader::new(&stream).read_line(&mut reply).map_err(io)?;
+    BufReader::new(&stream).read_line(&mut reply).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => RuntimeError::new(format!(
+            "no answer from failoverd at {} within {}s; the request may still be in progress: see `failoverd status`",
+            socket.display(),
+            timeout.as_secs()
+        )),
+        _ => io(e),
+    })?;
     if reply.is_empty() {
         return Err(RuntimeError::new(format!("failoverd at {} closed the connection without replying", socket.display())));
     }
@@ -192,7 +199,7 @@ pub fn request(socket: &Path, req: &Value, timeout: Option<Duration>) -> Result<
 }
 
 /// Send an admin request and print the daemon's answer.
-fn admin(cmd: &str, socket: &SocketArgs, req: AdminRequest, timeout: Option<Duration>) -> ExitCode {
+fn admin(cmd: &str, socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> ExitCode {
     let path = match socket.path() {
         Ok(p) => p,
         Err(e) => return fail(cmd, e),
@@ -225,7 +232,7 @@ fn confirm(prompt: &str, expected: &str) -> Result<bool> {
 
 /// `failoverd migrate TARGET --to NODE`.
 pub fn migrate(args: MigrateArgs) -> ExitCode {
-    admin("migrate", &args.socket, AdminRequest::Migrate { target: args.target, to: args.to }, Some(Duration::from_secs(60)))
+    admin("migrate", &args.socket, AdminRequest::Migrate { target: args.target, to: args.to }, Duration::from_secs(60))
 }
 
 /// `failoverd confirm-fenced NODE [--yes]`.
@@ -242,23 +249,27 @@ pub fn confirm_fenced(args: ConfirmFencedArgs) -> ExitCode {
             Err(e) => return fail("confirm-fenced", e),
         }
     }
-    admin("confirm-fenced", &args.socket, AdminRequest::ConfirmFenced { node: args.node }, Some(Duration::from_secs(60)))
+    admin("confirm-fenced", &args.socket, AdminRequest::ConfirmFenced { node: args.node }, Duration::from_secs(60))
 }
 
-/// `failoverd fence NODE [--action off|on|status|reboot]`. Waits until the fence job ends.
+/// How long `failoverd fence` waits for the fence job to end (every level, every device, status polls).
+pub const FENCE_WAIT: Duration = Duration::from_secs(600);
+
+/// `failoverd fence NODE [--action off|on|status|reboot]`. Waits until the fence job ends (at most
+/// [`FENCE_WAIT`]; the job goes on in the daemon if this command gives up).
 pub fn fence(args: FenceArgs) -> ExitCode {
-    admin("fence", &args.socket, AdminRequest::Fence { node: args.node, action: args.action.into() }, None)
+    admin("fence", &args.socket, AdminRequest::Fence { node: args.node, action: args.action.into() }, FENCE_WAIT)
 }
 
 /// `failoverd maintenance on|off`.
 pub fn maintenance(args: MaintenanceArgs) -> ExitCode {
-    admin("maintenance", &args.socket, AdminRequest::Maintenance { on: args.state == OnOff::On }, Some(Duration::from_secs(60)))
+    admin("maintenance", &args.socket, AdminRequest::Maintenance { on: args.state == OnOff::On }, Duration::from_secs(60))
 }
 
 /// `failoverd override-wait-for-all [--yes]`.
 pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
     if !args.yes {
-        let node = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Some(Duration::from_secs(10)))) {
+        let node = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
             Ok(v) => v["status"]["node"].as_str().unwrap_or("").to_string(),
             Err(e) => return fail("override-wait-for-all", e),
         };
@@ -272,12 +283,12 @@ pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
             Err(e) => return fail("override-wait-for-all", e),
         }
     }
-    admin("override-wait-for-all", &args.socket, AdminRequest::OverrideWaitForAll, Some(Duration::from_secs(60)))
+    admin("override-wait-for-all", &args.socket, AdminRequest::OverrideWaitForAll, Duration::from_secs(60))
 }
 
 /// `failoverd status [--config FILE | --socket PATH] [--json]`.
 pub fn status(args: StatusArgs) -> ExitCode {
-    let reply = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Some(Duration::from_secs(10)))) {
+    let reply = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
         Ok(r) => r,
         Err(e) => return fail("status", e),
     };

@@ -129,7 +129,7 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
         daemon.run().await
     });
     if let Err(e) = &result {
-        tracing::error!(error = %e, "failoverd stopped");
+        tracing::error!("failoverd stopped: {e}");
     }
     // Do not wait for commands still running (a fence agent, a notify program): their process groups were
     // started with kill-on-drop, and nothing they report could be acted on any more.
@@ -330,6 +330,8 @@ impl Daemon {
                 }
                 self.next_admin_id += 1;
                 let id = self.next_admin_id;
+                // forget requests whose client gave up waiting
+                self.waiting.retain(|_, tx| !tx.is_closed());
                 self.waiting.insert(id, p.reply);
                 self.engine.handle(now, Input::Admin { id, request });
             }

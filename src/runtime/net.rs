@@ -128,6 +128,8 @@ pub struct Links {
     node: String,
     names: Vec<String>,
     sockets: Vec<Arc<UdpSocket>>,
+    /// The same sockets, for sending (nonblocking).
+    senders: Vec<std::net::UdpSocket>,
     /// Per link: every peer's address on it.
     peers: Vec<Vec<(String, SocketAddr)>>,
     witness: Option<SocketAddr>,
@@ -137,11 +139,12 @@ pub struct Links {
     send_log: Mutex<BTreeMap<String, RateLimit>>,
 }
 
-/// Make a nonblocking UDP socket with SO_REUSEADDR bound to `addr`, ready for tokio.
+/// Make a nonblocking UDP socket with SO_REUSEADDR bound to `addr`: the tokio half receives, the std half
+/// (the same socket, duplicated) sends without waiting for the reactor to report it writable.
 ///
 /// SO_REUSEADDR lets a restarted daemon bind at once; a second daemon on the same node is refused earlier, by
 /// the control socket (see [`super::control`]), which is bound first.
-pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+pub fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     if addr.is_ipv6() {
@@ -149,7 +152,9 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
-    UdpSocket::from_std(socket.into())
+    let std_socket: std::net::UdpSocket = socket.into();
+    let sender = std_socket.try_clone()?;
+    Ok((UdpSocket::from_std(std_socket)?, sender))
 }
 
 impl Links {
@@ -169,14 +174,16 @@ impl Links {
             )));
         }
         let mut sockets = Vec::new();
+        let mut senders = Vec::new();
         for (link, addr) in me.addresses.iter().enumerate() {
             let name = &cfg.cluster.links[link];
-            let sock = bind_udp(*addr).map_err(|e| {
+            let (sock, sender) = bind_udp(*addr).map_err(|e| {
                 RuntimeError::new(format!(
                     "node[{index}].addresses[{link}] (node {node}, link {name}): cannot bind UDP {addr}: {e}"
                 ))
             })?;
             sockets.push(Arc::new(sock));
+            senders.push(sender);
         }
         let peers = (0..cfg.link_count())
             .map(|link| {
@@ -191,6 +198,7 @@ impl Links {
             node: node.to_string(),
             names: cfg.cluster.links.clone(),
             sockets,
+            senders,
             peers,
             witness: cfg.witness.as_ref().map(|w| w.address),
             key: keys.active.clone(),
@@ -226,13 +234,13 @@ impl Links {
 
     /// Send `env` to every peer on `link`.
     pub fn send(&self, link: usize, env: &Envelope) {
-        let Some(sock) = self.sockets.get(link) else {
+        let Some(sock) = self.senders.get(link) else {
             tracing::error!(node = %self.node, link, "engine asked to send on a link that does not exist");
             return;
         };
         let Some(bytes) = self.encode(env) else { return };
         for (peer, addr) in &self.peers[link] {
-            if let Err(e) = sock.try_send_to(&bytes, *addr) {
+            if let Err(e) = sock.send_to(&bytes, *addr) {
                 self.send_failed(&format!("{peer}/{}", self.names[link]), *addr, &e);
             }
         }
@@ -245,7 +253,7 @@ impl Links {
             return;
         };
         let Some(bytes) = self.encode(env) else { return };
-        if let Err(e) = self.sockets[0].try_send_to(&bytes, addr) {
+        if let Err(e) = self.senders[0].send_to(&bytes, addr) {
             self.send_failed("witness", addr, &e);
         }
     }
@@ -335,7 +343,14 @@ mod tests {
         // SO_REUSEADDR alone does not let us bind over a socket without it
         let err = bind_udp(addr);
         assert!(err.is_err());
-        let s = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
+        let (s, sender) = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         assert!(s.local_addr().unwrap().port() != 0);
+        // the sender is the same socket: same address, never blocks
+        assert_eq!(sender.local_addr().unwrap(), s.local_addr().unwrap());
+        let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        sender.send_to(b"x", peer.local_addr().unwrap()).unwrap();
+        let mut b = [0u8; 4];
+        let (n, from) = peer.recv_from(&mut b).unwrap();
+        assert_eq!((n, from), (1, s.local_addr().unwrap()));
     }
 }
