@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod fence;
 pub mod protocol;
+pub mod runtime;
 pub mod sim;
 pub mod storage;
 pub mod time;

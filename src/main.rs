@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use failoverd::config::{Config, KeyCheck};
+use failoverd::runtime::cli;
 use rand::RngCore;
 
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
@@ -25,6 +26,20 @@ enum Command {
     CheckConfig(CheckConfigArgs),
     /// Write a new random cluster key (64 hex characters) to a file readable by its owner only.
     Keygen(KeygenArgs),
+    /// Run the daemon on this node.
+    Run(cli::RunArgs),
+    /// Show what the local daemon sees: quorum, peers and links, targets, fencing, recent events.
+    Status(cli::StatusArgs),
+    /// Move a target to another node (controlled migration: export here, import there).
+    Migrate(cli::MigrateArgs),
+    /// Tell the cluster that a node is powered off (manual fencing). Wrongly confirming corrupts data.
+    ConfirmFenced(cli::ConfirmFencedArgs),
+    /// Fence a node through its configured fence levels.
+    Fence(cli::FenceArgs),
+    /// Turn cluster-wide maintenance on (no automatic action) or off.
+    Maintenance(cli::MaintenanceArgs),
+    /// Let this node act without having seen every node since it started (wait_for_all).
+    OverrideWaitForAll(cli::OverrideWaitForAllArgs),
     /// Run deterministic failure simulations of scenario files (or random ones with --swarm).
     Simulate(SimulateArgs),
 }
@@ -84,6 +99,13 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig(args) => check_config(&args),
         Command::Keygen(args) => keygen(&args),
+        Command::Run(args) => cli::run(args),
+        Command::Status(args) => cli::status(args),
+        Command::Migrate(args) => cli::migrate(args),
+        Command::ConfirmFenced(args) => cli::confirm_fenced(args),
+        Command::Fence(args) => cli::fence(args),
+        Command::Maintenance(args) => cli::maintenance(args),
+        Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
     }
 }

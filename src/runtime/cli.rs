@@ -1,0 +1,441 @@
+//! The daemon's subcommands: `run`, and the operator's commands that talk to a running daemon over its control
+//! socket (`status`, `migrate`, `confirm-fenced`, `fence`, `maintenance`, `override-wait-for-all`).
+//!
+//! `main.rs` holds one enum variant per subcommand with the `*Args` struct below, and calls the function of
+//! the same name. Every function returns the process exit code: 0 on success, 1 when the daemon refused or
+//! could not be reached (the reason is printed on stderr).
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::engine::{AdminRequest, Status};
+use crate::fence::FenceAction;
+
+use super::logging::LogFormat;
+use super::{Result, RuntimeError};
+
+/// Where the control socket is when neither `--socket` nor `--config` is given.
+pub const DEFAULT_SOCKET: &str = "/run/failoverd/control.sock";
+
+/// `failoverd run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The cluster configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+    /// This node's name in the configuration (default: the host name, or its part before the first dot).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Log format on stderr (default: journald when stderr is the journal, human otherwise).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Which daemon to talk to.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SocketArgs {
+    /// Find the control socket in this configuration file (`cluster.control_socket`).
+    #[arg(long, short, value_name = "FILE", conflicts_with = "socket")]
+    pub config: Option<PathBuf>,
+    /// The daemon's control socket [default: /run/failoverd/control.sock].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `failoverd status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub socket: SocketArgs,
+    /// Print the daemon's whole status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `failoverd migrate`.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// The target to move (its `[[target]]` name).
+    pub target: String,
+    /// The node to move it to.
+    #[arg(long, value_name = "NODE")]
+    pub to: String,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// `failoverd confirm-fenced`.
+#[derive(clap::Args, Debug)]
+pub struct ConfirmFencedArgs {
+    /// The node you have verified is powered off.
+    pub node: String,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// Fence actions an operator can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum FenceActionArg {
+    Off,
+    On,
+    Status,
+    Reboot,
+}
+
+impl From<FenceActionArg> for FenceAction {
+    fn from(a: FenceActionArg) -> FenceAction {
+        match a {
+            FenceActionArg::Off => FenceAction::Off,
+            FenceActionArg::On => FenceAction::On,
+            FenceActionArg::Status => FenceAction::Status,
+            FenceActionArg::Reboot => FenceAction::Reboot,
+        }
+    }
+}
+
+/// `failoverd fence`.
+#[derive(clap::Args, Debug)]
+pub struct FenceArgs {
+    /// The node to fence.
+    pub node: String,
+    /// What to do to its power.
+    #[arg(long, value_enum, default_value = "off")]
+    pub action: FenceActionArg,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// `on` or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `failoverd maintenance`.
+#[derive(clap::Args, Debug)]
+pub struct MaintenanceArgs {
+    /// `on`: keep heartbeating but take no automatic action anywhere in the cluster; `off`: resume.
+    #[arg(value_enum)]
+    pub state: OnOff,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// `failoverd override-wait-for-all`.
+#[derive(clap::Args, Debug)]
+pub struct OverrideWaitForAllArgs {
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+fn fail(cmd: &str, e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("failoverd {cmd}: {e}");
+    ExitCode::FAILURE
+}
+
+/// `failoverd run --config FILE [--node NAME] [--log-format human|json]`. Errors are logged (in the chosen
+/// log format) by the daemon itself.
+pub fn run(args: RunArgs) -> ExitCode {
+    match super::daemon::run(&args.config, args.node, args.log_format) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+impl SocketArgs {
+    /// The control socket: `--socket`, else `cluster.control_socket` of `--config`, else the default.
+    pub fn path(&self) -> Result<PathBuf> {
+        if let Some(s) = &self.socket {
+            return Ok(s.clone());
+        }
+        if let Some(c) = &self.config {
+            return Ok(super::daemon::load_config_without_keys(c)?.cluster.control_socket);
+        }
+        Ok(PathBuf::from(DEFAULT_SOCKET))
+    }
+}
+
+/// Send one request line and read one reply line, waiting at most `timeout` for it.
+pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value> {
+    let hint = |e: &std::io::Error| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => " (run as root or as a uid in cluster.control_allowed_uids)",
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            " (is failoverd running? is this its cluster.control_socket?)"
+        }
+        _ => "",
+    };
+    let mut stream = UnixStream::connect(socket)
+        .map_err(|e| RuntimeError::new(format!("cannot reach failoverd at {}: {e}{}", socket.display(), hint(&e))))?;
+    let io = |e: std::io::Error| RuntimeError::new(format!("talking to failoverd at {}: {e}", socket.display()));
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    let mut line = serde_json::to_vec(req).map_err(|e| RuntimeError::new(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(io)?;
+    let mut reply = String::new();
+    BufReader::new(&stream).read_line(&mut reply).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => RuntimeError::new(format!(
+            "no answer from failoverd at {} within {}s; the request may still be in progress: see `failoverd status`",
+            socket.display(),
+            timeout.as_secs()
+        )),
+        _ => io(e),
+    })?;
+    if reply.is_empty() {
+        return Err(RuntimeError::new(format!("failoverd at {} closed the connection without replying", socket.display())));
+    }
+    serde_json::from_str(&reply).map_err(|e| RuntimeError::new(format!("unreadable reply from failoverd: {e}")))
+}
+
+/// Send an admin request and print the daemon's answer.
+fn admin(cmd: &str, socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> ExitCode {
+    let path = match socket.path() {
+        Ok(p) => p,
+        Err(e) => return fail(cmd, e),
+    };
+    let value = match serde_json::to_value(&req) {
+        Ok(v) => v,
+        Err(e) => return fail(cmd, e),
+    };
+    match request(&path, &value, timeout) {
+        Ok(reply) if reply["ok"] == json!(true) => {
+            println!("{}", reply["message"].as_str().unwrap_or("ok"));
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => fail(cmd, reply["error"].as_str().unwrap_or("the daemon refused (no reason given)")),
+        Err(e) => fail(cmd, e),
+    }
+}
+
+/// Ask the operator to type `expected` (on a terminal). Errors when stdin is not a terminal.
+fn confirm(prompt: &str, expected: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(RuntimeError::new("stdin is not a terminal: pass --yes to confirm"));
+    }
+    eprint!("{prompt}\ntype the node name to confirm: ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| RuntimeError::new(e.to_string()))?;
+    Ok(answer.trim() == expected)
+}
+
+/// `failoverd migrate TARGET --to NODE`.
+pub fn migrate(args: MigrateArgs) -> ExitCode {
+    admin("migrate", &args.socket, AdminRequest::Migrate { target: args.target, to: args.to }, Duration::from_secs(60))
+}
+
+/// `failoverd confirm-fenced NODE [--yes]`.
+pub fn confirm_fenced(args: ConfirmFencedArgs) -> ExitCode {
+    if !args.yes {
+        let prompt = format!(
+            "You are confirming that node {} is POWERED OFF. failoverd will then force-import its pools here.\n\
+             If it is still running, both hosts will write the same pools and the file system will be corrupted.",
+            args.node
+        );
+        match confirm(&prompt, &args.node) {
+            Ok(true) => {}
+            Ok(false) => return fail("confirm-fenced", "not confirmed; nothing done"),
+            Err(e) => return fail("confirm-fenced", e),
+        }
+    }
+    admin("confirm-fenced", &args.socket, AdminRequest::ConfirmFenced { node: args.node }, Duration::from_secs(60))
+}
+
+/// How long `failoverd fence` waits for the fence job to end (every level, every device, status polls).
+pub const FENCE_WAIT: Duration = Duration::from_secs(600);
+
+/// `failoverd fence NODE [--action off|on|status|reboot]`. Waits until the fence job ends (at most
+/// [`FENCE_WAIT`]; the job goes on in the daemon if this command gives up).
+pub fn fence(args: FenceArgs) -> ExitCode {
+    admin("fence", &args.socket, AdminRequest::Fence { node: args.node, action: args.action.into() }, FENCE_WAIT)
+}
+
+/// `failoverd maintenance on|off`.
+pub fn maintenance(args: MaintenanceArgs) -> ExitCode {
+    admin("maintenance", &args.socket, AdminRequest::Maintenance { on: args.state == OnOff::On }, Duration::from_secs(60))
+}
+
+/// `failoverd override-wait-for-all [--yes]`.
+pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
+    if !args.yes {
+        let node = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
+            Ok(v) => v["status"]["node"].as_str().unwrap_or("").to_string(),
+            Err(e) => return fail("override-wait-for-all", e),
+        };
+        let prompt = format!(
+            "Node {node} has not seen every node since it started. Overriding lets it fence and take over from nodes\n\
+             it has never heard: only do this when you know the missing nodes are down."
+        );
+        match confirm(&prompt, &node) {
+            Ok(true) => {}
+            Ok(false) => return fail("override-wait-for-all", "not confirmed; nothing done"),
+            Err(e) => return fail("override-wait-for-all", e),
+        }
+    }
+    admin("override-wait-for-all", &args.socket, AdminRequest::OverrideWaitForAll, Duration::from_secs(60))
+}
+
+/// `failoverd status [--config FILE | --socket PATH] [--json]`.
+pub fn status(args: StatusArgs) -> ExitCode {
+    let reply = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
+        Ok(r) => r,
+        Err(e) => return fail("status", e),
+    };
+    if reply["ok"] != json!(true) {
+        return fail("status", reply["error"].as_str().unwrap_or("the daemon refused"));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reply["status"]).unwrap_or_default());
+        return ExitCode::SUCCESS;
+    }
+    let status: Status = match serde_json::from_value(reply["status"].clone()) {
+        Ok(s) => s,
+        Err(e) => return fail("status", format!("unreadable status from the daemon (another version?): {e}")),
+    };
+    print!("{}", render_status(&status, &reply["runtime"]));
+    ExitCode::SUCCESS
+}
+
+fn age(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else if ms < 3_600_000 {
+        format!("{}m{:02}s", ms / 60_000, (ms / 1000) % 60)
+    } else {
+        format!("{}h{:02}m", ms / 3_600_000, (ms / 60_000) % 60)
+    }
+}
+
+/// Lay out rows as left-aligned columns separated by two spaces.
+fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r.iter().enumerate().map(|(i, s)| format!("{s:<w$}", w = widths[i])).collect();
+        out.push_str("  ");
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The human form of `failoverd status`.
+pub fn render_status(s: &Status, runtime: &Value) -> String {
+    let mut out = String::new();
+    if s.maintenance {
+        out.push_str("MAINTENANCE: on — the cluster takes no automatic action (failoverd maintenance off to resume)\n");
+    }
+    let q = &s.quorum;
+    if q.quorate {
+        out.push_str(&format!("quorum: yes ({} of {} votes, {} needed{})\n", q.votes, q.total, q.needed, if q.two_node { ", two-node" } else { "" }));
+    } else {
+        out.push_str(&format!("quorum: NO ({} of {} votes, {} needed): {}\n", q.votes, q.total, q.needed, q.reason));
+    }
+    out.push_str(&format!(
+        "node: {} (incarnation {}), all nodes seen: {}, storage discovered: {}\n",
+        s.node,
+        s.incarnation,
+        if s.all_nodes_seen { "yes" } else { "no" },
+        if s.discovered { "yes" } else { "no" }
+    ));
+    if let Some(why) = &s.asking_to_be_fenced {
+        out.push_str(&format!("ASKING TO BE FENCED: {why}\n"));
+    }
+
+    out.push_str("\npeers:\n");
+    if s.peers.is_empty() {
+        out.push_str("  (none)\n");
+    } else {
+        let mut rows = vec![{
+            let mut h = vec!["NODE".to_string(), "STATE".into(), "INCARNATION".into()];
+            h.extend(s.peers[0].links.iter().map(|l| l.link.to_uppercase()));
+            h
+        }];
+        for p in &s.peers {
+            let state = if p.fenced {
+                "fenced".to_string()
+            } else if p.alive {
+                "alive".into()
+            } else if p.ever_seen {
+                "DEAD".into()
+            } else {
+                "never seen".into()
+            };
+            let mut row = vec![p.node.clone(), state, p.incarnation.map(|i| i.to_string()).unwrap_or_else(|| "-".into())];
+            row.extend(p.links.iter().map(|l| {
+                let heard = l.last_heard_ms.map(|ms| format!(" ({} ago)", age(ms))).unwrap_or_default();
+                format!("{}{heard}", if l.up { "up" } else { "down" })
+            }));
+            rows.push(row);
+        }
+        out.push_str(&table(&rows));
+        for p in s.peers.iter().filter(|p| !p.config_mismatch.is_empty()) {
+            out.push_str(&format!("  CONFIG MISMATCH with {}: {}\n", p.node, p.config_mismatch.join(", ")));
+        }
+    }
+
+    out.push_str("\ntargets:\n");
+    if s.targets.is_empty() {
+        out.push_str("  (none)\n");
+    } else {
+        let mut rows = vec![vec!["TARGET".to_string(), "OWNER".into(), "STATE".into(), "HERE".into(), "BLOCKED".into()]];
+        for t in &s.targets {
+            rows.push(vec![
+                t.target.clone(),
+                t.owner.clone().unwrap_or_else(|| "-".into()),
+                t.state.clone(),
+                t.local.clone(),
+                t.blocked.clone().unwrap_or_default(),
+            ]);
+        }
+        out.push_str(&table(&rows));
+    }
+
+    out.push_str("\nfencing:\n");
+    if s.fencing.is_empty() {
+        out.push_str("  (nothing in progress)\n");
+    } else {
+        let mut rows = vec![vec!["VICTIM".to_string(), "ACTION".into(), "ATTEMPT".into(), "REASON".into()]];
+        for f in &s.fencing {
+            rows.push(vec![f.victim.clone(), f.action.clone(), f.attempt.to_string(), f.reason.clone()]);
+        }
+        out.push_str(&table(&rows));
+    }
+
+    let now_us = runtime["now_us"].as_u64();
+    out.push_str("\nlast events:\n");
+    if s.recent_events.is_empty() {
+        out.push_str("  (none)\n");
+    }
+    for (at, ev) in s.recent_events.iter().rev().take(10) {
+        let when = match now_us {
+            Some(now) => format!("{:>8} ago", age(now.saturating_sub(at.as_micros()) / 1000)),
+            None => format!("{at}"),
+        };
+        let mut detail = serde_json::to_value(ev).unwrap_or(Value::Null);
+        if let Some(o) = detail.as_object_mut() {
+            o.remove("event");
+        }
+        out.push_str(&format!("  {when}  {} {}\n", ev.name(), detail));
+    }
+    let dropped = runtime["datagrams"]["dropped"].as_u64().unwrap_or(0);
+    if dropped > 0 {
+        out.push_str(&format!(
+            "\ndropped datagrams: {dropped} (bad MAC {}, not failoverd {}, too large {})\n",
+            runtime["datagrams"]["bad_mac"], runtime["datagrams"]["bad_magic"], runtime["datagrams"]["too_large"]
+        ));
+    }
+    out
+}

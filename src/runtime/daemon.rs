@@ -1,0 +1,459 @@
+//! `failoverd run`: the daemon.
+//!
+//! Start-up, in this order (each step's error names what failed and stops the start):
+//! 1. load the configuration and the keys (`cluster.key_file`, `cluster.next_key_file`);
+//! 2. choose the node: `--node`, else this host's name (`gethostname`, then its part before the first dot);
+//! 3. open `cluster.state_dir`, bind `cluster.control_socket` (a daemon already answering there stops this
+//!    start: no two daemons per node), bind one UDP socket per link;
+//! 4. read the journal, bump the incarnation counter durably, build the [`Engine`] (seeded from the
+//!    incarnation and the node name);
+//! 5. `mlockall` if `cluster.lock_memory` (a failure is a warning).
+//!
+//! Then one loop on a single-threaded tokio runtime waits for the earliest of: a datagram on any link, a
+//! finished command, a control request, the engine's next deadline, a signal. Each becomes one engine input;
+//! every output is carried out before waiting again.
+//!
+//! A deadline served later than `cluster.stall_threshold` means this process itself stalled (VM freeze,
+//! swap storm, SIGSTOP): the engine gets `Input::Stalled` and convicts nobody on that gap.
+//!
+//! SIGTERM or SIGINT asks the engine to leave (move targets away unless in maintenance, tell the peers); the
+//! daemon exits 0 when the engine says `Left`, or after [`LEAVE_GRACE`] with a warning. A second SIGTERM or
+//! SIGINT exits at once (status 1). SIGHUP is logged and otherwise ignored: a new configuration needs a
+//! restart (the incarnation changes and peers notice).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::command::Command;
+use crate::config::{load_key, Config, KeyCheck};
+use crate::engine::{AdminRequest, CommandId, Engine, Event, Input, Output, Severity};
+use crate::protocol::Keys;
+use crate::time::Time;
+
+use super::clock::Clock;
+use super::control::{self, ControlRequest, ControlSocket, Pending};
+use super::exec::{self, Label};
+use super::net::{Links, NetCounters, Received};
+use super::state::StateDir;
+use super::{Result, RuntimeError};
+
+/// How long a leaving daemon waits for the engine to finish moving targets away before it exits anyway.
+pub const LEAVE_GRACE: Duration = Duration::from_secs(30);
+
+/// Timeout of one run of the `cluster.notify` program.
+pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `notify` programs running at once; events beyond that are not notified (and say so in the log).
+const MAX_NOTIFY_RUNNING: usize = 8;
+
+/// At most this many `heartbeat_rejected` events are logged and notified per [`REJECT_WINDOW`] (a replay
+/// flood must not flood the journal or page someone ten thousand times).
+const REJECT_BURST: u32 = 5;
+const REJECT_WINDOW: Duration = Duration::from_secs(60);
+
+/// Read and validate the configuration file (checking the key files exist and are long enough).
+pub fn load_config(path: &Path) -> Result<Config> {
+    Config::load(path).map_err(|e| RuntimeError::new(prefix_lines(path, &e.to_string())))
+}
+
+/// Read the configuration without touching the key files (for `status` and friends, run by users who may not
+/// read the key).
+pub fn load_config_without_keys(path: &Path) -> Result<Config> {
+    Config::load_with(path, KeyCheck::Skip).map_err(|e| RuntimeError::new(prefix_lines(path, &e.to_string())))
+}
+
+fn prefix_lines(path: &Path, text: &str) -> String {
+    text.lines().map(|l| format!("{}: {l}", path.display())).collect::<Vec<_>>().join("\n")
+}
+
+/// The heartbeat keys named by `[cluster]`.
+pub fn load_keys(cfg: &Config) -> Result<Keys> {
+    let active = load_key(&cfg.cluster.key_file).map_err(|e| RuntimeError::new(format!("cluster.key_file: {e}")))?;
+    let next = match &cfg.cluster.next_key_file {
+        Some(p) => Some(load_key(p).map_err(|e| RuntimeError::new(format!("cluster.next_key_file: {e}")))?),
+        None => None,
+    };
+    Ok(Keys::new(active, next))
+}
+
+/// Which `[[node]]` this host is: `given` (from `--node`) if set, else the host name, else its short form.
+pub fn resolve_node(cfg: &Config, given: Option<&str>) -> Result<String> {
+    let names = || cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ");
+    if let Some(n) = given {
+        return match cfg.node(n) {
+            Some(_) => Ok(n.to_string()),
+            None => Err(RuntimeError::new(format!("--node {n}: no [[node]] has this name (nodes: {})", names()))),
+        };
+    }
+    let host = nix::unistd::gethostname()
+        .map_err(|e| RuntimeError::new(format!("cannot read this host's name ({e}); pass --node NAME")))?
+        .to_string_lossy()
+        .into_owned();
+    let short = host.split('.').next().unwrap_or(&host).to_string();
+    for candidate in [&host, &short] {
+        if cfg.node(candidate).is_some() {
+            return Ok(candidate.clone());
+        }
+    }
+    Err(RuntimeError::new(format!(
+        "this host is called {host:?}, which is no [[node]] name in the configuration (nodes: {}); pass --node NAME",
+        names()
+    )))
+}
+
+/// FNV-1a: a hash that is the same in every build (the engine's seed must not depend on the Rust version).
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// `failoverd run`: set up logging, then run the daemon until it leaves. Returns when the process should exit.
+pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::logging::LogFormat>) -> Result<()> {
+    super::logging::init(log_format);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| RuntimeError::new(format!("cannot start the event loop: {e}")))?;
+    let result = runtime.block_on(async {
+        let cfg = load_config(config_path)?;
+        let keys = load_keys(&cfg)?;
+        let node = resolve_node(&cfg, node.as_deref())?;
+        let daemon = Daemon::start(Arc::new(cfg), keys, &node, config_path).await?;
+        daemon.run().await
+    });
+    if let Err(e) = &result {
+        tracing::error!("failoverd stopped: {e}");
+    }
+    // Do not wait for commands still running (a fence agent, a notify program): their process groups were
+    // started with kill-on-drop, and nothing they report could be acted on any more.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    result
+}
+
+/// The running daemon: the engine and everything it drives.
+pub struct Daemon {
+    cfg: Arc<Config>,
+    node: String,
+    config_path: PathBuf,
+    engine: Engine,
+    clock: Clock,
+    links: Links,
+    counters: Arc<NetCounters>,
+    state: StateDir,
+    control: ControlSocket,
+    net_rx: mpsc::Receiver<Received>,
+    done_tx: mpsc::UnboundedSender<(CommandId, crate::command::CommandResult)>,
+    done_rx: mpsc::UnboundedReceiver<(CommandId, crate::command::CommandResult)>,
+    ctl_rx: mpsc::Receiver<Pending>,
+    /// Admin requests waiting for the engine's reply, by request id.
+    waiting: BTreeMap<u64, oneshot::Sender<Value>>,
+    next_admin_id: u64,
+    commands_running: usize,
+    notify_running: Arc<AtomicUsize>,
+    leave_deadline: Option<Instant>,
+    /// `heartbeat_rejected` events seen in the current window: (window start, count).
+    rejects: (Instant, u32),
+}
+
+impl Daemon {
+    /// Open the state, bind the sockets, bump the incarnation and build the engine. Must run inside the
+    /// tokio runtime that will run [`Daemon::run`].
+    pub async fn start(cfg: Arc<Config>, keys: Keys, node: &str, config_path: &Path) -> Result<Daemon> {
+        let state = StateDir::open(&cfg.cluster.state_dir)?;
+        let mut control = ControlSocket::bind(&cfg.cluster.control_socket, &cfg.cluster.control_allowed_uids)?;
+        let links = Links::bind(&cfg, node, keys)?;
+
+        let journal = match state.load_journal()? {
+            Some(j) if j.node != node => {
+                tracing::warn!(journal_node = %j.node, node, dir = %state.path().display(),
+                    "the journal in cluster.state_dir belongs to another node: ignoring it");
+                None
+            }
+            other => other,
+        };
+        let floor = journal.as_ref().map(|j| j.incarnation).unwrap_or(0);
+        let incarnation = state.bump_incarnation(floor)?;
+        let clock = Clock::start();
+        let seed = incarnation ^ stable_hash(node);
+        let engine = Engine::new(cfg.clone(), node, incarnation, journal, seed, clock.now())
+            .map_err(|e| RuntimeError::new(format!("cannot start the engine: {e}")))?;
+
+        if cfg.cluster.lock_memory {
+            use nix::sys::mman::{mlockall, MlockAllFlags};
+            match mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+                Ok(()) => tracing::info!(node, "memory locked (cluster.lock_memory)"),
+                Err(e) => tracing::warn!(node, error = %e,
+                    "cluster.lock_memory: mlockall failed (needs CAP_IPC_LOCK or LimitMEMLOCK=infinity); running unlocked"),
+            }
+        }
+        if let Some(addr) = cfg.cluster.metrics_listen {
+            tracing::warn!(node, %addr, "cluster.metrics_listen is set, but this build does not serve metrics");
+        }
+
+        let (net_tx, net_rx) = mpsc::channel(1024);
+        links.spawn_receivers(net_tx);
+        let (ctl_tx, ctl_rx) = mpsc::channel(64);
+        control.spawn(ctl_tx);
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+
+        let addrs: Vec<String> = cfg.cluster.links.iter().zip(links.local_addrs()).map(|(l, a)| format!("{l}={a}")).collect();
+        tracing::info!(
+            node,
+            cluster = %cfg.cluster.name,
+            incarnation,
+            links = %addrs.join(","),
+            control_socket = %cfg.cluster.control_socket.display(),
+            state_dir = %cfg.cluster.state_dir.display(),
+            version = env!("CARGO_PKG_VERSION"),
+            "failoverd started"
+        );
+        let counters = links.counters();
+        Ok(Daemon {
+            cfg,
+            node: node.to_string(),
+            config_path: config_path.to_path_buf(),
+            engine,
+            clock,
+            links,
+            counters,
+            state,
+            control,
+            net_rx,
+            done_tx,
+            done_rx,
+            ctl_rx,
+            waiting: BTreeMap::new(),
+            next_admin_id: 0,
+            commands_running: 0,
+            notify_running: Arc::new(AtomicUsize::new(0)),
+            leave_deadline: None,
+            rejects: (Instant::now(), 0),
+        })
+    }
+
+    /// Run until the engine has left (after SIGTERM/SIGINT or a `leave` request).
+    pub async fn run(mut self) -> Result<()> {
+        let signal_err = |e: std::io::Error| RuntimeError::new(format!("cannot install signal handlers: {e}"));
+        let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
+        let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
+        let mut sighup = signal(SignalKind::hangup()).map_err(signal_err)?;
+        // the engine queued its first heartbeats and discovery commands when it was built
+        if self.carry_out() {
+            return Ok(());
+        }
+        let mut last_tick: Option<Time> = None;
+        loop {
+            let deadline = self.engine.next_deadline();
+            // never spin: a deadline not after the last tick is served one millisecond later
+            let wake = match last_tick {
+                Some(t) if deadline <= t => t + Duration::from_millis(1),
+                _ => deadline,
+            };
+            let leave_by = self.leave_deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400));
+            tokio::select! {
+                Some(r) = self.net_rx.recv() => {
+                    let now = self.clock.now();
+                    self.engine.handle(now, Input::Datagram { link: r.link, envelope: r.envelope });
+                }
+                Some((id, result)) = self.done_rx.recv() => {
+                    self.commands_running = self.commands_running.saturating_sub(1);
+                    let now = self.clock.now();
+                    self.engine.handle(now, Input::CommandDone { id, result });
+                }
+                Some(p) = self.ctl_rx.recv() => self.on_control(p),
+                _ = tokio::time::sleep_until(self.clock.instant_of(wake)) => {
+                    let now = self.clock.now();
+                    let late = now.since(deadline.max(wake));
+                    if late > self.cfg.cluster.stall_threshold {
+                        tracing::warn!(node = %self.node, late_ms = late.as_millis() as u64,
+                            "this process stalled (deadline served late): nobody is convicted on this gap");
+                        self.engine.handle(now, Input::Stalled { late });
+                    } else {
+                        self.engine.handle(now, Input::Tick);
+                    }
+                    last_tick = Some(now);
+                }
+                _ = sigterm.recv() => self.on_signal("SIGTERM")?,
+                _ = sigint.recv() => self.on_signal("SIGINT")?,
+                _ = sighup.recv() => {
+                    tracing::info!(node = %self.node, config = %self.config_path.display(),
+                        "SIGHUP ignored: restart failoverd to apply a new configuration");
+                }
+                _ = tokio::time::sleep_until(leave_by), if self.leave_deadline.is_some() => {
+                    tracing::warn!(node = %self.node, grace_s = LEAVE_GRACE.as_secs(),
+                        "did not finish leaving in time (targets still moving?); exiting anyway");
+                    return Ok(());
+                }
+            }
+            if self.carry_out() {
+                tracing::info!(node = %self.node, "left the cluster; exiting");
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_signal(&mut self, name: &str) -> Result<()> {
+        if self.leave_deadline.is_some() {
+            return Err(RuntimeError::new(format!("second {name}: exiting at once without finishing to leave")));
+        }
+        tracing::info!(node = %self.node, signal = name, "stopping: leaving the cluster (a second signal exits at once)");
+        self.begin_leave();
+        self.next_admin_id += 1;
+        let now = self.clock.now();
+        self.engine.handle(now, Input::Admin { id: self.next_admin_id, request: AdminRequest::Leave });
+        Ok(())
+    }
+
+    fn begin_leave(&mut self) {
+        if self.leave_deadline.is_none() {
+            self.leave_deadline = Some(Instant::now() + LEAVE_GRACE);
+        }
+    }
+
+    fn on_control(&mut self, p: Pending) {
+        let now = self.clock.now();
+        match p.request {
+            ControlRequest::Status => {
+                let reply = json!({ "ok": true, "status": self.engine.status(now), "runtime": self.runtime_status(now) });
+                let _ = p.reply.send(reply);
+            }
+            ControlRequest::Admin(request) => {
+                if request == AdminRequest::Leave {
+                    self.begin_leave();
+                }
+                self.next_admin_id += 1;
+                let id = self.next_admin_id;
+                // forget requests whose client gave up waiting
+                self.waiting.retain(|_, tx| !tx.is_closed());
+                self.waiting.insert(id, p.reply);
+                self.engine.handle(now, Input::Admin { id, request });
+            }
+        }
+    }
+
+    fn runtime_status(&self, now: Time) -> Value {
+        json!({
+            "now_us": now.as_micros(),
+            "pid": std::process::id(),
+            "version": env!("CARGO_PKG_VERSION"),
+            "config": self.config_path.display().to_string(),
+            "control_socket": self.control.path().display().to_string(),
+            "datagrams": self.counters.snapshot(),
+            "commands_running": self.commands_running,
+            "leaving": self.leave_deadline.is_some(),
+        })
+    }
+
+    /// Carry out every queued output. True when the engine has left.
+    fn carry_out(&mut self) -> bool {
+        let mut left = false;
+        while let Some(out) = self.engine.poll_output() {
+            match out {
+                Output::Send { link, envelope } => self.links.send(link, &envelope),
+                Output::SendWitness { envelope } => self.links.send_witness(&envelope),
+                Output::Run { id, command, purpose } => {
+                    self.commands_running += 1;
+                    let label = Label::of(&self.node, &purpose);
+                    let tx = self.done_tx.clone();
+                    tokio::spawn(async move {
+                        let result = exec::run_logged(&command, &label).await;
+                        let _ = tx.send((id, result));
+                    });
+                }
+                Output::Persist(journal) => {
+                    if let Err(e) = self.state.save_journal(&journal) {
+                        tracing::error!(node = %self.node, error = %e,
+                            "cannot persist the journal: fence confirmations and maintenance will not survive a restart");
+                    }
+                }
+                Output::Event(event) => self.on_event(&event),
+                Output::AdminReply { id, result } => match self.waiting.remove(&id) {
+                    Some(reply) => {
+                        let _ = reply.send(control::admin_reply(result));
+                    }
+                    None => match result {
+                        Ok(m) => tracing::info!(node = %self.node, reply = %m, "engine reply"),
+                        Err(e) => tracing::warn!(node = %self.node, error = %e, "engine refused"),
+                    },
+                },
+                Output::Left => left = true,
+            }
+        }
+        left
+    }
+
+    fn on_event(&mut self, event: &Event) {
+        let name = event.name();
+        if matches!(event, Event::HeartbeatRejected { .. }) {
+            let now = Instant::now();
+            if now.duration_since(self.rejects.0) > REJECT_WINDOW {
+                if self.rejects.1 > REJECT_BURST {
+                    tracing::warn!(node = %self.node, suppressed = self.rejects.1 - REJECT_BURST,
+                        "heartbeat_rejected events were not logged individually in the last minute");
+                }
+                self.rejects = (now, 0);
+            }
+            self.rejects.1 += 1;
+            if self.rejects.1 > REJECT_BURST {
+                return;
+            }
+        }
+        let detail = serde_json::to_string(event).unwrap_or_default();
+        let severity = event.severity();
+        match severity {
+            Severity::Info => tracing::info!(node = %self.node, event = %name, detail = %detail, "event"),
+            Severity::Warning => tracing::warn!(node = %self.node, event = %name, detail = %detail, "event"),
+            Severity::Alert => tracing::error!(node = %self.node, event = %name, detail = %detail, "event"),
+        }
+        if severity >= Severity::Warning {
+            self.notify(event, &name, severity);
+        }
+    }
+
+    /// Run `cluster.notify` with the event as JSON on stdin (fire and forget). The JSON is the event's own
+    /// (`{"event":"peer_dead","node":"mds1","silent_ms":3012}`) plus `cluster`, `reported_by` and `severity`.
+    fn notify(&self, event: &Event, name: &str, severity: Severity) {
+        let Some(program) = &self.cfg.cluster.notify else { return };
+        if self.notify_running.load(Ordering::Relaxed) >= MAX_NOTIFY_RUNNING {
+            tracing::warn!(node = %self.node, event = %name, notify = %program.display(),
+                "too many notify programs still running: this event is not notified");
+            return;
+        }
+        let mut v = serde_json::to_value(event).unwrap_or_else(|_| json!({ "event": name }));
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("cluster".into(), json!(self.cfg.cluster.name));
+            obj.insert("reported_by".into(), json!(self.node));
+            obj.insert("severity".into(), json!(format!("{severity:?}").to_lowercase()));
+        }
+        let cmd = Command::new([program.display().to_string()], NOTIFY_TIMEOUT)
+            .with_stdin(format!("{v}\n"))
+            .with_env("FAILOVERD_EVENT", name)
+            .with_env("FAILOVERD_NODE", self.node.clone())
+            .with_env("FAILOVERD_CLUSTER", self.cfg.cluster.name.clone());
+        let label = Label { node: self.node.clone(), purpose: "notify".into(), target: String::new(), step: name.to_string() };
+        let running = self.notify_running.clone();
+        running.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            exec::run_logged(&cmd, &label).await;
+            running.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash(""), 0xcbf29ce484222325);
+        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
+    }
+}
