@@ -73,7 +73,7 @@ impl Engine {
                 .targets
                 .iter()
                 .filter(|t| {
-                    let mine = self.cfg.target_digest(&t.name);
+                    let mine = self.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
                     let theirs = hb.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
                     mine != theirs
                 })

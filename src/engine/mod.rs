@@ -161,6 +161,8 @@ pub struct Engine {
     pub(crate) move_requests: BTreeMap<String, (String, Time)>,
     pub(crate) mismatches: BTreeMap<String, Vec<String>>,
     pub(crate) config_digest: [u8; 16],
+    /// Each target's definition digest, computed once (they are sent in every heartbeat).
+    pub(crate) target_digests: Vec<(String, u32)>,
     pub(crate) journal_dirty: bool,
     pub(crate) faults: FaultSwitches,
 }
@@ -208,6 +210,7 @@ impl Engine {
         let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
         let targets = cfg.targets.iter().map(|t| (t.name.clone(), targets::Slot::new(t.clone(), now))).collect();
         let config_digest = cfg.digest();
+        let target_digests = cfg.targets.iter().filter_map(|t| cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
         let mut e = Engine {
             cfg,
             me: me_cfg,
@@ -244,6 +247,7 @@ impl Engine {
             move_requests: BTreeMap::new(),
             mismatches: BTreeMap::new(),
             config_digest,
+            target_digests,
             journal_dirty: true,
             faults: FaultSwitches::default(),
         };
@@ -468,7 +472,7 @@ impl Engine {
             .map(|(name, p)| PeerView { node: name.clone(), links_up: p.links_up_mask(), alive: p.alive() })
             .collect();
         let targets = self.targets.values().filter_map(|s| s.view()).collect();
-        let target_digests = self.cfg.targets.iter().filter_map(|t| self.cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
+        let target_digests = self.target_digests.clone();
         let move_requests = self.move_requests.iter().filter(|(_, (_, exp))| *exp > now).map(|(t, (to, _))| (t.clone(), to.clone())).collect();
         Heartbeat {
             link,

@@ -16,7 +16,7 @@ use super::scenario::Scenario;
 use super::world::RunReport;
 
 /// Simulated length of one swarm run.
-const SWARM_SECONDS: u64 = 240;
+const SWARM_SECONDS: u64 = 200;
 
 fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usize) -> String {
     let mut t = String::new();
@@ -60,9 +60,9 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
 fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
     let mut t = String::new();
     let count = rng.random_range(2..7);
-    let mut at = 20u64;
+    let mut at = 15u64;
     for _ in 0..count {
-        at += rng.random_range(5..40);
+        at += rng.random_range(5..30);
         let n = rng.random_range(1..=nodes);
         let other = n % nodes + 1;
         let action = match rng.random_range(0..11) {
