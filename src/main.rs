@@ -42,6 +42,8 @@ enum Command {
     OverrideWaitForAll(cli::OverrideWaitForAllArgs),
     /// Run deterministic failure simulations of scenario files (or random ones with --swarm).
     Simulate(SimulateArgs),
+    /// Watch a failover: a two-node pair on 127.0.0.1 with simulated storage and power; mds1 fails, mds2 takes over.
+    Demo(failoverd::runtime::demo::DemoArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Maintenance(args) => cli::maintenance(args),
         Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
+        Command::Demo(args) => failoverd::runtime::demo::run(args),
     }
 }
 

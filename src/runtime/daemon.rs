@@ -40,7 +40,7 @@ use crate::time::Time;
 
 use super::clock::Clock;
 use super::control::{self, ControlRequest, ControlSocket, Pending};
-use super::exec::{self, Label};
+use super::exec::{self, Executor, Label, Processes};
 use super::net::{Links, NetCounters, Received};
 use super::state::StateDir;
 use super::{Result, RuntimeError};
@@ -160,6 +160,10 @@ pub struct Daemon {
     leave_deadline: Option<Instant>,
     /// `heartbeat_rejected` events seen in the current window: (window start, count).
     rejects: (Instant, u32),
+    /// Runs the engine's commands: real processes unless [`Daemon::with_executor`] says otherwise.
+    executor: Arc<dyn Executor>,
+    /// Also receives every engine event, with this node's name (see [`Daemon::with_event_observer`]).
+    observer: Option<mpsc::UnboundedSender<(String, Event)>>,
 }
 
 impl Daemon {
@@ -235,7 +239,24 @@ impl Daemon {
             notify_running: Arc::new(AtomicUsize::new(0)),
             leave_deadline: None,
             rejects: (Instant::now(), 0),
+            executor: Arc::new(Processes),
+            observer: None,
         })
+    }
+
+    /// Run the engine's commands with `executor` instead of as real processes (`failoverd demo` answers them
+    /// from the simulator's models). Call before [`Daemon::run`].
+    pub fn with_executor(mut self, executor: Arc<dyn Executor>) -> Daemon {
+        self.executor = executor;
+        self
+    }
+
+    /// Also send every engine event that is logged, tagged with this node's name, to `observer` (besides
+    /// logging and notifying it as usual; a flood of `heartbeat_rejected` is cut as in the log). Events are
+    /// never held back for a slow observer; a closed one is ignored.
+    pub fn with_event_observer(mut self, observer: mpsc::UnboundedSender<(String, Event)>) -> Daemon {
+        self.observer = Some(observer);
+        self
     }
 
     /// Run until the engine has left (after SIGTERM/SIGINT or a `leave` request).
@@ -362,8 +383,9 @@ impl Daemon {
                     self.commands_running += 1;
                     let label = Label::of(&self.node, &purpose);
                     let tx = self.done_tx.clone();
+                    let running = self.executor.execute(command, label);
                     tokio::spawn(async move {
-                        let result = exec::run_logged(&command, &label).await;
+                        let result = running.await;
                         let _ = tx.send((id, result));
                     });
                 }
@@ -404,6 +426,9 @@ impl Daemon {
             if self.rejects.1 > REJECT_BURST {
                 return;
             }
+        }
+        if let Some(observer) = &self.observer {
+            let _ = observer.send((self.node.clone(), event.clone()));
         }
         let detail = serde_json::to_string(event).unwrap_or_default();
         let severity = event.severity();

@@ -19,11 +19,13 @@
 //! [`AFTER_EXIT_GRACE`] and the exit status is reported as it was.
 
 use std::ffi::OsString;
+use std::future::Future;
 use std::io::Write;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -67,6 +69,24 @@ impl Label {
             Purpose::Discover => ("discover", String::new(), String::new()),
         };
         Label { node: node.to_string(), purpose: p.to_string(), target, step }
+    }
+}
+
+/// Where the daemon's commands run. The daemon hands every command the engine asks for to its executor and
+/// feeds the result back to the engine. Production uses [`Processes`]; `failoverd demo` answers the commands
+/// from the simulator's storage and power models instead.
+pub trait Executor: Send + Sync {
+    /// Run `command` (logged as `label`) to completion or timeout.
+    fn execute(&self, command: Command, label: Label) -> Pin<Box<dyn Future<Output = CommandResult> + Send>>;
+}
+
+/// The production executor: every command is a real process, run by [`run_logged`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Processes;
+
+impl Executor for Processes {
+    fn execute(&self, command: Command, label: Label) -> Pin<Box<dyn Future<Output = CommandResult> + Send>> {
+        Box::pin(async move { run_logged(&command, &label).await })
     }
 }
 
@@ -471,6 +491,13 @@ mod tests {
         assert!(r.stdout.contains("output truncated: 200000 bytes"), "{}", &r.stdout[OUTPUT_CAP..]);
         assert!(r.stdout.len() < OUTPUT_CAP + 200);
         assert_eq!(r.stderr, "b".repeat(100));
+    }
+
+    #[tokio::test]
+    async fn the_process_executor_runs_real_processes() {
+        let exec: std::sync::Arc<dyn Executor> = std::sync::Arc::new(Processes);
+        let r = exec.execute(sh("echo hi; exit 3"), Label::default()).await;
+        assert_eq!((r.exit, r.stdout.as_str()), (Exit::Code(3), "hi\n"));
     }
 
     #[tokio::test]

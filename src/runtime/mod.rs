@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod daemon;
+pub mod demo;
 pub mod exec;
 pub mod logging;
 pub mod net;

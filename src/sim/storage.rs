@@ -308,6 +308,12 @@ pub struct HostStorage {
 pub struct StorageTiming {
     /// Percent chance that a forced import runs its activity check twice (seen in `boot4-forceB`: 49 s).
     pub forced_double_check_percent: u32,
+    /// Base length of one MMP activity check instead of [`ACTIVITY_CHECK`] (20 s), for demonstrations that
+    /// cannot wait that long. `None` (the default) keeps the real length. An import that runs the check is
+    /// scaled as a whole by `activity_check / ACTIVITY_CHECK`, so its +0–25 % jitter and a second check keep
+    /// their proportions; imports that run no check are not affected.
+    #[serde(default)]
+    pub activity_check: Option<Duration>,
 }
 
 /// The whole simulated SAN plus every host's storage view: the state the storage tools read and change.
@@ -822,11 +828,25 @@ impl SharedStorage {
     /// Start a command on `host` at `now`: parse it, draw its duration, and say when it completes.
     pub fn begin(&mut self, host: &str, cmd: &Command, now: Time, rng: &mut ChaCha8Rng) -> Pending {
         let (took, kind) = self.plan(host, cmd, rng);
+        let took = self.with_activity_check_override(&kind, took);
         let (took, kind) = match common::within_timeout(cmd, took) {
             Some(d) => (d, kind),
             None => (cmd.timeout, StorageOp::Hang),
         };
         Pending { finish_at: now + took, op: PendingOp { host: host.into(), started: now, kind } }
+    }
+
+    /// Apply [`StorageTiming::activity_check`] to a planned command. Only an import that waits for an MMP
+    /// activity check takes [`ACTIVITY_CHECK`] or longer (every other import answers within seconds), so
+    /// those are the ones scaled.
+    fn with_activity_check_override(&self, kind: &StorageOp, took: Duration) -> Duration {
+        match (self.timing.activity_check, kind) {
+            (Some(check), StorageOp::Import { .. }) if took >= ACTIVITY_CHECK => {
+                let scaled = took.as_micros() * check.as_micros() / ACTIVITY_CHECK.as_micros();
+                Duration::from_micros(u64::try_from(scaled).unwrap_or(u64::MAX))
+            }
+            _ => took,
+        }
     }
 
     fn plan(&self, host: &str, cmd: &Command, rng: &mut ChaCha8Rng) -> Plan {
@@ -913,5 +933,41 @@ fn hang_duration(cmd: &Command) -> Duration {
         Duration::from_secs(86_400)
     } else {
         cmd.timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// mds1 crashed at 60 s holding `mdt0pool`; mds2 imports it with `-f` at 90 s.
+    fn forced_import(timing: StorageTiming) -> (CommandResult, Duration) {
+        let mut st = SharedStorage::new();
+        st.timing = timing;
+        st.add_host("mds1", 0xa1a1_a1a1).unwrap();
+        st.add_host("mds2", 0xb2b2_b2b2).unwrap();
+        let spec = PoolSpec::new("mdt0pool", 7).target("mdt0pool/mdt0", "lustre-MDT0000");
+        st.add_pool(spec, PoolStart::ImportedOn("mds1".into()), Time::ZERO).unwrap();
+        st.set_powered("mds1", false, Time::from_secs(60));
+        let cmd = Command::new(["zpool", "import", "-f", "-o", "cachefile=none", "mdt0pool"], Duration::from_secs(120));
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let start = Time::from_secs(90);
+        let p = st.begin("mds2", &cmd, start, &mut rng);
+        let took = p.finish_at.since(start);
+        (st.finish("mds2", p.op, p.finish_at), took)
+    }
+
+    #[test]
+    fn activity_check_override_shortens_only_the_check() {
+        let (real, real_took) = forced_import(StorageTiming::default());
+        assert!(real.success() && real_took >= ACTIVITY_CHECK, "{real:?} {real_took:?}");
+        let short = StorageTiming { activity_check: Some(Duration::from_secs(5)), ..StorageTiming::default() };
+        let (r, took) = forced_import(short);
+        assert!(r.success(), "{r:?}");
+        // the same draw, scaled by 5/20: 5 s plus the scaled jitter and import work
+        assert_eq!(took.as_micros(), real_took.as_micros() / 4);
+        assert!(took >= Duration::from_secs(5) && took < Duration::from_secs(7), "{took:?}");
     }
 }
