@@ -188,20 +188,7 @@ mod tests {
     use super::*;
 
     fn hb(link: u8) -> Heartbeat {
-        Heartbeat {
-            link,
-            peers: vec![],
-            quorate: true,
-            discovered: true,
-            leaving: false,
-            maintenance: false,
-            maintenance_epoch: 0,
-            fence_me: false,
-            config_digest: [0; 16],
-            targets: vec![],
-            target_digests: vec![],
-            move_requests: vec![],
-        }
+        crate::engine::test_support::heartbeat(link, vec![])
     }
 
     const DEAD: Duration = Duration::from_millis(3000);

@@ -634,7 +634,7 @@ impl Engine {
         }
         for (target, to) in asks {
             let Some(slot) = self.targets.get(&target) else { continue };
-            if matches!(slot.local, Local::Running { .. }) && to != self.me.name && self.eligible(&to, &slot.cfg.clone()) {
+            if matches!(slot.local, Local::Running { .. }) && to != self.me.name && self.eligible(&to, &slot.cfg) {
                 self.emit(now, Event::TargetMoving { target: target.clone(), to: to.clone(), reason: "operator request".into() });
                 self.start_release(now, &target, Some(to), false);
             }

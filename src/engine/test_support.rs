@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::command::CommandResult;
+use crate::protocol::{Heartbeat, TargetView};
 use crate::config::*;
 
 pub fn cluster() -> ClusterConfig {
@@ -112,4 +113,22 @@ pub fn ok(stdout: &str) -> CommandResult {
 
 pub fn fail(code: i32, stderr: &str) -> CommandResult {
     CommandResult::exited(code, "", stderr)
+}
+
+/// A heartbeat of a discovered, quorate peer on `link`, holding `targets`.
+pub fn heartbeat(link: u8, targets: Vec<TargetView>) -> Heartbeat {
+    Heartbeat {
+        link,
+        peers: vec![],
+        quorate: true,
+        discovered: true,
+        leaving: false,
+        maintenance: false,
+        maintenance_epoch: 0,
+        fence_me: false,
+        config_digest: [0; 16],
+        targets,
+        target_digests: vec![],
+        move_requests: vec![],
+    }
 }

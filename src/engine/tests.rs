@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::test_support::{fail, mds_pair, ok};
+use super::test_support::{fail, heartbeat, mds_pair, ok};
 use super::*;
 use crate::protocol::{Body, Envelope, Heartbeat, TargetState, TargetView};
 
@@ -99,20 +99,7 @@ impl Harness {
     fn heartbeat_from_mds1(&mut self, targets: Vec<TargetView>) {
         for link in 0..2u8 {
             self.peer_seq += 1;
-            let hb = Heartbeat {
-                link,
-                peers: vec![],
-                quorate: true,
-                discovered: true,
-                leaving: false,
-                maintenance: false,
-                maintenance_epoch: 0,
-                fence_me: false,
-                config_digest: self.engine.config().digest(),
-                targets: targets.clone(),
-                target_digests: vec![],
-                move_requests: vec![],
-            };
+            let hb = Heartbeat { config_digest: self.engine.config().digest(), ..heartbeat(link, targets.clone()) };
             let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: self.peer_incarnation, seq: self.peer_seq, body: Body::Heartbeat(hb) };
             self.engine.handle(self.now, Input::Datagram { link: link as usize, envelope: env });
             self.drain();
@@ -272,7 +259,7 @@ fn replayed_heartbeats_of_a_dead_peer_do_not_revive_it() {
     // replay everything mds1 ever sent
     for seq in 1..=last_seq {
         let link = ((seq + 1) % 2) as u8;
-        let hb = Heartbeat { link, peers: vec![], quorate: true, discovered: true, leaving: false, maintenance: false, maintenance_epoch: 0, fence_me: false, config_digest: [0; 16], targets: mds1_holds_both(), target_digests: vec![], move_requests: vec![] };
+        let hb = heartbeat(link, mds1_holds_both());
         let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: 3, seq, body: Body::Heartbeat(hb) };
         h.engine.handle(h.now, Input::Datagram { link: link as usize, envelope: env });
         h.drain();
@@ -373,7 +360,7 @@ fn a_peer_with_another_definition_of_a_target_blocks_its_takeover() {
         h.now = ms(i * 250);
         for link in 0..2u8 {
             h.peer_seq += 1;
-            let hb = Heartbeat { link, peers: vec![], quorate: true, discovered: true, leaving: false, maintenance: false, maintenance_epoch: 0, fence_me: false, config_digest: their_digest, targets: mds1_holds_both(), target_digests: their_targets.clone(), move_requests: vec![] };
+            let hb = Heartbeat { config_digest: their_digest, target_digests: their_targets.clone(), ..heartbeat(link, mds1_holds_both()) };
             let env = Envelope { cluster: "lfs".into(), sender: "mds1".into(), incarnation: 3, seq: h.peer_seq, body: Body::Heartbeat(hb) };
             h.engine.handle(h.now, Input::Datagram { link: link as usize, envelope: env });
             h.drain();

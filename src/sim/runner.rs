@@ -83,22 +83,26 @@ fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[idx.min(sorted.len() - 1)])
 }
 
-/// Run `count` seeds of one scenario on `threads` threads.
-pub fn run_seeds(scenario: Arc<Scenario>, seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
+/// Run `run(seed)` for every seed on `threads` threads; reports come back sorted by seed.
+pub fn parallel_runs(seeds: &[u64], threads: usize, run: impl Fn(u64) -> RunReport + Sync) -> Vec<RunReport> {
     let threads = threads.max(1).min(seeds.len().max(1));
-    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
+    let run = &run;
     let mut reports: Vec<RunReport> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                let sc = scenario.clone();
-                s.spawn(move || chunk.into_iter().map(|seed| run_once(sc.clone(), RunOptions { seed, keep_trace: false, faults })).collect::<Vec<_>>())
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let chunk: Vec<u64> = seeds.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || chunk.into_iter().map(run).collect::<Vec<_>>())
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     });
     reports.sort_by_key(|r| r.seed);
     reports
+}
+
+/// Run the given seeds of one scenario on `threads` threads.
+pub fn run_seeds(scenario: Arc<Scenario>, seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
+    parallel_runs(seeds, threads, |seed| run_once(scenario.clone(), RunOptions { seed, keep_trace: false, faults }))
 }
 
 /// Summarize the reports of one scenario.

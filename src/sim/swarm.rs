@@ -11,9 +11,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::engine::FaultSwitches;
 
-use super::runner::run_seeds;
+use super::runner::parallel_runs;
 use super::scenario::Scenario;
-use super::world::RunReport;
+use super::world::{run_once, RunOptions, RunReport};
 
 /// Simulated length of one swarm run.
 const SWARM_SECONDS: u64 = 200;
@@ -115,15 +115,5 @@ pub fn scenario(seed: u64) -> Scenario {
 
 /// Run every seed's random scenario.
 pub fn run(seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
-    let threads = threads.max(1);
-    let chunks: Vec<Vec<u64>> = (0..threads).map(|t| seeds.iter().copied().skip(t).step_by(threads).collect()).collect();
-    let mut out: Vec<RunReport> = std::thread::scope(|s| {
-        let hs: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| s.spawn(move || chunk.into_iter().flat_map(|seed| run_seeds(Arc::new(scenario(seed)), &[seed], faults, 1)).collect::<Vec<_>>()))
-            .collect();
-        hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
-    });
-    out.sort_by_key(|r| r.seed);
-    out
+    parallel_runs(seeds, threads, |seed| run_once(Arc::new(scenario(seed)), RunOptions { seed, keep_trace: false, faults }))
 }

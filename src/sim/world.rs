@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use crate::command::{Command, CommandResult};
+use crate::command::Command;
 use crate::config::{Config, FenceDeviceKind, TargetKind};
 use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, FenceReason, Input, Journal, Output, Purpose};
 use crate::protocol::{self, Body, Envelope, Keys};
@@ -867,9 +867,4 @@ pub fn run_once(scenario: Arc<Scenario>, opts: RunOptions) -> RunReport {
         Ok(w) => w.run(),
         Err(e) => RunReport { scenario: name, seed, violations: vec![format!("setup: {e}")], ..RunReport::default() },
     }
-}
-
-/// A command result the world gives for a program it does not know.
-pub fn unknown_program(cmd: &Command) -> CommandResult {
-    CommandResult::exited(127, "", format!("{}: command not found\n", cmd.program()))
 }
