@@ -38,6 +38,10 @@ enum Command {
     Fence(cli::FenceArgs),
     /// Turn cluster-wide maintenance on (no automatic action) or off.
     Maintenance(cli::MaintenanceArgs),
+    /// Move every target off a node (controlled migrations) and keep it off.
+    Standby(cli::StandbyArgs),
+    /// Let a node in standby run targets again.
+    Unstandby(cli::StandbyArgs),
     /// Let this node act without having seen every node since it started (wait_for_all).
     OverrideWaitForAll(cli::OverrideWaitForAllArgs),
     /// Run deterministic failure simulations of scenario files (or random ones with --swarm).
@@ -107,6 +111,8 @@ fn main() -> ExitCode {
         Command::ConfirmFenced(args) => cli::confirm_fenced(args),
         Command::Fence(args) => cli::fence(args),
         Command::Maintenance(args) => cli::maintenance(args),
+        Command::Standby(args) => cli::standby(args),
+        Command::Unstandby(args) => cli::unstandby(args),
         Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
         Command::Demo(args) => failoverd::runtime::demo::run(args),

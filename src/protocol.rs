@@ -1,14 +1,14 @@
 //! The wire format of failoverd datagrams: versioned, compact (serde + postcard), authenticated with a keyed
 //! MAC over the whole datagram, and bounded in size. Pure: bytes in, typed message out, never a panic.
 //!
-//! # Datagram layout (frozen, version 1)
+//! # Datagram layout (frozen, version 2: version 1 had no standby fields)
 //!
 //! One UDP datagram carries exactly one [`Envelope`]:
 //!
 //! ```text
 //! offset    length  content
 //! 0         3       magic: ASCII "FOD" (0x46 0x4F 0x44)
-//! 3         1       format version: PROTOCOL_VERSION (0x01)
+//! 3         1       format version: PROTOCOL_VERSION (0x02)
 //! 4         n       body: the Envelope in postcard encoding, n >= 1
 //! 4 + n     32      tag: HMAC-SHA256(key, bytes[0 .. 4 + n])  (header and body, everything before the tag)
 //! ```
@@ -42,7 +42,8 @@
 //! Envelope     = cluster: String, sender: String, incarnation: u64, seq: u64, body: Body
 //! Body         = 0 Heartbeat | 1 WitnessQuery | 2 WitnessReply
 //! Heartbeat    = link: u8, peers: Vec<PeerView>, quorate: bool, discovered: bool, leaving: bool,
-//!                maintenance: bool, maintenance_epoch: u64 (varint), fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
+//!                maintenance: bool, maintenance_epoch: u64 (varint), standby: Vec<String>, standby_epoch: u64 (varint),
+//!                fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
 //!                target_digests: Vec<(String, u32)>, move_requests: Vec<(String, String)>
 //! PeerView     = node: String, links_up: u8, alive: bool
 //! TargetView   = name: String, state: TargetState
@@ -73,7 +74,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Format version carried in every datagram; a receiver drops other versions.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Hard upper bound of an encoded datagram, MAC included (fits a 1500-byte MTU with room to spare).
 pub const MAX_DATAGRAM: usize = 1200;
@@ -142,6 +143,10 @@ pub struct Heartbeat {
     pub maintenance: bool,
     /// Version of the maintenance setting: the highest (epoch, value) wins cluster-wide.
     pub maintenance_epoch: u64,
+    /// Nodes in standby (they run no target), as the sender knows it.
+    pub standby: Vec<String>,
+    /// Version of the standby set: the highest (epoch, set) wins cluster-wide.
+    pub standby_epoch: u64,
     /// The sender cannot release a target cleanly and asks to be fenced so a peer can take over.
     pub fence_me: bool,
     /// Digest of the cluster-wide configuration.
@@ -502,6 +507,8 @@ mod tests {
                 leaving: false,
                 maintenance: false,
                 maintenance_epoch: 3,
+                standby: vec![],
+                standby_epoch: 0,
                 fence_me: false,
                 config_digest: [0xa5; 16],
                 targets: vec![
@@ -556,6 +563,8 @@ mod tests {
                 leaving: false,
                 maintenance: false,
                 maintenance_epoch: 3,
+                standby: vec![],
+                standby_epoch: 0,
                 fence_me: false,
                 config_digest: [7; 16],
                 targets: vec![
@@ -666,6 +675,8 @@ mod tests {
                     leaving: flags[2],
                     maintenance: flags[3],
                     maintenance_epoch: link as u64 * 7,
+                    standby: if flags[0] { vec!["n2".into()] } else { vec![] },
+                    standby_epoch: link as u64,
                     fence_me: flags[4],
                     config_digest,
                     targets,
@@ -724,7 +735,7 @@ mod tests {
         };
         let bytes = encode(&env, b"key").expect("encodes");
         // Header, then the body spelled out in the module documentation, then HMAC-SHA256("key", header+body).
-        let expected = "464f4401\
+        let expected = "464f4402\
                         026331026e3101020101026e3102\
                         b3becd12c6957421259041022d382ce6236f0796065f9bdd8e578d1392dc028f";
         assert_eq!(hex::encode(&bytes), expected);

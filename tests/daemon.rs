@@ -272,6 +272,8 @@ fn forged(seq: u64) -> Vec<u8> {
             leaving: false,
             maintenance: true,
             maintenance_epoch: 1000,
+            standby: vec![],
+            standby_epoch: 0,
             fence_me: false,
             config_digest: [0; 16],
             targets: vec![],

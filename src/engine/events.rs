@@ -66,6 +66,11 @@ pub enum Event {
     TargetMoving { target: String, to: String, reason: String },
     AskingToBeFenced { reason: String },
     Maintenance { on: bool },
+    /// `node` entered (`on`) or left standby.
+    Standby { node: String, on: bool },
+    /// A target runs nowhere and no node may start it now (its other nodes are in standby, leaving or down):
+    /// an operator must act (`failoverd unstandby NODE`).
+    TargetHasNoNode { target: String, reason: String },
     WaitForAllOverridden,
 }
 
@@ -74,11 +79,14 @@ impl Event {
         use Event::*;
         match self {
             PeerDead { .. } | QuorumLost { .. } | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceLied { .. }
-            | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. } => {
+            | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. }
+            | TargetHasNoNode { .. } => {
                 Severity::Alert
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
-            | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } => Severity::Warning,
+            | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } | Standby { .. } => {
+                Severity::Warning
+            }
             _ => Severity::Info,
         }
     }

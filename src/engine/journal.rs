@@ -34,6 +34,12 @@ pub struct Journal {
     pub incarnation: u64,
     pub maintenance_epoch: u64,
     pub maintenance: bool,
+    /// Version of the standby set (absent in journals written before standby existed).
+    #[serde(default)]
+    pub standby_epoch: u64,
+    /// Nodes in standby.
+    #[serde(default)]
+    pub standby: Vec<String>,
     pub fenced: Vec<FencedRecord>,
     pub operations: Vec<JournalOp>,
     pub asking_to_be_fenced: Option<String>,
@@ -46,6 +52,8 @@ impl Engine {
             incarnation: self.incarnation,
             maintenance_epoch: self.maintenance.0,
             maintenance: self.maintenance.1,
+            standby_epoch: self.standby.0,
+            standby: self.standby.1.iter().cloned().collect(),
             fenced: self.fenced.values().cloned().collect(),
             operations: self.targets.values().filter_map(|s| s.journal_op()).collect(),
             asking_to_be_fenced: self.fence_me.clone(),
@@ -56,6 +64,7 @@ impl Engine {
     /// finds what is really imported and mounted, and a half-held target is released cleanly.
     pub(crate) fn restore(&mut self, j: Journal, now: Time) {
         self.maintenance = (j.maintenance_epoch, j.maintenance);
+        self.standby = (j.standby_epoch, j.standby.into_iter().filter(|n| self.cfg.node(n).is_some()).collect());
         for mut r in j.fenced {
             if self.cfg.node(&r.node).is_some() {
                 // times of the previous run are in its own time base: count from this start

@@ -31,6 +31,7 @@ impl Engine {
                 }
                 self.check_fence_lied(now, sender, incarnation);
                 self.set_maintenance(now, hb.maintenance_epoch, hb.maintenance);
+                self.set_standby(now, hb.standby_epoch, hb.standby.iter().cloned().collect());
                 self.check_config_agreement(now, sender, &hb);
             }
             Err(why) => {

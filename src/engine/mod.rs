@@ -82,6 +82,9 @@ pub enum AdminRequest {
     Fence { node: String, action: FenceAction },
     /// Cluster-wide maintenance: keep heartbeating, take no action.
     Maintenance { on: bool },
+    /// Put `node` in standby (`on`): its targets move away by controlled migrations and it takes none until
+    /// `on = false`. Cluster-wide, like maintenance.
+    Standby { node: String, on: bool },
     /// Act without having seen every node once (wait_for_all override).
     OverrideWaitForAll,
     /// Graceful stop: move targets away (unless in maintenance), then tell peers we are leaving.
@@ -140,6 +143,10 @@ pub struct Engine {
     pub(crate) witness_grant: Option<(Time, Vec<String>)>,
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
     pub(crate) maintenance: (u64, bool),
+    /// Nodes in standby, versioned: the highest (epoch, set) seen anywhere wins.
+    pub(crate) standby: (u64, BTreeSet<String>),
+    /// Targets already reported by [`Event::TargetHasNoNode`] (reported again once they ran somewhere).
+    pub(crate) standby_orphans: BTreeSet<String>,
     pub(crate) leaving: bool,
     pub(crate) left: bool,
     pub(crate) fence_me: Option<String>,
@@ -180,6 +187,8 @@ pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
         leaving: true,
         maintenance: true,
         maintenance_epoch: u64::MAX,
+        standby: cfg.nodes.iter().map(|n| n.name.clone()).collect(),
+        standby_epoch: u64::MAX,
         fence_me: true,
         config_digest: [0xff; 16],
         targets: cfg.targets.iter().map(|t| TargetView { name: t.name.clone(), state: TargetState::Releasing { to: Some(longest.clone()) } }).collect(),
@@ -226,6 +235,8 @@ impl Engine {
             witness_grant: None,
             witness_queries: VecDeque::new(),
             maintenance: (0, false),
+            standby: (0, BTreeSet::new()),
+            standby_orphans: BTreeSet::new(),
             leaving: false,
             left: false,
             fence_me: None,
@@ -403,6 +414,7 @@ impl Engine {
                 self.set_maintenance(now, epoch, on);
                 Ok(format!("maintenance {}", if on { "on" } else { "off" }))
             }
+            AdminRequest::Standby { node, on } => self.admin_standby(now, &node, on),
             AdminRequest::OverrideWaitForAll => {
                 self.wfa_overridden = true;
                 self.emit(now, Event::WaitForAllOverridden);
@@ -425,6 +437,27 @@ impl Engine {
                 self.emit(now, Event::Maintenance { on });
             }
         }
+    }
+
+    /// Adopt a standby set if it is newer than ours ((epoch, set) order: every node converges on the same one).
+    pub(crate) fn set_standby(&mut self, now: Time, epoch: u64, set: BTreeSet<String>) {
+        // names that are not nodes of this configuration are ignored (config agreement reports the mismatch)
+        let set: BTreeSet<String> = set.into_iter().filter(|n| self.cfg.node(n).is_some()).collect();
+        if (epoch, &set) <= (self.standby.0, &self.standby.1) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.standby, (epoch, set));
+        self.journal_dirty = true;
+        self.next_heartbeat = now;
+        for node in old.1.symmetric_difference(&self.standby.1).cloned().collect::<Vec<_>>() {
+            let on = self.standby.1.contains(&node);
+            self.emit(now, Event::Standby { node, on });
+        }
+    }
+
+    /// `node` is in standby: it runs no target.
+    pub(crate) fn in_standby(&self, node: &str) -> bool {
+        self.standby.1.contains(node)
     }
 
     /// True when no automatic action may be taken.
@@ -482,6 +515,8 @@ impl Engine {
             leaving: self.left,
             maintenance: self.maintenance.1,
             maintenance_epoch: self.maintenance.0,
+            standby: self.standby.1.iter().cloned().collect(),
+            standby_epoch: self.standby.0,
             fence_me: self.fence_me.is_some(),
             config_digest: self.config_digest,
             targets,

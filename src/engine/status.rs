@@ -52,6 +52,9 @@ pub struct Status {
     pub node: String,
     pub incarnation: u64,
     pub maintenance: bool,
+    /// Nodes in standby (they run no target).
+    #[serde(default)]
+    pub standby: Vec<String>,
     pub quorum: QuorumView,
     pub all_nodes_seen: bool,
     pub discovered: bool,
@@ -104,6 +107,7 @@ impl Engine {
             node: self.me.name.clone(),
             incarnation: self.incarnation,
             maintenance: self.maintenance.1,
+            standby: self.standby.1.iter().cloned().collect(),
             quorum: self.quorum.clone(),
             all_nodes_seen: self.all_seen,
             discovered: self.discovered,

@@ -268,7 +268,7 @@ impl Engine {
 
     /// May `node` run `target` now, in this node's view?
     fn eligible(&self, node: &str, target: &TargetConfig) -> bool {
-        if !target.nodes.iter().any(|n| n == node) || self.fenced.contains_key(node) {
+        if !target.nodes.iter().any(|n| n == node) || self.fenced.contains_key(node) || self.in_standby(node) {
             return false;
         }
         if node == self.me.name {
@@ -308,7 +308,12 @@ impl Engine {
         }
         self.serve_move_requests(now);
         if self.leaving {
-            self.move_everything_away(now);
+            self.move_everything_away(now, "this node is leaving");
+            return;
+        }
+        if self.in_standby(&self.me.name) {
+            self.move_everything_away(now, "this node is in standby");
+            self.alert_targets_without_node(now);
             return;
         }
         let wanted = self.wanted_starts(now);
@@ -641,14 +646,81 @@ impl Engine {
         }
     }
 
-    fn move_everything_away(&mut self, now: Time) {
+    fn move_everything_away(&mut self, now: Time, reason: &str) {
         let running: Vec<String> = self.targets.iter().filter(|(_, s)| matches!(s.local, Local::Running { .. })).map(|(n, _)| n.clone()).collect();
         for name in running {
             let cfg = self.targets[&name].cfg.clone();
             if let Some(to) = cfg.nodes.iter().find(|n| **n != self.me.name && self.eligible(n, &cfg)).cloned() {
-                self.emit(now, Event::TargetMoving { target: name.clone(), to: to.clone(), reason: "this node is leaving".into() });
+                self.emit(now, Event::TargetMoving { target: name.clone(), to: to.clone(), reason: reason.into() });
                 self.start_release(now, &name, Some(to), false);
             }
+        }
+    }
+
+    /// On a node in standby: alert (once per target) about each target of this node that runs nowhere while
+    /// no node may start it: the standby keeps it down until an operator acts.
+    fn alert_targets_without_node(&mut self, now: Time) {
+        let mut orphans = Vec::new();
+        for (name, slot) in &self.targets {
+            let runs = slot.holds() || self.holders(name).iter().any(|h| !self.fenced.contains_key(h));
+            let others_known = slot.cfg.nodes.iter().filter(|n| **n != self.me.name).all(|n| self.fenced.contains_key(n) || self.peer_knows_its_holdings(n));
+            if !runs && others_known && self.designated(&slot.cfg).is_none() && self.handoff_of(name).is_none() {
+                orphans.push(name.clone());
+            }
+        }
+        self.standby_orphans.retain(|t| orphans.contains(t));
+        for target in orphans {
+            if self.standby_orphans.insert(target.clone()) {
+                let standby: Vec<&str> = self.standby.1.iter().map(String::as_str).collect();
+                let reason = format!("it runs nowhere and every node that may run it is down, fenced or in standby (standby: {})", standby.join(", "));
+                self.emit(now, Event::TargetHasNoNode { target, reason });
+            }
+        }
+    }
+
+    pub(crate) fn admin_standby(&mut self, now: Time, node: &str, on: bool) -> Result<String, String> {
+        if self.cfg.node(node).is_none() {
+            return Err(format!("unknown node {node}"));
+        }
+        if on == self.in_standby(node) {
+            return Ok(format!("{node} is already {}", if on { "in standby" } else { "out of standby" }));
+        }
+        let mut set = self.standby.1.clone();
+        if on {
+            // every target the node runs must have somewhere to go, or standby would leave it stuck there
+            let mut stuck = Vec::new();
+            let mut moving = Vec::new();
+            for t in &self.cfg.targets {
+                if self.owner_of(&t.name).0.as_deref() != Some(node) {
+                    continue;
+                }
+                match t.nodes.iter().find(|n| *n != node && self.eligible(n, t)) {
+                    Some(to) => moving.push(format!("{} to {to}", t.name)),
+                    None => stuck.push(t.name.clone()),
+                }
+            }
+            if !stuck.is_empty() {
+                return Err(format!(
+                    "refusing: no other node can take {} now (alive, ready, not fenced, not in standby); nothing changed",
+                    stuck.join(", ")
+                ));
+            }
+            if !self.actions_allowed() && !moving.is_empty() {
+                return Err(format!("no action allowed now: {}; nothing changed", self.no_action_reason()));
+            }
+            set.insert(node.to_string());
+            let epoch = self.standby.0 + 1;
+            self.set_standby(now, epoch, set);
+            Ok(if moving.is_empty() {
+                format!("{node} is in standby: it runs no target and will take none")
+            } else {
+                format!("{node} is in standby: moving {} (controlled migrations)", moving.join(", "))
+            })
+        } else {
+            set.remove(node);
+            let epoch = self.standby.0 + 1;
+            self.set_standby(now, epoch, set);
+            Ok(format!("{node} is out of standby: it may run targets again (nothing moves back by itself)"))
         }
     }
 

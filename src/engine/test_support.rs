@@ -125,6 +125,8 @@ pub fn heartbeat(link: u8, targets: Vec<TargetView>) -> Heartbeat {
         leaving: false,
         maintenance: false,
         maintenance_epoch: 0,
+        standby: vec![],
+        standby_epoch: 0,
         fence_me: false,
         config_digest: [0; 16],
         targets,

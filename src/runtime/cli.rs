@@ -1,5 +1,6 @@
 //! The daemon's subcommands: `run`, and the operator's commands that talk to a running daemon over its control
-//! socket (`status`, `migrate`, `confirm-fenced`, `fence`, `maintenance`, `override-wait-for-all`).
+//! socket (`status`, `migrate`, `confirm-fenced`, `fence`, `maintenance`, `standby`, `unstandby`,
+//! `override-wait-for-all`).
 //!
 //! `main.rs` holds one enum variant per subcommand with the `*Args` struct below, and calls the function of
 //! the same name. Every function returns the process exit code: 0 on success, 1 when the daemon refused or
@@ -16,6 +17,7 @@ use serde_json::{json, Value};
 use crate::engine::{AdminRequest, Status};
 use crate::fence::FenceAction;
 
+use super::follow::{follow, Goal};
 use super::logging::LogFormat;
 use super::{Result, RuntimeError};
 
@@ -65,6 +67,30 @@ pub struct MigrateArgs {
     /// The node to move it to.
     #[arg(long, value_name = "NODE")]
     pub to: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
+    #[command(flatten)]
+    pub socket: SocketArgs,
+}
+
+/// How `migrate` and `standby` wait for the move.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WaitArgs {
+    /// Return once the daemon accepted the request, without following the move.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Give up following after this long (the move goes on in the daemons).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub wait_timeout: Duration,
+}
+
+/// `failoverd standby` and `failoverd unstandby`.
+#[derive(clap::Args, Debug)]
+pub struct StandbyArgs {
+    /// The node to put in (or take out of) standby.
+    pub node: String,
+    #[command(flatten)]
+    pub wait: WaitArgs,
     #[command(flatten)]
     pub socket: SocketArgs,
 }
@@ -200,20 +226,43 @@ pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value> {
 
 /// Send an admin request and print the daemon's answer.
 fn admin(cmd: &str, socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> ExitCode {
-    let path = match socket.path() {
-        Ok(p) => p,
-        Err(e) => return fail(cmd, e),
-    };
-    let value = match serde_json::to_value(&req) {
-        Ok(v) => v,
-        Err(e) => return fail(cmd, e),
-    };
-    match request(&path, &value, timeout) {
-        Ok(reply) if reply["ok"] == json!(true) => {
-            println!("{}", reply["message"].as_str().unwrap_or("ok"));
+    match admin_request(socket, req, timeout) {
+        Ok((_, message)) => {
+            println!("{message}");
             ExitCode::SUCCESS
         }
-        Ok(reply) => fail(cmd, reply["error"].as_str().unwrap_or("the daemon refused (no reason given)")),
+        Err(e) => fail(cmd, e),
+    }
+}
+
+/// Send an admin request; on success, the socket path and the daemon's message.
+fn admin_request(socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> Result<(PathBuf, String)> {
+    let path = socket.path()?;
+    let value = serde_json::to_value(&req).map_err(|e| RuntimeError::new(e.to_string()))?;
+    let reply = request(&path, &value, timeout)?;
+    if reply["ok"] == json!(true) {
+        Ok((path, reply["message"].as_str().unwrap_or("ok").to_string()))
+    } else {
+        Err(RuntimeError::new(reply["error"].as_str().unwrap_or("the daemon refused (no reason given)")))
+    }
+}
+
+/// Send an admin request that starts a move, print the answer, then follow the move until `goal` (unless
+/// `--no-wait`).
+fn admin_and_follow(cmd: &str, socket: &SocketArgs, req: AdminRequest, wait: &WaitArgs, goal: Goal) -> ExitCode {
+    let (path, message) = match admin_request(socket, req, Duration::from_secs(60)) {
+        Ok(r) => r,
+        Err(e) => return fail(cmd, e),
+    };
+    println!("{message}");
+    if wait.no_wait {
+        return ExitCode::SUCCESS;
+    }
+    match follow(&path, &goal, wait.wait_timeout) {
+        Ok(()) => {
+            println!("done");
+            ExitCode::SUCCESS
+        }
         Err(e) => fail(cmd, e),
     }
 }
@@ -232,7 +281,20 @@ fn confirm(prompt: &str, expected: &str) -> Result<bool> {
 
 /// `failoverd migrate TARGET --to NODE`.
 pub fn migrate(args: MigrateArgs) -> ExitCode {
-    admin("migrate", &args.socket, AdminRequest::Migrate { target: args.target, to: args.to }, Duration::from_secs(60))
+    let goal = Goal::TargetOn { target: args.target.clone(), node: args.to.clone() };
+    admin_and_follow("migrate", &args.socket, AdminRequest::Migrate { target: args.target, to: args.to }, &args.wait, goal)
+}
+
+/// `failoverd standby NODE`: move every target off NODE (controlled migrations) and keep it off; waits until
+/// NODE holds nothing unless `--no-wait`.
+pub fn standby(args: StandbyArgs) -> ExitCode {
+    let goal = Goal::NodeEmpty { node: args.node.clone() };
+    admin_and_follow("standby", &args.socket, AdminRequest::Standby { node: args.node, on: true }, &args.wait, goal)
+}
+
+/// `failoverd unstandby NODE`: NODE may run targets again (nothing moves back by itself).
+pub fn unstandby(args: StandbyArgs) -> ExitCode {
+    admin("unstandby", &args.socket, AdminRequest::Standby { node: args.node, on: false }, Duration::from_secs(60))
 }
 
 /// `failoverd confirm-fenced NODE [--yes]`.
@@ -350,6 +412,9 @@ pub fn render_status(s: &Status, runtime: &Value) -> String {
         if s.all_nodes_seen { "yes" } else { "no" },
         if s.discovered { "yes" } else { "no" }
     ));
+    if !s.standby.is_empty() {
+        out.push_str(&format!("standby: {} (runs no target; `failoverd unstandby NODE` to undo)\n", s.standby.join(", ")));
+    }
     if let Some(why) = &s.asking_to_be_fenced {
         out.push_str(&format!("ASKING TO BE FENCED: {why}\n"));
     }

@@ -16,7 +16,7 @@
 //! [[fault]]
 //! at = "60s"
 //! action = "crash"          # crash | power-off | power-on | restart | partition | heal | loss | delay |
-//! node = "mds1"             # bmc | pdu | migrate | replay | storage | maintenance
+//! node = "mds1"             # bmc | pdu | migrate | replay | storage | maintenance | confirm-fenced | standby
 //!
 //! [expect]
 //! owners = { MGT = "mds2" }
@@ -129,6 +129,8 @@ pub enum FaultAction {
     Maintenance { on: bool, via: String },
     /// Operator: `failoverd confirm-fenced NODE`, asked on `via`.
     ConfirmFenced { node: String, via: String },
+    /// Operator: `failoverd standby NODE` (`on = true`) or `unstandby NODE`, asked on `via`.
+    Standby { node: String, on: bool, via: String },
 }
 
 /// What must hold at the end of a run (safety invariants are always checked).
@@ -241,7 +243,7 @@ impl Scenario {
                     std::iter::once(to.as_str()).chain(via.as_deref()).collect()
                 }
                 FaultAction::Maintenance { via, .. } => vec![via],
-                FaultAction::ConfirmFenced { node, via } => vec![node, via],
+                FaultAction::ConfirmFenced { node, via } | FaultAction::Standby { node, via, .. } => vec![node, via],
                 _ => vec![],
             };
             for n in nodes.into_iter().filter(|n| !node_ok(n)) {

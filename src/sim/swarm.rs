@@ -65,7 +65,7 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
         at += rng.random_range(5..30);
         let n = rng.random_range(1..=nodes);
         let other = n % nodes + 1;
-        let action = match rng.random_range(0..11) {
+        let action = match rng.random_range(0..12) {
             0 => format!("action = \"crash\"\nnode = \"n{n}\""),
             1 => format!("action = \"power-off\"\nnode = \"n{n}\""),
             2 => format!("action = \"power-on\"\nnode = \"n{n}\""),
@@ -85,6 +85,10 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
                 let k = rng.random_range(0..targets);
                 let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
                 format!("action = \"migrate\"\ntarget = \"{name}\"\nto = \"n{other}\"")
+            }
+            10 => {
+                let via = rng.random_range(1..=nodes);
+                format!("action = \"standby\"\nnode = \"n{n}\"\non = {}\nvia = \"n{via}\"", rng.random_bool(0.6))
             }
             _ => format!("action = \"pdu\"\nnode = \"n{n}\"\nfault = \"{}\"", if rng.random_bool(0.5) { "unreachable" } else { "ok" }),
         };

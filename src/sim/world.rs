@@ -641,6 +641,7 @@ impl World {
             }
             FaultAction::Storage { node, fault, target } => self.storage_fault(&node, &fault, target.as_deref()),
             FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
+            FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
         }
     }
