@@ -48,11 +48,10 @@ pub enum Step {
     VerifyDf,
     /// `lctl dl`.
     VerifyLctl,
-    /// `umount <mountpoint>`.
-    Umount,
     /// `zpool export <pool>`.
     Export,
-    /// `umount <mountpoint>`, where "not mounted" is fine (undoing a failed start).
+    /// `umount <mountpoint>`, where "not mounted" is fine: a release wants the target unmounted, and a daemon
+    /// killed after its `umount` ran finds it already done when it tries again.
     UmountIfMounted,
     /// `zpool export <pool>`, where "no such pool" is fine (undoing a failed start).
     ExportIfImported,
@@ -80,7 +79,7 @@ impl Step {
             Step::Mount => "mount",
             Step::VerifyDf => "verify-df",
             Step::VerifyLctl => "verify-lctl",
-            Step::Umount | Step::UmountIfMounted => "umount",
+            Step::UmountIfMounted => "umount",
             Step::Export | Step::ExportIfImported => "export",
             Step::PoolHealth => "pool-health",
             Step::Mounted => "mounted",
@@ -95,7 +94,7 @@ impl Step {
     pub fn timeout(self, t: &StorageTimeouts) -> Duration {
         match self {
             Step::Import => t.import,
-            Step::Mount | Step::Umount | Step::UmountIfMounted => t.mount,
+            Step::Mount | Step::UmountIfMounted => t.mount,
             _ => t.command,
         }
     }
@@ -130,7 +129,7 @@ pub const ACQUIRE_ZFS: &[Step] = &[
 
 /// Controlled migration (owner side) of a ZFS target.
 pub const RELEASE_ZFS: &[Step] = &[
-    Step::Umount, // umount <mountpoint>
+    Step::UmountIfMounted, // umount <mountpoint>   ("not mounted" is fine)
     Step::Export, // zpool export <pool>
 ];
 
@@ -156,7 +155,7 @@ pub const ACQUIRE_LDISKFS: &[Step] = FORCED_LDISKFS;
 
 /// Controlled release of an ldiskfs target.
 pub const RELEASE_LDISKFS: &[Step] = &[
-    Step::Umount, // umount <mountpoint>
+    Step::UmountIfMounted, // umount <mountpoint>   ("not mounted" is fine)
 ];
 
 /// Undo a failed start of a ZFS target (or a half-held pool found at startup): whatever is still mounted or
@@ -221,7 +220,7 @@ pub fn argv(step: Step, target: &TargetConfig, import: ImportMode, nid: Option<&
         },
         Step::VerifyDf => v(&["df", "-ht", "lustre"]),
         Step::VerifyLctl => v(&["lctl", "dl"]),
-        Step::Umount | Step::UmountIfMounted => v(&["umount", &mountpoint]),
+        Step::UmountIfMounted => v(&["umount", &mountpoint]),
         Step::Export | Step::ExportIfImported => v(&["zpool", "export", pool]),
         Step::PoolHealth => v(&["zpool", "list", "-H", "-o", "name,health", pool]),
         Step::Mounted => v(&["cat", "/proc/mounts"]),
