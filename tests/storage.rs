@@ -388,6 +388,13 @@ fn forced_checks_after_import() {
     assert_eq!(step, "pool-status");
     assert!(detail.contains("state: SUSPENDED"), "{detail}");
 
+    // A DEGRADED pool serves data (one side of a mirror missing): the takeover goes on.
+    let degraded = out_fixture(fixture!("derived/zpool-status-x-degraded.txt"));
+    let mut run = SequenceRun::forced(&zfs_target(), &oss_b(), &oss_a(), &cluster(), t());
+    let (issued, v) = drive(&mut run, world_with("pool-status", degraded));
+    assert!(matches!(v, StepVerdict::Done), "{v:?}");
+    assert!(issued.iter().any(|c| c.starts_with("mount -t lustre")), "{issued:?}");
+
     // `all pools are healthy` does not name the pool: not the answer to `status -x tank`.
     let mut run = SequenceRun::forced(&zfs_target(), &oss_b(), &oss_a(), &cluster(), t());
     let (_, v) = drive(&mut run, world_with("pool-status", ok("pool 'tank2' is healthy\n")));

@@ -12,7 +12,7 @@ use crate::config::TargetConfig;
 use super::parse::{
     first_line, parse_df, parse_health_check, parse_import_refusal, parse_lctl_dl, parse_proc_mounts,
     parse_zdb_mos_config, parse_zfs_list, parse_zpool_list_health, parse_zpool_status, ImportRefusal, LustreHealth,
-    ParseError, ZdbLabel,
+    ParseError, PoolHealth, ZdbLabel,
 };
 use super::sequence::Step;
 use super::StorageError;
@@ -136,10 +136,16 @@ fn import(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
 }
 
 /// `zpool status -x <pool>`: `pool '<pool>' is healthy`, or the state line of the full status it printed.
+/// A DEGRADED pool serves data (a mirror or raidz missing a disk): the takeover goes on, as the health
+/// monitor and ocf:heartbeat:ZFS judge it; any other state stops it.
 fn pool_status(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
     require_success(ctx, r)?;
     let st = parse_zpool_status(&r.stdout).map_err(|e| ctx.unparseable(e))?;
     if st.healthy.iter().any(|p| p == ctx.pool()) {
+        return Ok(());
+    }
+    if st.pool(ctx.pool()).and_then(|b| b.state.as_deref()).is_some_and(|s| PoolHealth::parse(s) == PoolHealth::Degraded) {
+        tracing::warn!(pool = ctx.pool(), target = %ctx.target.name, "the pool is DEGRADED after import: serving it; replace the failed device");
         return Ok(());
     }
     let detail = match st.pool(ctx.pool()) {
