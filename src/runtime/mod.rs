@@ -15,10 +15,13 @@ pub mod clock;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod exec;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod state;
+pub mod witness_server;
 
 /// An error of the runtime: a plain, complete sentence for the operator, naming the config key, file or
 /// command that failed.
