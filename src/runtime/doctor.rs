@@ -178,7 +178,7 @@ pub fn checks_for_file(config_path: &Path, node: Option<&str>, files: &HostFiles
     };
     let mut out = vec![Check::ok(
         &what,
-        format!("node {node} of cluster {} ({} nodes, {} targets)", cfg.cluster.name, cfg.nodes.len(), cfg.targets.len()),
+        format!("node {node} of cluster {} ({}, {})", cfg.cluster.name, count(cfg.nodes.len(), "node"), count(cfg.targets.len(), "target")),
     )];
     out.extend(checks(&cfg, &node, files));
     out
@@ -198,6 +198,14 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_secret_files(cfg, node));
     out.extend(check_tools(cfg, node));
     out
+}
+
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
 }
 
 // ----- hostid ----------------------------------------------------------------------------------------------
@@ -374,7 +382,8 @@ pub fn check_mountpoints(cfg: &Config, node: &str) -> Vec<Check> {
         match std::fs::metadata(mp) {
             Ok(m) if m.is_dir() => out.push(Check::ok(&what, format!("{} exists", mp.display()))),
             Ok(_) => out.push(Check::fail(&what, format!("{} exists but is not a directory", mp.display()), format!("remove it, or change {key}"))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // ENOTDIR: some ancestor is not a directory, which the walk below reports
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => {
                 let ancestor = mp.ancestors().skip(1).find(|a| std::fs::symlink_metadata(a).is_ok());
                 out.push(match ancestor {
                     Some(a) if !a.is_dir() => Check::fail(
