@@ -345,7 +345,6 @@ pub fn run(args: WitnessArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("failoverd witness stopped: {e}");
-            eprintln!("failoverd witness: {e}");
             ExitCode::FAILURE
         }
     }
@@ -383,7 +382,7 @@ pub async fn serve(socket: UdpSocket, mut server: WitnessServer) -> Result<()> {
         match server.handle(clock.now(), &buf[..len]) {
             Ok(answer) => {
                 if let Some(previous) = &answer.holder_changed {
-                    tracing::info!(cluster = %answer.cluster, node = ?answer.reply.holder.as_deref().unwrap_or(""),
+                    tracing::info!(cluster = %answer.cluster, node = answer.reply.holder.as_deref().unwrap_or(""),
                         previous = previous.as_deref().unwrap_or("none"), asked_by = %answer.node,
                         "witness vote holder changed");
                 }
