@@ -274,8 +274,8 @@ fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
     let last_alpha_holder = witness
         .log_lines()
         .into_iter()
-        .filter(|l| l["fields"]["message"] == json!("witness vote holder changed") && l["fields"]["cluster"] == json!("alpha"))
-        .last()
+        .rev()
+        .find(|l| l["fields"]["message"] == json!("witness vote holder changed") && l["fields"]["cluster"] == json!("alpha"))
         .unwrap();
     assert_eq!(last_alpha_holder["fields"]["node"], json!("n2"), "{last_alpha_holder}");
     witness.assert_running();

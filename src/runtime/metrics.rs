@@ -64,6 +64,10 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections served at once; more are closed without an answer.
 pub const MAX_CONNECTIONS: usize = 8;
 
+/// How long, and how many bytes, of a request's unread rest are drained after the response (lingering close).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
 /// How long a scrape waits for the daemon loop to refresh the status-based series.
 pub const REFRESH_WAIT: Duration = Duration::from_secs(2);
 
@@ -429,9 +433,23 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, refresh: &mpsc::Sender
     })
     .await
     {
-        Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "response not written in time")),
+        Ok(r) => r?,
+        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "response not written in time")),
     }
+    // Lingering close: closing with unread request bytes (an oversized head) makes the kernel send a reset,
+    // which can destroy the response before the client reads it. Read and drop what is left, bounded.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Ok(())
 }
 
 #[cfg(test)]
