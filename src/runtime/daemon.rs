@@ -8,10 +8,12 @@
 //! 4. read the journal, bump the incarnation counter durably, build the [`Engine`] (seeded from the
 //!    incarnation and the node name);
 //! 5. `mlockall` if `cluster.lock_memory` (a failure is a warning).
+//! 6. listen on `cluster.metrics_listen` if set (Prometheus metrics, see [`super::metrics`]).
 //!
 //! Then one loop on a single-threaded tokio runtime waits for the earliest of: a datagram on any link, a
-//! finished command, a control request, the engine's next deadline, a signal. Each becomes one engine input;
-//! every output is carried out before waiting again.
+//! finished command, a control request, the engine's next deadline, a signal, a metrics scrape. Each but the
+//! scrape becomes one engine input, and every output is carried out before waiting again; a scrape only reads
+//! `Engine::status` into the metric series.
 //!
 //! A deadline served later than `cluster.stall_threshold` means this process itself stalled (VM freeze,
 //! swap storm, SIGSTOP): the engine gets `Input::Stalled` and convicts nobody on that gap.
