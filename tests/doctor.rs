@@ -45,7 +45,8 @@ impl Host {
         let host = Host { dir };
         fs::create_dir_all(host.bin()).unwrap();
         host.tool("zpool", FAKE_ZPOOL);
-        for t in ["zdb", "zfs", "lctl", "ipmitool", "fence_fake"] {
+        // every tool doctor looks for, so the result does not depend on what this machine has installed
+        for t in ["zdb", "zfs", "lctl", "mount", "umount", "mkdir", "df", "ipmitool", "fence_fake"] {
             host.tool(t, "#!/bin/sh\nexit 0\n");
         }
         host.secret("cluster.key", KEY, 0o400);

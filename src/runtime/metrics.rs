@@ -409,7 +409,9 @@ async fn answer(mut stream: TcpStream, metrics: &Metrics, refresh: &mpsc::Sender
     let (status, content_type, body, head_only) = match head.as_deref().map(route).unwrap_or(Route::BadRequest) {
         Route::Metrics { head_only } => {
             let (tx, rx) = oneshot::channel();
-            if refresh.send(tx).await.is_ok() && tokio::time::timeout(REFRESH_WAIT, rx).await.is_err() {
+            // bounded as a whole: a stalled loop may leave the channel full as well as the request unanswered
+            let refreshed = tokio::time::timeout(REFRESH_WAIT, async { refresh.send(tx).await.is_ok() && rx.await.is_ok() }).await;
+            if !matches!(refreshed, Ok(true)) {
                 tracing::warn!("metrics: the daemon loop did not refresh the status in time; serving older values");
             }
             ("200 OK", prometheus_text::CONTENT_TYPE, metrics.encode(), head_only)
