@@ -48,6 +48,10 @@ enum Command {
     Simulate(SimulateArgs),
     /// Watch a failover: a two-node pair on 127.0.0.1 with simulated storage and power; mds1 fails, mds2 takes over.
     Demo(failoverd::runtime::demo::DemoArgs),
+    /// Check this host against the configuration: hostid, ZFS pool properties, mount points, key files, tools.
+    Doctor(failoverd::runtime::doctor::DoctorArgs),
+    /// Serve the witness vote (a third vote for two-node clusters) to any number of clusters over UDP.
+    Witness(failoverd::runtime::witness_server::WitnessArgs),
 }
 
 #[derive(Args)]
@@ -116,6 +120,8 @@ fn main() -> ExitCode {
         Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
         Command::Demo(args) => failoverd::runtime::demo::run(args),
+        Command::Doctor(args) => failoverd::runtime::doctor::run(args),
+        Command::Witness(args) => failoverd::runtime::witness_server::run(args),
     }
 }
 

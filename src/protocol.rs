@@ -353,6 +353,23 @@ pub fn mac_ok(bytes: &[u8], key: &[u8]) -> bool {
     }
 }
 
+/// The cluster name a datagram *claims*, read before any MAC check, so that a receiver holding the keys of
+/// several clusters (the witness) can pick the key to verify it with. Checks the framing as [`decode`] does
+/// (length, magic, version) and reads only the first field of the body (a length-prefixed UTF-8 string).
+///
+/// The name is unauthenticated: use it only to choose a key, then [`decode`] with that key and trust the
+/// envelope that comes out (whose `cluster` is covered by the MAC). Never panics; an empty name is
+/// [`DecodeError::Malformed`].
+pub fn peek_cluster(bytes: &[u8]) -> Result<&str, DecodeError> {
+    let (signed, _tag) = split_checked(bytes)?;
+    let body = &signed[HEADER_LEN..];
+    let (cluster, _rest) = postcard::take_from_bytes::<&str>(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if cluster.is_empty() {
+        return Err(DecodeError::Malformed("empty cluster".into()));
+    }
+    Ok(cluster)
+}
+
 /// Reject contents that no correct sender produces, so the engine never has to cope with them: an empty
 /// cluster, node or target name anywhere, or a heartbeat `link` index of [`MAX_LINKS`] or more (it could not be
 /// represented in `links_up`). Run by [`encode`] too, so a sender bug shows up at the sender.
@@ -954,6 +971,28 @@ mod tests {
     }
 
     #[test]
+    fn peek_cluster_reads_the_claimed_name_without_the_key() {
+        for env in fixed_envelopes() {
+            let bytes = encode(&env, KEY_A).unwrap();
+            assert_eq!(peek_cluster(&bytes), Ok(env.cluster.as_str()));
+            // the name is read whatever the tag says: it only chooses the key
+            let mut forged = bytes.clone();
+            let last = forged.len() - 1;
+            forged[last] ^= 1;
+            assert_eq!(peek_cluster(&forged), Ok(env.cluster.as_str()));
+            assert_eq!(decode(&forged, &keys_a()), Err(DecodeError::BadMac));
+        }
+        assert_eq!(peek_cluster(b"FOD"), Err(DecodeError::TooShort(3)));
+        let mut not_ours = encode(&fixed_envelopes()[0], KEY_A).unwrap();
+        not_ours[0] = b'X';
+        assert_eq!(peek_cluster(&not_ours), Err(DecodeError::BadMagic));
+        // a length prefix running past the datagram, and an empty name
+        assert!(matches!(peek_cluster(&seal(&[0x7f, b'a'], KEY_A)), Err(DecodeError::Malformed(_))));
+        assert!(matches!(peek_cluster(&seal(&[0x00, 0x00], KEY_A)), Err(DecodeError::Malformed(_))));
+        assert!(matches!(peek_cluster(&seal(&[0x02, 0xff, 0xfe], KEY_A)), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
     fn keys_debug_does_not_leak() {
         let shown = format!("{:?}", Keys::new(KEY_A.to_vec(), Some(KEY_B.to_vec())));
         assert!(!shown.contains("0123") && !shown.contains("fedc"), "{shown}");
@@ -997,6 +1036,18 @@ mod tests {
             } else if bytes.len() < MIN_DATAGRAM {
                 prop_assert_eq!(err, DecodeError::TooShort(bytes.len()));
             }
+        }
+
+        #[test]
+        fn prop_peek_cluster_never_panics_and_agrees_with_decode(
+            env in envelope(),
+            tail in proptest::collection::vec(any::<u8>(), 0..1300),
+        ) {
+            let bytes = encode(&env, KEY_A).unwrap();
+            prop_assert_eq!(peek_cluster(&bytes), Ok(env.cluster.as_str()));
+            let mut garbage = HEADER.to_vec();
+            garbage.extend_from_slice(&tail);
+            let _ = peek_cluster(&garbage);
         }
 
         #[test]

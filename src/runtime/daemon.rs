@@ -8,10 +8,12 @@
 //! 4. read the journal, bump the incarnation counter durably, build the [`Engine`] (seeded from the
 //!    incarnation and the node name);
 //! 5. `mlockall` if `cluster.lock_memory` (a failure is a warning).
+//! 6. listen on `cluster.metrics_listen` if set (Prometheus metrics, see [`super::metrics`]).
 //!
 //! Then one loop on a single-threaded tokio runtime waits for the earliest of: a datagram on any link, a
-//! finished command, a control request, the engine's next deadline, a signal. Each becomes one engine input;
-//! every output is carried out before waiting again.
+//! finished command, a control request, the engine's next deadline, a signal, a metrics scrape. Each but the
+//! scrape becomes one engine input, and every output is carried out before waiting again; a scrape only reads
+//! `Engine::status` into the metric series.
 //!
 //! A deadline served later than `cluster.stall_threshold` means this process itself stalled (VM freeze,
 //! swap storm, SIGSTOP): the engine gets `Input::Stalled` and convicts nobody on that gap.
@@ -41,6 +43,7 @@ use crate::time::Time;
 use super::clock::Clock;
 use super::control::{self, ControlRequest, ControlSocket, Pending};
 use super::exec::{self, Executor, Label, Processes};
+use super::metrics::{self, Metrics, RefreshRequest};
 use super::net::{Links, NetCounters, Received};
 use super::state::StateDir;
 use super::{Result, RuntimeError};
@@ -164,6 +167,10 @@ pub struct Daemon {
     executor: Arc<dyn Executor>,
     /// Also receives every engine event, with this node's name (see [`Daemon::with_event_observer`]).
     observer: Option<mpsc::UnboundedSender<(String, Event)>>,
+    /// The Prometheus series, when `cluster.metrics_listen` is set.
+    metrics: Option<Arc<Metrics>>,
+    /// Scrapes asking for the status-based series to be refreshed.
+    metrics_rx: mpsc::Receiver<RefreshRequest>,
 }
 
 impl Daemon {
@@ -197,9 +204,17 @@ impl Daemon {
                     "cluster.lock_memory: mlockall failed (needs CAP_IPC_LOCK or LimitMEMLOCK=infinity); running unlocked"),
             }
         }
-        if let Some(addr) = cfg.cluster.metrics_listen {
-            tracing::warn!(node, %addr, "cluster.metrics_listen is set, but this build does not serve metrics");
-        }
+        let (refresh_tx, metrics_rx) = mpsc::channel(16);
+        let metrics = match cfg.cluster.metrics_listen {
+            Some(addr) => {
+                let listener = metrics::bind(addr).await?;
+                let m = Arc::new(Metrics::new(node, &cfg.cluster.name));
+                tracing::info!(node, %addr, "serving Prometheus metrics at /metrics (cluster.metrics_listen)");
+                tokio::spawn(metrics::serve(listener, m.clone(), refresh_tx));
+                Some(m)
+            }
+            None => None,
+        };
 
         let (net_tx, net_rx) = mpsc::channel(1024);
         links.spawn_receivers(net_tx);
@@ -241,6 +256,8 @@ impl Daemon {
             rejects: (Instant::now(), 0),
             executor: Arc::new(Processes),
             observer: None,
+            metrics,
+            metrics_rx,
         })
     }
 
@@ -289,6 +306,10 @@ impl Daemon {
                     self.engine.handle(now, Input::CommandDone { id, result });
                 }
                 Some(p) = self.ctl_rx.recv() => self.on_control(p),
+                Some(done) = self.metrics_rx.recv(), if self.metrics.is_some() => {
+                    self.refresh_metrics();
+                    let _ = done.send(());
+                }
                 _ = tokio::time::sleep_until(self.clock.instant_of(wake)) => {
                     let now = self.clock.now();
                     let late = now.since(deadline.max(wake));
@@ -411,7 +432,18 @@ impl Daemon {
         left
     }
 
+    /// Set the status-based metric series from the engine's current status.
+    fn refresh_metrics(&self) {
+        if let Some(m) = &self.metrics {
+            m.refresh(&self.engine.status(self.clock.now()), &self.counters);
+        }
+    }
+
     fn on_event(&mut self, event: &Event) {
+        // counted before the log's rate limit: the counters stay exact under a flood
+        if let Some(m) = &self.metrics {
+            m.on_event(event);
+        }
         let name = event.name();
         if matches!(event, Event::HeartbeatRejected { .. }) {
             let now = Instant::now();

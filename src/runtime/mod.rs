@@ -15,11 +15,14 @@ pub mod clock;
 pub mod control;
 pub mod daemon;
 pub mod demo;
+pub mod doctor;
 pub mod exec;
 pub mod follow;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod state;
+pub mod witness_server;
 
 /// An error of the runtime: a plain, complete sentence for the operator, naming the config key, file or
 /// command that failed.

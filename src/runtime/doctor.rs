@@ -1,0 +1,598 @@
+//! `failoverd doctor`: the wiki's warnings about Lustre failover on ZFS, checked on this host against the
+//! configuration, before a failure shows them the hard way.
+//!
+//! Every check gives one [`Check`]: `ok`, `warn` or `FAIL`, what was checked, what was found, and for a
+//! problem the fix. The checks, in the order printed:
+//!
+//! 1. **config**: the file parses and validates, and names this node.
+//! 2. **hostid**: `/etc/hostid` exists, holds exactly 4 bytes (the 32-bit hostid in host byte order, as
+//!    `zgenhostid` writes it with `fwrite(&hostid, 1, 4, fp)` and glibc's `gethostid` reads it), is not 0, is
+//!    this node's configured `hostid` and no peer's. MMP (`multihost=on`) only protects a pool from a second
+//!    import when every host has its own hostid, and the zdb label rule of a forced takeover compares it.
+//!    When the spl module is loaded, the hostid it uses (`/proc/sys/kernel/spl/hostid`) must be the same:
+//!    it reads `/etc/hostid` when it loads, so an edited file counts only after a reload or a reboot.
+//! 3. **pools**: every ZFS pool of a target this node may run has `multihost=on` and `cachefile=none`, read
+//!    with one `zpool get -H -o name,property,value multihost,cachefile POOL...`. A pool that is not imported
+//!    here (`cannot open 'POOL': no such pool` on stderr, exit 1, the other pools still printed) is a warning:
+//!    its properties can only be read where it is imported. ldiskfs targets have no pool and are skipped.
+//! 4. **mount points** of this node's targets exist as directories, or can be made: their nearest existing
+//!    ancestor is a writable directory (the start sequence runs `mkdir -p`). Nothing is created.
+//! 5. **secret files** this node reads: `cluster.key_file`, `cluster.next_key_file`, and the password,
+//!    community and `secret_options` files of the fence devices that fence its peers. Mode 0400 or 0600
+//!    (FAIL when group or others may read or write, warn for another owner-only mode), owned by root (warn).
+//! 6. **tools**: every program this node runs is on `PATH` and executable: the storage tools of its targets
+//!    (`zpool`, `zdb`, `zfs` for ZFS; `mount`, `umount`, `mkdir`, `df`, `lctl`), the fence tools of the
+//!    devices that fence its peers (`ipmitool`, `snmpset`/`snmpget`, the agent programs) and the `notify`
+//!    program.
+//!
+//! Whether each fence device answers `status` is a separate probe added to the same list (see
+//! [`Check`]): the list is a plain `Vec<Check>` that any check can append to.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use nix::unistd::{access, AccessFlags};
+
+use crate::command::{Command, CommandResult, Exit};
+use crate::config::{load_key, Config, FenceDeviceKind, KeyCheck, TargetKind};
+use crate::storage::parse::{parse_hostid_hex, parse_zpool_get};
+
+/// Where the hostid file is, by default.
+pub const HOSTID_FILE: &str = "/etc/hostid";
+
+/// Where the loaded spl module shows its hostid.
+pub const SPL_HOSTID_FILE: &str = "/proc/sys/kernel/spl/hostid";
+
+/// Timeout of the `zpool get` run by the pool check.
+pub const ZPOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `failoverd doctor`.
+#[derive(clap::Args, Debug)]
+pub struct DoctorArgs {
+    /// The cluster configuration file.
+    #[arg(long, short, value_name = "FILE")]
+    pub config: PathBuf,
+    /// This node's name in the configuration (default: the host name, or its part before the first dot).
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// The hostid file to check (tests).
+    #[arg(long, value_name = "PATH", default_value = HOSTID_FILE, hide = true)]
+    pub hostid_file: PathBuf,
+    /// The spl module's hostid to check (tests).
+    #[arg(long, value_name = "PATH", default_value = SPL_HOSTID_FILE, hide = true)]
+    pub spl_hostid_file: PathBuf,
+}
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing to do.
+    Ok,
+    /// Worth a look; failover can still work.
+    Warn,
+    /// Failover is unsafe or will not work until this is fixed.
+    Fail,
+}
+
+impl fmt::Display for Level {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Level::Ok => "ok",
+            Level::Warn => "warn",
+            Level::Fail => "FAIL",
+        })
+    }
+}
+
+/// The result of one check: one line of `failoverd doctor`'s output. Doctor's checks are a `Vec<Check>`, so
+/// that more (the fence devices' `status` probe) can be appended by whoever runs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub level: Level,
+    /// What was checked, e.g. `hostid` or `pool ost0pool multihost`.
+    pub what: String,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it (for warn and FAIL).
+    pub fix: Option<String>,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn ok(what: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { level: Level::Ok, what: what.into(), detail: detail.into(), fix: None }
+    }
+
+    /// A warning, with its fix.
+    pub fn warn(what: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { level: Level::Warn, what: what.into(), detail: detail.into(), fix: Some(fix.into()) }
+    }
+
+    /// A failed check, with its fix.
+    pub fn fail(what: impl Into<String>, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check { level: Level::Fail, what: what.into(), detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+/// `ok    what: detail` or `FAIL  what: detail; fix: ...`.
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<4}  {}: {}", self.level.to_string(), self.what, self.detail)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "; fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The files doctor reads besides the configuration (replaceable for tests).
+#[derive(Clone, Debug)]
+pub struct HostFiles {
+    pub hostid: PathBuf,
+    pub spl_hostid: PathBuf,
+}
+
+impl Default for HostFiles {
+    fn default() -> HostFiles {
+        HostFiles { hostid: HOSTID_FILE.into(), spl_hostid: SPL_HOSTID_FILE.into() }
+    }
+}
+
+/// `failoverd doctor --config FILE [--node NAME]`: print every check, then a summary; exit 1 on any FAIL.
+pub fn run(args: DoctorArgs) -> ExitCode {
+    let files = HostFiles { hostid: args.hostid_file, spl_hostid: args.spl_hostid_file };
+    let checks = checks_for_file(&args.config, args.node.as_deref(), &files);
+    for c in &checks {
+        println!("{c}");
+    }
+    let count = |l: Level| checks.iter().filter(|c| c.level == l).count();
+    let fails = count(Level::Fail);
+    println!("doctor: {} ok, {} warn, {fails} FAIL", count(Level::Ok), count(Level::Warn));
+    if fails > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Load the configuration and run every check. A configuration that does not load gives its errors as FAIL
+/// lines and nothing else.
+pub fn checks_for_file(config_path: &Path, node: Option<&str>, files: &HostFiles) -> Vec<Check> {
+    let what = format!("config {}", config_path.display());
+    let cfg = match Config::load_with(config_path, KeyCheck::Skip) {
+        Ok(c) => c,
+        Err(errors) => {
+            return errors
+                .iter()
+                .map(|e| Check::fail(&what, e.to_string(), "correct the file (`failoverd check-config` lists every problem)"))
+                .collect()
+        }
+    };
+    let node = match super::daemon::resolve_node(&cfg, node) {
+        Ok(n) => n,
+        Err(e) => return vec![Check::fail(&what, e.to_string(), "pass --node NAME with this host's [[node]] name")],
+    };
+    let mut out = vec![Check::ok(
+        &what,
+        format!("node {node} of cluster {} ({}, {})", cfg.cluster.name, count(cfg.nodes.len(), "node"), count(cfg.targets.len(), "target")),
+    )];
+    out.extend(checks(&cfg, &node, files));
+    out
+}
+
+/// Every check of this host as `node` of `cfg` (see the module documentation for the list).
+pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
+    let mut out = Vec::new();
+    out.extend(check_hostid(cfg, node, &files.hostid));
+    out.extend(check_spl_hostid(cfg, node, &files.spl_hostid));
+    let pools = pools_of(cfg, node);
+    if !pools.is_empty() {
+        let result = run_blocking(&zpool_get_command(&pools));
+        out.extend(judge_pools(&pools, &result));
+    }
+    out.extend(check_mountpoints(cfg, node));
+    out.extend(check_secret_files(cfg, node));
+    out.extend(check_tools(cfg, node));
+    out
+}
+
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+// ----- hostid ----------------------------------------------------------------------------------------------
+
+fn configured_hostid(cfg: &Config, node: &str) -> u32 {
+    cfg.node(node).map(|n| n.hostid).unwrap_or_default()
+}
+
+/// The hostid file: present, 4 bytes, not 0, this node's configured hostid and no peer's.
+pub fn check_hostid(cfg: &Config, node: &str, path: &Path) -> Vec<Check> {
+    let mine = configured_hostid(cfg, node);
+    let what = "hostid";
+    let regen = format!("zgenhostid -f {mine:08x} (then reboot, or reload the zfs modules, so the kernel uses it)");
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return vec![Check::fail(what, format!("{} does not exist: ZFS runs with hostid 0 and refuses multihost pools", path.display()), regen)]
+        }
+        Err(e) => return vec![Check::fail(what, format!("cannot read {}: {e}", path.display()), regen)],
+    };
+    let Ok(raw) = <[u8; 4]>::try_from(bytes.as_slice()) else {
+        return vec![Check::fail(
+            what,
+            format!("{} holds {} bytes; it must be exactly 4 (the 32-bit hostid in host byte order)", path.display(), bytes.len()),
+            regen,
+        )];
+    };
+    let found = u32::from_ne_bytes(raw);
+    if found == 0 {
+        return vec![Check::fail(what, format!("{} holds hostid 0, which means no hostid to ZFS", path.display()), regen)];
+    }
+    if let Some(peer) = cfg.nodes.iter().find(|n| n.name != node && n.hostid == found) {
+        return vec![Check::fail(
+            what,
+            format!(
+                "{} is {found:08x}, the hostid of node {}: two hosts with one hostid defeat multihost protection",
+                path.display(),
+                peer.name
+            ),
+            regen,
+        )];
+    }
+    if found != mine {
+        return vec![Check::fail(
+            what,
+            format!("{} is {found:08x} but node {node}'s configured hostid is {mine:08x}", path.display()),
+            format!("{regen}, or correct this node's hostid in the configuration"),
+        )];
+    }
+    vec![Check::ok(what, format!("{} is {found:08x}, node {node}'s configured hostid, and no peer's", path.display()))]
+}
+
+/// The loaded spl module's hostid, when the module is loaded (no line otherwise).
+pub fn check_spl_hostid(cfg: &Config, node: &str, path: &Path) -> Vec<Check> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Vec::new() };
+    let mine = configured_hostid(cfg, node);
+    let what = "hostid (kernel)";
+    let fix = format!("make {HOSTID_FILE} right (zgenhostid -f {mine:08x}), then reboot or reload the zfs and spl modules");
+    match parse_hostid_hex(&text) {
+        Some(h) if h == mine => vec![Check::ok(what, format!("the spl module uses {h:08x}"))],
+        Some(h) => vec![Check::fail(what, format!("the spl module uses {h:08x}, not node {node}'s {mine:08x}"), fix)],
+        None => vec![Check::warn(what, format!("cannot parse {} ({:?})", path.display(), text.trim()), fix)],
+    }
+}
+
+// ----- pools -----------------------------------------------------------------------------------------------
+
+/// The ZFS pools of the targets `node` may run, in configuration order.
+pub fn pools_of(cfg: &Config, node: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    cfg.targets
+        .iter()
+        .filter(|t| t.nodes.iter().any(|n| n == node))
+        .filter_map(|t| t.kind.pool())
+        .filter(|p| seen.insert(p.to_string()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `zpool get -H -o name,property,value multihost,cachefile POOL...`.
+pub fn zpool_get_command(pools: &[String]) -> Command {
+    let mut argv: Vec<String> = ["zpool", "get", "-H", "-o", "name,property,value", "multihost,cachefile"].map(String::from).to_vec();
+    argv.extend(pools.iter().cloned());
+    Command::new(argv, ZPOOL_TIMEOUT)
+}
+
+/// Judge the `zpool get` output: one line per pool and property, or one warning per pool not imported here.
+pub fn judge_pools(pools: &[String], result: &CommandResult) -> Vec<Check> {
+    let shown = |e: &str| format!("`{}` {e}", zpool_get_command(pools).display());
+    match &result.exit {
+        Exit::SpawnFailed(why) => {
+            return vec![Check::fail("pools", shown(&format!("could not start: {why}")), "install zfsutils-linux (zpool must be on PATH)")]
+        }
+        Exit::TimedOut => {
+            return vec![Check::fail(
+                "pools",
+                shown(&format!("timed out after {}s", ZPOOL_TIMEOUT.as_secs())),
+                "find out why zpool hangs (a suspended pool?) before relying on failover",
+            )]
+        }
+        Exit::Signal(_) | Exit::Code(_) => {}
+    }
+    let props = match parse_zpool_get(&result.stdout) {
+        Ok(p) => p,
+        Err(e) => return vec![Check::fail("pools", shown(&format!("printed something unexpected: {}", e.0)), "report this zpool version's output")],
+    };
+    let mut out = Vec::new();
+    for pool in pools {
+        let value = |prop: &str| props.iter().find(|p| &p.pool == pool && p.property == prop).map(|p| p.value.as_str());
+        let (Some(multihost), Some(cachefile)) = (value("multihost"), value("cachefile")) else {
+            let quoted = format!("'{pool}'");
+            let said = result
+                .stderr
+                .lines()
+                .find(|l| l.contains(&quoted))
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|| result.summary());
+            out.push(Check::warn(
+                format!("pool {pool}"),
+                format!("not imported here, cannot check multihost and cachefile (zpool: {said})"),
+                "run failoverd doctor on the node that has it imported",
+            ));
+            continue;
+        };
+        out.push(if multihost == "on" {
+            Check::ok(format!("pool {pool} multihost"), "on")
+        } else {
+            Check::fail(
+                format!("pool {pool} multihost"),
+                format!("{multihost}: nothing stops a second host from importing the pool while this one has it"),
+                format!("zpool set multihost=on {pool}"),
+            )
+        });
+        out.push(if cachefile == "none" {
+            Check::ok(format!("pool {pool} cachefile"), "none")
+        } else {
+            let shown = if cachefile == "-" { "- (the default, /etc/zfs/zpool.cache)" } else { cachefile };
+            Check::fail(
+                format!("pool {pool} cachefile"),
+                format!("{shown}: the pool would be imported at boot, behind failoverd's back"),
+                format!("zpool set cachefile=none {pool}"),
+            )
+        });
+    }
+    out
+}
+
+/// Run a command to completion on a private single-threaded runtime (doctor is a short offline command).
+fn run_blocking(cmd: &Command) -> CommandResult {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(super::exec::run(cmd)),
+        Err(e) => CommandResult {
+            exit: Exit::SpawnFailed(format!("cannot start an event loop: {e}")),
+            stdout: String::new(),
+            stderr: String::new(),
+            duration: Duration::ZERO,
+        },
+    }
+}
+
+// ----- mount points ----------------------------------------------------------------------------------------
+
+/// Each mount point of `node`'s targets exists as a directory, or its nearest existing ancestor is a
+/// writable directory.
+pub fn check_mountpoints(cfg: &Config, node: &str) -> Vec<Check> {
+    let mut out = Vec::new();
+    for (i, t) in cfg.targets.iter().enumerate() {
+        if !t.nodes.iter().any(|n| n == node) {
+            continue;
+        }
+        let what = format!("target {} mount point", t.name);
+        let mp = &t.mountpoint;
+        let key = format!("target[{i}].mountpoint");
+        match std::fs::metadata(mp) {
+            Ok(m) if m.is_dir() => out.push(Check::ok(&what, format!("{} exists", mp.display()))),
+            Ok(_) => out.push(Check::fail(&what, format!("{} exists but is not a directory", mp.display()), format!("remove it, or change {key}"))),
+            // ENOTDIR: some ancestor is not a directory, which the walk below reports
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(nix::libc::ENOTDIR) => {
+                let ancestor = mp.ancestors().skip(1).find(|a| std::fs::symlink_metadata(a).is_ok());
+                out.push(match ancestor {
+                    Some(a) if !a.is_dir() => Check::fail(
+                        &what,
+                        format!("{} does not exist and cannot be made: {} is not a directory", mp.display(), a.display()),
+                        format!("change {key}"),
+                    ),
+                    Some(a) if access(a, AccessFlags::W_OK | AccessFlags::X_OK).is_err() => Check::fail(
+                        &what,
+                        format!("{} does not exist and cannot be made: {} is not writable", mp.display(), a.display()),
+                        format!("mkdir -p {}", mp.display()),
+                    ),
+                    Some(a) => Check::ok(&what, format!("{} does not exist yet; it will be made under {}", mp.display(), a.display())),
+                    None => Check::fail(&what, format!("{}: no existing parent directory", mp.display()), format!("change {key}")),
+                });
+            }
+            Err(e) => out.push(Check::fail(&what, format!("{}: {e}", mp.display()), format!("make {} reachable, or change {key}", mp.display()))),
+        }
+    }
+    out
+}
+
+// ----- secret files ----------------------------------------------------------------------------------------
+
+/// Indices of the fence devices this node may run: those in its peers' fence levels.
+fn devices_run_by(cfg: &Config, node: &str) -> Vec<usize> {
+    let names: BTreeSet<&str> = cfg
+        .nodes
+        .iter()
+        .filter(|n| n.name != node)
+        .flat_map(|n| n.fence_levels.iter().flatten())
+        .map(String::as_str)
+        .collect();
+    (0..cfg.fence_devices.len()).filter(|&i| names.contains(cfg.fence_devices[i].name.as_str())).collect()
+}
+
+/// The secret files this node reads, each with the configuration key that names it.
+pub fn secret_files(cfg: &Config, node: &str) -> Vec<(String, PathBuf)> {
+    let mut out = vec![("cluster.key_file".to_string(), cfg.cluster.key_file.clone())];
+    if let Some(p) = &cfg.cluster.next_key_file {
+        out.push(("cluster.next_key_file".into(), p.clone()));
+    }
+    for i in devices_run_by(cfg, node) {
+        match &cfg.fence_devices[i].kind {
+            FenceDeviceKind::Ipmi(c) => out.push((format!("fence_device[{i}].password_file"), c.password_file.clone())),
+            FenceDeviceKind::PduSnmp(c) => out.push((format!("fence_device[{i}].community_file"), c.community_file.clone())),
+            FenceDeviceKind::Agent(c) => {
+                for (k, p) in &c.secret_options {
+                    out.push((format!("fence_device[{i}].secret_options.{k}"), p.clone()));
+                }
+            }
+            FenceDeviceKind::Manual => {}
+        }
+    }
+    out
+}
+
+/// Mode 0400/0600 and owner root of every secret file; the cluster keys must also be long enough.
+pub fn check_secret_files(cfg: &Config, node: &str) -> Vec<Check> {
+    secret_files(cfg, node).into_iter().map(|(key, path)| check_secret_file(&key, &path)).collect()
+}
+
+fn check_secret_file(key: &str, path: &Path) -> Check {
+    let what = format!("{key} {}", path.display());
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Check::fail(what, format!("cannot read: {e}"), format!("create it (mode 0400, owner root), or correct {key}")),
+    };
+    if !meta.is_file() {
+        return Check::fail(what, "not a regular file", format!("correct {key}"));
+    }
+    if key.starts_with("cluster.") {
+        if let Err(e) = load_key(path) {
+            return Check::fail(what, e.to_string(), "failoverd keygen --out FILE, then copy it to every node");
+        }
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    let chmod = format!("chmod 0400 {}", path.display());
+    if mode & 0o077 != 0 {
+        return Check::fail(what, format!("mode {mode:04o}: group or others may read or change it"), chmod);
+    }
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+    if mode != 0o400 && mode != 0o600 {
+        problems.push(format!("mode {mode:04o}, expected 0400 or 0600"));
+        fixes.push(chmod);
+    }
+    if meta.uid() != 0 {
+        problems.push(format!("owned by uid {}, not root", meta.uid()));
+        fixes.push(format!("chown root:root {}", path.display()));
+    }
+    if problems.is_empty() {
+        Check::ok(what, format!("mode {mode:04o}, owner root"))
+    } else {
+        Check::warn(what, problems.join(", "), fixes.join(" and "))
+    }
+}
+
+// ----- tools -----------------------------------------------------------------------------------------------
+
+/// The executable `program` resolves to: itself when it holds a `/`, else the first match on `PATH`.
+pub fn find_program(program: &str) -> Result<PathBuf, String> {
+    let executable = |p: &Path| p.is_file() && access(p, AccessFlags::X_OK).is_ok();
+    if program.contains('/') {
+        let p = Path::new(program);
+        return match std::fs::metadata(p) {
+            Err(e) => Err(format!("{program}: {e}")),
+            Ok(_) if !executable(p) => Err(format!("{program} is not an executable file")),
+            Ok(_) => Ok(p.to_path_buf()),
+        };
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| format!("{program} is not on PATH"))
+}
+
+/// Every program this node runs is there and executable.
+pub fn check_tools(cfg: &Config, node: &str) -> Vec<Check> {
+    // (program, who needs it, how to get it)
+    let mut wanted: Vec<(String, String, String)> = Vec::new();
+    let mut add = |program: &str, why: String, fix: &str| {
+        if !wanted.iter().any(|(p, _, _)| p == program) {
+            wanted.push((program.to_string(), why, fix.to_string()));
+        }
+    };
+    let mine: Vec<_> = cfg.targets.iter().filter(|t| t.nodes.iter().any(|n| n == node)).collect();
+    if let Some(t) = mine.iter().find(|t| matches!(t.kind, TargetKind::Zfs { .. })) {
+        for p in ["zpool", "zdb", "zfs"] {
+            add(p, format!("ZFS target {}", t.name), "install zfsutils-linux");
+        }
+    }
+    if let Some(t) = mine.first() {
+        for p in ["mount", "umount", "mkdir", "df"] {
+            add(p, format!("target {}", t.name), "install util-linux and coreutils");
+        }
+        add("lctl", format!("target {}", t.name), "install the Lustre server utilities");
+    }
+    for i in devices_run_by(cfg, node) {
+        let d = &cfg.fence_devices[i];
+        let why = format!("fence_device[{i}] {}", d.name);
+        match &d.kind {
+            FenceDeviceKind::Ipmi(_) => add("ipmitool", why, "install ipmitool"),
+            FenceDeviceKind::PduSnmp(_) => {
+                add("snmpset", why.clone(), "install snmp (net-snmp tools)");
+                add("snmpget", why, "install snmp (net-snmp tools)");
+            }
+            FenceDeviceKind::Agent(a) => {
+                add(&a.program, why, &format!("install the fence agent (fence-agents), or correct fence_device[{i}].program"))
+            }
+            FenceDeviceKind::Manual => {}
+        }
+    }
+    if let Some(n) = &cfg.cluster.notify {
+        add(&n.display().to_string(), "cluster.notify".into(), "make it executable, or correct cluster.notify");
+    }
+    wanted
+        .into_iter()
+        .map(|(program, why, fix)| match find_program(&program) {
+            Ok(p) => Check::ok(format!("tool {program}"), format!("{} (for {why})", p.display())),
+            Err(e) => Check::fail(format!("tool {program}"), format!("{e} (needed for {why})"), fix),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pools() -> Vec<String> {
+        vec!["good".into(), "mmpoff".into(), "gone".into()]
+    }
+
+    #[test]
+    fn the_zpool_command_is_exact() {
+        assert_eq!(
+            zpool_get_command(&pools()).argv,
+            ["zpool", "get", "-H", "-o", "name,property,value", "multihost,cachefile", "good", "mmpoff", "gone"]
+        );
+    }
+
+    #[test]
+    fn pools_are_judged_from_the_real_format() {
+        let out = "good\tmultihost\ton\ngood\tcachefile\tnone\nmmpoff\tmultihost\toff\nmmpoff\tcachefile\t-\n";
+        let r = CommandResult::exited(1, out, "cannot open 'gone': no such pool\n");
+        let checks = judge_pools(&pools(), &r);
+        let lines: Vec<String> = checks.iter().map(|c| c.to_string()).collect();
+        assert_eq!(lines[0], "ok    pool good multihost: on");
+        assert_eq!(lines[1], "ok    pool good cachefile: none");
+        assert!(lines[2].starts_with("FAIL  pool mmpoff multihost: off:") && lines[2].ends_with("fix: zpool set multihost=on mmpoff"));
+        assert!(lines[3].starts_with("FAIL  pool mmpoff cachefile: - (the default"), "{}", lines[3]);
+        assert!(lines[4].starts_with("warn  pool gone: not imported here") && lines[4].contains("cannot open 'gone': no such pool"));
+        assert_eq!(checks.len(), 5);
+    }
+
+    #[test]
+    fn zpool_missing_or_hanging_fails() {
+        let r = CommandResult { exit: Exit::SpawnFailed("zpool: No such file".into()), ..CommandResult::exited(0, "", "") };
+        assert_eq!(judge_pools(&pools(), &r)[0].level, Level::Fail);
+        assert_eq!(judge_pools(&pools(), &CommandResult::timed_out())[0].level, Level::Fail);
+        let garbage = CommandResult::exited(0, "what\n", "");
+        assert!(judge_pools(&pools(), &garbage)[0].detail.contains("unexpected"));
+    }
+
+    #[test]
+    fn a_line_reads_level_what_detail_fix() {
+        assert_eq!(Check::ok("hostid", "fine").to_string(), "ok    hostid: fine");
+        assert_eq!(Check::fail("x", "bad", "do y").to_string(), "FAIL  x: bad; fix: do y");
+        assert!(Level::Fail > Level::Warn && Level::Warn > Level::Ok);
+    }
+}

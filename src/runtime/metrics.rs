@@ -1,0 +1,543 @@
+//! Prometheus metrics: what the daemon sees, served as text on `cluster.metrics_listen` (`GET /metrics`).
+//!
+//! Two sources feed the series:
+//! - **Events** ([`Metrics::on_event`], called by the daemon for every engine event): fence attempts and
+//!   outcomes, sequence durations and failures, a count per event name. These are counters and a histogram,
+//!   so nothing between two scrapes is lost.
+//! - **The engine's status** ([`Metrics::refresh`], called by the daemon loop when a scrape asks for it):
+//!   peers, links, last-heard ages, quorum, maintenance, the targets this node owns, and the datagram
+//!   counters of the links. A scrape asks the daemon loop through a channel and waits at most
+//!   [`REFRESH_WAIT`]; a loop that does not answer in time (a stalled process) gets the previous values served.
+//!
+//! The series (all prefixed `failoverd_`):
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `info` | gauge (1) | `node`, `cluster`, `version` |
+//! | `peer_alive` | gauge 0/1 | `node` |
+//! | `peer_link_up` | gauge 0/1 | `node`, `link` |
+//! | `peer_last_heard_seconds` | gauge, age of the last valid heartbeat (absent until one arrived) | `node`, `link` |
+//! | `quorate`, `quorum_votes`, `quorum_votes_needed`, `witness_vote`, `maintenance` | gauge | |
+//! | `target_owned` | gauge 0/1: this node holds the target | `target` |
+//! | `fence_attempts_total` | counter: fence attempts started by this node | `node` (the victim) |
+//! | `fence_outcomes_total` | counter | `node`, `outcome` = `confirmed`, `level_failed`, `failed`, `needs_operator`, `cancelled`, `confirmed_by_operator`, `lied` |
+//! | `migration_duration_seconds` | histogram of completed sequences on this node | `kind` = `forced` (takeover after a fence), `controlled` (import and mount without force: the receiving half of a controlled migration, or a first start), `release` (umount and export: the giving half) |
+//! | `migration_failures_total` | counter of failed sequences | `kind` |
+//! | `events_total` | counter | `event` (the event names of the logs and `notify`) |
+//! | `datagrams_received_total` | counter: authenticated datagrams | |
+//! | `datagrams_rejected_total` | counter | `reason` = `too_short`, `too_large`, `bad_magic`, `bad_version`, `bad_mac`, `malformed` |
+//! | `datagram_send_failures_total` | counter | |
+//!
+//! The HTTP side is deliberately small: HTTP/1.0, one request per connection, the request head read with a
+//! size cap ([`MAX_REQUEST_HEAD`]) and a timeout ([`IO_TIMEOUT`]), at most [`MAX_CONNECTIONS`] at once (more
+//! are closed at once). `GET` or `HEAD` of `/metrics` is answered with the Prometheus text format (0.0.4);
+//! any other path is 404, any other method 405, anything unreadable 400. There is no authentication: bind it
+//! to a management address.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::engine::{Event, Status};
+use crate::storage::SequenceKind;
+
+use super::net::NetCounters;
+use super::{Result, RuntimeError};
+
+/// Largest request head read; a longer one is answered 400.
+pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+
+/// Time allowed to read a request head, and to write the response.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections served at once; more are closed without an answer.
+pub const MAX_CONNECTIONS: usize = 8;
+
+/// How long, and how many bytes, of a request's unread rest are drained after the response (lingering close).
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// How long a scrape waits for the daemon loop to refresh the status-based series.
+pub const REFRESH_WAIT: Duration = Duration::from_secs(2);
+
+/// Buckets of `migration_duration_seconds`: an import with an MMP activity check takes 20 to 50 s.
+const DURATION_BUCKETS: [f64; 13] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InfoLabels {
+    node: String,
+    cluster: String,
+    version: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LinkLabels {
+    node: String,
+    link: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabels {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    node: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+type SecondsGauge = Gauge<f64, AtomicU64>;
+
+/// The daemon's metric series and their registry. Shared (in an `Arc`) by the daemon loop, which updates
+/// them, and the HTTP server, which encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    peer_alive: Family<NodeLabels, Gauge>,
+    link_up: Family<LinkLabels, Gauge>,
+    last_heard: Family<LinkLabels, SecondsGauge>,
+    quorate: Gauge,
+    votes: Gauge,
+    votes_needed: Gauge,
+    witness_vote: Gauge,
+    maintenance: Gauge,
+    target_owned: Family<TargetLabels, Gauge>,
+    fence_attempts: Family<NodeLabels, Counter>,
+    fence_outcomes: Family<OutcomeLabels, Counter>,
+    migration_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
+    migration_failures: Family<KindLabels, Counter>,
+    events: Family<EventLabels, Counter>,
+    received: Counter,
+    rejected: Family<ReasonLabels, Counter>,
+    send_failures: Counter,
+}
+
+impl Metrics {
+    /// Every series, registered; `info` names this node and cluster.
+    pub fn new(node: &str, cluster: &str) -> Metrics {
+        let mut registry = Registry::with_prefix("failoverd");
+        let info: Family<InfoLabels, Gauge> = Family::default();
+        info.get_or_create(&InfoLabels { node: node.into(), cluster: cluster.into(), version: env!("CARGO_PKG_VERSION").into() })
+            .set(1);
+        registry.register("info", "This failoverd daemon: node, cluster and version (always 1)", info);
+        let m = Metrics {
+            peer_alive: Family::default(),
+            link_up: Family::default(),
+            last_heard: Family::default(),
+            quorate: Gauge::default(),
+            votes: Gauge::default(),
+            votes_needed: Gauge::default(),
+            witness_vote: Gauge::default(),
+            maintenance: Gauge::default(),
+            target_owned: Family::default(),
+            fence_attempts: Family::default(),
+            fence_outcomes: Family::default(),
+            migration_duration: Family::new_with_constructor(duration_histogram),
+            migration_failures: Family::default(),
+            events: Family::default(),
+            received: Counter::default(),
+            rejected: Family::default(),
+            send_failures: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("peer_alive", "1 when this node considers the peer alive", m.peer_alive.clone());
+        registry.register("peer_link_up", "1 when the link delivered a valid heartbeat from the peer within dead_after", m.link_up.clone());
+        registry.register(
+            "peer_last_heard_seconds",
+            "Seconds since the last valid heartbeat from the peer on the link",
+            m.last_heard.clone(),
+        );
+        registry.register("quorate", "1 when this node's partition holds quorum", m.quorate.clone());
+        registry.register("quorum_votes", "Votes this node's partition holds (the witness's included)", m.votes.clone());
+        registry.register("quorum_votes_needed", "Votes needed for quorum", m.votes_needed.clone());
+        registry.register("witness_vote", "1 when the witness currently grants its vote to this node's partition", m.witness_vote.clone());
+        registry.register("maintenance", "1 when the cluster is in maintenance (no automatic action)", m.maintenance.clone());
+        registry.register("target_owned", "1 when this node holds the target", m.target_owned.clone());
+        registry.register("fence_attempts", "Fence attempts this node started, by victim", m.fence_attempts.clone());
+        registry.register("fence_outcomes", "Fence outcomes seen by this node, by victim and outcome", m.fence_outcomes.clone());
+        registry.register(
+            "migration_duration_seconds",
+            "Duration of completed target sequences on this node: forced takeover, controlled import, release",
+            m.migration_duration.clone(),
+        );
+        registry.register("migration_failures", "Target sequences that failed on this node", m.migration_failures.clone());
+        registry.register("events", "Engine events, by name", m.events.clone());
+        registry.register("datagrams_received", "Authenticated datagrams received on the heartbeat links", m.received.clone());
+        registry.register("datagrams_rejected", "Datagrams dropped on the heartbeat links, by reason", m.rejected.clone());
+        registry.register("datagram_send_failures", "Datagrams that could not be sent", m.send_failures.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Count an engine event.
+    pub fn on_event(&self, event: &Event) {
+        self.events.get_or_create(&EventLabels { event: event.name() }).inc();
+        let outcome = |node: &str, outcome: &str| {
+            self.fence_outcomes.get_or_create(&OutcomeLabels { node: node.into(), outcome: outcome.into() }).inc();
+        };
+        match event {
+            Event::FenceStarted { node, .. } => {
+                self.fence_attempts.get_or_create(&NodeLabels { node: node.clone() }).inc();
+            }
+            Event::FenceConfirmed { node, .. } => outcome(node, "confirmed"),
+            Event::FenceLevelFailed { node, .. } => outcome(node, "level_failed"),
+            Event::FenceFailed { node, .. } => outcome(node, "failed"),
+            Event::FenceNeedsOperator { node } => outcome(node, "needs_operator"),
+            Event::FenceCancelled { node, .. } => outcome(node, "cancelled"),
+            Event::FenceConfirmedByOperator { node } => outcome(node, "confirmed_by_operator"),
+            Event::FenceLied { node } => outcome(node, "lied"),
+            Event::SequenceDone { sequence, ms, .. } => {
+                if let Some(kind) = migration_kind(*sequence) {
+                    self.migration_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(*ms as f64 / 1000.0);
+                }
+            }
+            Event::SequenceFailed { sequence, .. } => {
+                if let Some(kind) = migration_kind(*sequence) {
+                    self.migration_failures.get_or_create(&KindLabels { kind: kind.into() }).inc();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Set the status-based series from the engine's status and the links' counters.
+    pub fn refresh(&self, status: &Status, net: &NetCounters) {
+        for p in &status.peers {
+            self.peer_alive.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.alive));
+            for l in &p.links {
+                let labels = LinkLabels { node: p.node.clone(), link: l.link.clone() };
+                self.link_up.get_or_create(&labels).set(i64::from(l.up));
+                match l.last_heard_ms {
+                    Some(ms) => {
+                        self.last_heard.get_or_create(&labels).set(ms as f64 / 1000.0);
+                    }
+                    None => {
+                        self.last_heard.remove(&labels);
+                    }
+                }
+            }
+        }
+        self.quorate.set(i64::from(status.quorum.quorate));
+        self.votes.set(i64::from(status.quorum.votes));
+        self.votes_needed.set(i64::from(status.quorum.needed));
+        self.witness_vote.set(i64::from(status.quorum.witness_vote));
+        self.maintenance.set(i64::from(status.maintenance));
+        for t in &status.targets {
+            let owned = t.owner.as_deref() == Some(status.node.as_str());
+            self.target_owned.get_or_create(&TargetLabels { target: t.target.clone() }).set(i64::from(owned));
+        }
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        self.received.inner().store(load(&net.accepted), Ordering::Relaxed);
+        self.send_failures.inner().store(load(&net.send_failed), Ordering::Relaxed);
+        for (reason, c) in [
+            ("too_short", &net.too_short),
+            ("too_large", &net.too_large),
+            ("bad_magic", &net.bad_magic),
+            ("bad_version", &net.bad_version),
+            ("bad_mac", &net.bad_mac),
+            ("malformed", &net.malformed),
+        ] {
+            self.rejected.get_or_create(&ReasonLabels { reason: reason.into() }).inner().store(load(c), Ordering::Relaxed);
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // writing into a String cannot fail
+        let _ = prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// The `kind` label of a sequence (`None` for the monitor, which is no migration).
+fn migration_kind(sequence: SequenceKind) -> Option<&'static str> {
+    match sequence {
+        SequenceKind::Forced => Some("forced"),
+        SequenceKind::Acquire => Some("controlled"),
+        SequenceKind::Release => Some("release"),
+        SequenceKind::Monitor => None,
+    }
+}
+
+/// A request to the daemon loop: refresh the status-based series, then answer.
+pub type RefreshRequest = oneshot::Sender<()>;
+
+/// Bind the metrics listener (errors name `cluster.metrics_listen`).
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| RuntimeError::new(format!("cluster.metrics_listen: cannot listen on TCP {addr}: {e}")))
+}
+
+/// Serve `GET /metrics` on `listener` until the daemon ends. Each scrape first asks the daemon loop to
+/// refresh through `refresh`.
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, refresh: mpsc::Sender<RefreshRequest>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: wait a little rather than spin
+                tracing::warn!(error = %e, "metrics: cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(%from, "metrics: too many connections; closing this one");
+            continue;
+        };
+        let metrics = metrics.clone();
+        let refresh = refresh.clone();
+        tokio::spawn(async move {
+            if let Err(e) = answer(stream, &metrics, &refresh).await {
+                tracing::debug!(%from, error = %e, "metrics: connection ended badly");
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// What a request asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `GET /metrics` (`head_only` for `HEAD`).
+    Metrics { head_only: bool },
+    /// Another path: 404.
+    NotFound,
+    /// Another method: 405.
+    MethodNotAllowed,
+    /// Not an HTTP request line: 400.
+    BadRequest,
+}
+
+/// Route a request by its head (request line and headers). Pure.
+pub fn route(head: &[u8]) -> Route {
+    let Ok(text) = std::str::from_utf8(head) else { return Route::BadRequest };
+    let line = text.lines().next().unwrap_or("");
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version)) = (parts.next(), parts.next(), parts.next()) else {
+        return Route::BadRequest;
+    };
+    if parts.next().is_some() || !version.starts_with("HTTP/1.") || !target.starts_with('/') {
+        return Route::BadRequest;
+    }
+    let path = target.split(['?', '#']).next().unwrap_or(target);
+    let head_only = match method {
+        "GET" => false,
+        "HEAD" => true,
+        _ => return Route::MethodNotAllowed,
+    };
+    if path == "/metrics" {
+        Route::Metrics { head_only }
+    } else {
+        Route::NotFound
+    }
+}
+
+/// The end of a request head (`\r\n\r\n`, or a bare `\n\n`), if the buffer holds it.
+fn head_end(buf: &[u8]) -> Option<usize> {
+    let crlf = buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+    let lf = buf.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Some(end) = head_end(&buf) {
+            buf.truncate(end);
+            return Ok(Some(buf));
+        }
+        if buf.len() >= MAX_REQUEST_HEAD {
+            return Ok(None);
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            // the client closed before finishing its head: answer what we have, or nothing
+            return Ok(if buf.is_empty() { None } else { Some(buf) });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn answer(mut stream: TcpStream, metrics: &Metrics, refresh: &mpsc::Sender<RefreshRequest>) -> std::io::Result<()> {
+    let head = match tokio::time::timeout(IO_TIMEOUT, read_head(&mut stream)).await {
+        Ok(r) => r?,
+        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request head not read in time")),
+    };
+    let (status, content_type, body, head_only) = match head.as_deref().map(route).unwrap_or(Route::BadRequest) {
+        Route::Metrics { head_only } => {
+            let (tx, rx) = oneshot::channel();
+            // bounded as a whole: a stalled loop may leave the channel full as well as the request unanswered
+            let refreshed = tokio::time::timeout(REFRESH_WAIT, async { refresh.send(tx).await.is_ok() && rx.await.is_ok() }).await;
+            if !matches!(refreshed, Ok(true)) {
+                tracing::warn!("metrics: the daemon loop did not refresh the status in time; serving older values");
+            }
+            ("200 OK", prometheus_text::CONTENT_TYPE, metrics.encode(), head_only)
+        }
+        Route::NotFound => ("404 Not Found", "text/plain; charset=utf-8", "not found: the metrics are at /metrics\n".into(), false),
+        Route::MethodNotAllowed => ("405 Method Not Allowed", "text/plain; charset=utf-8", "only GET and HEAD\n".into(), false),
+        Route::BadRequest => ("400 Bad Request", "text/plain; charset=utf-8", "bad request\n".into(), false),
+    };
+    let mut response = format!(
+        "HTTP/1.0 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
+        body.len(),
+        if status.starts_with("405") { "Allow: GET, HEAD\r\n" } else { "" }
+    )
+    .into_bytes();
+    if !head_only {
+        response.extend_from_slice(body.as_bytes());
+    }
+    match tokio::time::timeout(IO_TIMEOUT, async {
+        stream.write_all(&response).await?;
+        stream.shutdown().await
+    })
+    .await
+    {
+        Ok(r) => r?,
+        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "response not written in time")),
+    }
+    // Lingering close: closing with unread request bytes (an oversized head) makes the kernel send a reset,
+    // which can destroy the response before the client reads it. Read and drop what is left, bounded.
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{LinkStatus, PeerStatus, TargetStatus};
+    use crate::engine::FenceReason;
+    use crate::fence::FenceAction;
+
+    #[test]
+    fn requests_are_routed() {
+        assert_eq!(route(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics { head_only: false });
+        assert_eq!(route(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"), Route::Metrics { head_only: true });
+        assert_eq!(route(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(b"GET /metricsx HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(route(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::MethodNotAllowed);
+        assert_eq!(route(b"GET /metrics\r\n\r\n"), Route::BadRequest);
+        assert_eq!(route(b"GET metrics HTTP/1.1\r\n\r\n"), Route::BadRequest);
+        assert_eq!(route(b"\xff\xfe"), Route::BadRequest);
+        assert_eq!(route(b""), Route::BadRequest);
+        assert_eq!(head_end(b"GET / HTTP/1.0\r\n\r\nrest"), Some(18));
+        assert_eq!(head_end(b"GET / HTTP/1.0\n\n"), Some(16));
+        assert_eq!(head_end(b"GET / HTTP/1.0\r\n"), None);
+    }
+
+    fn status() -> Status {
+        let json = serde_json::json!({
+            "node": "n1", "incarnation": 3, "maintenance": false,
+            "quorum": { "votes": 3, "total": 3, "needed": 2, "quorate": true, "two_node": false, "witness_vote": true, "reason": "ok" },
+            "all_nodes_seen": true, "discovered": true, "asking_to_be_fenced": null,
+            "peers": [], "targets": [], "fencing": [], "recent_events": []
+        });
+        let mut s: Status = serde_json::from_value(json).unwrap();
+        s.peers.push(PeerStatus {
+            node: "n2".into(),
+            alive: true,
+            ever_seen: true,
+            incarnation: Some(1),
+            links: vec![
+                LinkStatus { link: "ring0".into(), up: true, last_heard_ms: Some(250) },
+                LinkStatus { link: "ring1".into(), up: false, last_heard_ms: None },
+            ],
+            fenced: false,
+            config_mismatch: vec![],
+        });
+        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None });
+        s.targets.push(TargetStatus { target: "MDT0".into(), owner: Some("n2".into()), state: "running".into(), local: "stopped".into(), blocked: None });
+        s
+    }
+
+    #[test]
+    fn status_and_events_become_series() {
+        let m = Metrics::new("n1", "c1");
+        let net = NetCounters::default();
+        net.accepted.store(42, Ordering::Relaxed);
+        net.bad_mac.store(3, Ordering::Relaxed);
+        m.refresh(&status(), &net);
+        m.on_event(&Event::FenceStarted { node: "n2".into(), reason: FenceReason::PeerDead, action: FenceAction::Off, attempt: 1 });
+        m.on_event(&Event::FenceConfirmed { node: "n2".into(), level: 0, devices: vec!["bmc".into()], action: FenceAction::Off });
+        m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Forced, ms: 25_500 });
+        m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Monitor, ms: 10 });
+        let text = m.encode();
+        for line in [
+            "failoverd_info{node=\"n1\",cluster=\"c1\",version=\"",
+            "failoverd_peer_alive{node=\"n2\"} 1\n",
+            "failoverd_peer_link_up{node=\"n2\",link=\"ring0\"} 1\n",
+            "failoverd_peer_link_up{node=\"n2\",link=\"ring1\"} 0\n",
+            "failoverd_peer_last_heard_seconds{node=\"n2\",link=\"ring0\"} 0.25\n",
+            "failoverd_quorate 1\n",
+            "failoverd_quorum_votes 3\n",
+            "failoverd_witness_vote 1\n",
+            "failoverd_maintenance 0\n",
+            "failoverd_target_owned{target=\"MGT\"} 1\n",
+            "failoverd_target_owned{target=\"MDT0\"} 0\n",
+            "failoverd_fence_attempts_total{node=\"n2\"} 1\n",
+            "failoverd_fence_outcomes_total{node=\"n2\",outcome=\"confirmed\"} 1\n",
+            "failoverd_migration_duration_seconds_count{kind=\"forced\"} 1\n",
+            "failoverd_migration_duration_seconds_sum{kind=\"forced\"} 25.5\n",
+            "failoverd_migration_duration_seconds_bucket{kind=\"forced\",le=\"30\"} 1\n",
+            "failoverd_migration_duration_seconds_bucket{kind=\"forced\",le=\"20\"} 0\n",
+            "failoverd_events_total{event=\"fence_started\"} 1\n",
+            "failoverd_datagrams_received_total 42\n",
+            "failoverd_datagrams_rejected_total{reason=\"bad_mac\"} 3\n",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        assert!(!text.contains("link=\"ring1\"} 0.") && !text.contains("kind=\"monitor\""), "{text}");
+    }
+}

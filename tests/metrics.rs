@@ -1,0 +1,254 @@
+//! Prometheus metrics of a real `failoverd run` daemon with `cluster.metrics_listen` on 127.0.0.1, scraped
+//! over TCP: the peer and link series, a parse of the whole text format, the HTTP edge cases, and the series
+//! after the peer is killed.
+//!
+//! Every daemon is killed when the test ends, passed or not; every file lives in the test's temp dir.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A `failoverd run`, SIGKILLed and reaped on drop.
+struct Daemon {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Daemon {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {limit:?} waiting until {what}");
+}
+
+/// Two nodes, n1 serving metrics on `metrics_port`.
+fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
+    std::fs::write(dir.join("cluster.key"), format!("{KEY}\n")).unwrap();
+    let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
+    let mut daemons = Vec::new();
+    for (me, _) in &ports {
+        let nd = dir.join(me);
+        std::fs::create_dir_all(&nd).unwrap();
+        let metrics = if *me == "n1" { format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n") } else { String::new() };
+        let mut toml = format!(
+            "[cluster]\nname = \"metricsc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
+             heartbeat_interval = \"100ms\"\ndead_after = \"500ms\"\nstall_threshold = \"400ms\"\nfence_delay = \"1s\"\n\
+             state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{metrics}\n",
+            dir.join("cluster.key").display(),
+            nd.join("state").display(),
+            nd.join("control.sock").display()
+        );
+        for (i, (name, p)) in ports.iter().enumerate() {
+            toml.push_str(&format!(
+                "[[node]]\nname = \"{name}\"\naddresses = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nhostid = \"{:08x}\"\n\
+                 fence_priority = {}\nfencing = \"manual\"\n\n",
+                p[0],
+                p[1],
+                0x3c00_0001 + i as u32,
+                10 - i
+            ));
+        }
+        std::fs::write(nd.join("cluster.toml"), toml).unwrap();
+        let log = nd.join("log.jsonl");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(nd.join("cluster.toml"))
+            .args(["--node", me, "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let d = Daemon { child: Some(child), log };
+        let socket = nd.join("control.sock");
+        wait_until(&format!("{me} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
+        daemons.push(d);
+    }
+    let n2 = daemons.pop().unwrap();
+    (daemons.pop().unwrap(), n2)
+}
+
+/// Send `request` raw, read the whole response: (status line, headers, body).
+fn http(port: u16, request: &[u8]) -> (String, BTreeMap<String, String>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    // like curl after its request: nothing more to send (this is how a half-sent head ends, too)
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or("").to_string();
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    (status, headers, body.to_string())
+}
+
+fn scrape(port: u16) -> String {
+    let (status, headers, body) = http(port, b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nAccept: text/plain\r\n\r\n");
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    assert_eq!(headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(headers["content-length"].parse::<usize>().unwrap(), body.len());
+    body
+}
+
+/// One sample: metric name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parse the Prometheus text format (0.0.4) strictly enough to catch a broken exposition: every sample
+/// belongs to a family declared by `# TYPE` (histograms through `_bucket`/`_sum`/`_count`, counters through
+/// `_total`), label values are quoted, values are numbers.
+fn parse_exposition(text: &str) -> Vec<Sample> {
+    let mut types: BTreeMap<String, String> = BTreeMap::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let (kind, name, what) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap_or(""));
+            assert!(name.starts_with("failoverd_"), "{line}");
+            match kind {
+                "HELP" => assert!(!what.is_empty(), "{line}"),
+                "TYPE" => {
+                    assert!(["gauge", "counter", "histogram"].contains(&what), "{line}");
+                    types.insert(name.to_string(), what.to_string());
+                }
+                _ => panic!("unexpected comment {line:?}"),
+            }
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("no value: {line:?}"));
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+        };
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').unwrap_or_else(|| panic!("unclosed labels: {line:?}"));
+                let labels = body
+                    .split("\",")
+                    .map(|kv| {
+                        let (k, v) = kv.split_once("=\"").unwrap_or_else(|| panic!("bad label in {line:?}"));
+                        (k.to_string(), v.trim_end_matches('"').to_string())
+                    })
+                    .collect();
+                (name.to_string(), labels)
+            }
+            None => (series.to_string(), BTreeMap::new()),
+        };
+        let family_declared = types.get(&name).is_some_and(|t| t != "histogram")
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| name.strip_suffix(s).is_some_and(|f| types.get(f).map(String::as_str) == Some("histogram")));
+        assert!(family_declared, "sample of an undeclared family: {line:?}");
+        samples.push((name, labels, value));
+    }
+    samples
+}
+
+fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|(_, _, v)| *v)
+}
+
+#[test]
+fn a_daemon_serves_its_metrics_over_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_tcp_port();
+    let (n1, mut n2) = start_pair(dir.path(), port);
+    wait_until("n1's metrics show n2 alive on both links", Duration::from_secs(20), || {
+        let s = parse_exposition(&scrape(port));
+        value(&s, "failoverd_peer_alive", &[("node", "n2")]) == Some(1.0)
+            && value(&s, "failoverd_peer_link_up", &[("node", "n2"), ("link", "ring0")]) == Some(1.0)
+            && value(&s, "failoverd_peer_link_up", &[("node", "n2"), ("link", "ring1")]) == Some(1.0)
+            && value(&s, "failoverd_quorate", &[]) == Some(1.0)
+    });
+    let body = scrape(port);
+    println!("--- GET /metrics (n1) ---\n{body}");
+    let s = parse_exposition(&body);
+    assert_eq!(value(&s, "failoverd_info", &[("node", "n1"), ("cluster", "metricsc"), ("version", env!("CARGO_PKG_VERSION"))]), Some(1.0));
+    for link in ["ring0", "ring1"] {
+        let age = value(&s, "failoverd_peer_last_heard_seconds", &[("node", "n2"), ("link", link)]).expect("last heard");
+        assert!((0.0..0.5).contains(&age), "{link}: heard {age}s ago, yet up");
+    }
+    assert!(value(&s, "failoverd_datagrams_received_total", &[]).unwrap() > 0.0);
+    assert_eq!(value(&s, "failoverd_datagrams_rejected_total", &[("reason", "bad_mac")]), Some(0.0));
+    assert_eq!(value(&s, "failoverd_maintenance", &[]), Some(0.0));
+    assert_eq!(value(&s, "failoverd_quorum_votes", &[]), Some(2.0));
+    assert_eq!(value(&s, "failoverd_events_total", &[("event", "peer_alive")]), Some(1.0));
+
+    // HEAD: the headers alone
+    let (status, headers, rest) = http(port, b"HEAD /metrics HTTP/1.0\r\n\r\n");
+    assert_eq!(status, "HTTP/1.0 200 OK");
+    assert!(headers["content-length"].parse::<usize>().unwrap() > 0);
+    assert_eq!(rest, "");
+    // anything else
+    assert_eq!(http(port, b"GET / HTTP/1.1\r\n\r\n").0, "HTTP/1.0 404 Not Found");
+    let (status, headers, _) = http(port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!((status.as_str(), headers["allow"].as_str()), ("HTTP/1.0 405 Method Not Allowed", "GET, HEAD"));
+    assert_eq!(http(port, b"hello\r\n\r\n").0, "HTTP/1.0 400 Bad Request");
+    let huge = format!("GET /metrics HTTP/1.1\r\nX-Filler: {}\r\n\r\n", "x".repeat(20_000));
+    assert_eq!(http(port, huge.as_bytes()).0, "HTTP/1.0 400 Bad Request");
+    // a client that sends half a head and closes gets a 400, and the server goes on
+    assert_eq!(http(port, b"GET /metr").0, "HTTP/1.0 400 Bad Request");
+    scrape(port);
+
+    // Kill n2: n1's series follow.
+    n2.child.take().map(|mut c| {
+        c.kill().unwrap();
+        c.wait().unwrap()
+    });
+    wait_until("n1's metrics show n2 dead", Duration::from_secs(20), || {
+        let s = parse_exposition(&scrape(port));
+        value(&s, "failoverd_peer_alive", &[("node", "n2")]) == Some(0.0)
+    });
+    let s = parse_exposition(&scrape(port));
+    assert_eq!(value(&s, "failoverd_peer_link_up", &[("node", "n2"), ("link", "ring0")]), Some(0.0));
+    assert!(value(&s, "failoverd_peer_last_heard_seconds", &[("node", "n2"), ("link", "ring0")]).unwrap() >= 0.5);
+    assert_eq!(value(&s, "failoverd_events_total", &[("event", "peer_dead")]), Some(1.0));
+    assert!(n1.log().contains("serving Prometheus metrics at /metrics"), "{}", n1.log());
+}

@@ -1,0 +1,282 @@
+//! `failoverd witness` as a real process on 127.0.0.1 serving two clusters, with two real `failoverd run`
+//! daemons of one of them: the witness vote shows in `status --json`, survives the loss of one node, and
+//! hostile queries (forged, another cluster's key, replayed, unknown cluster) get no reply.
+//!
+//! Every process is killed when the test ends, passed or not; every file lives in the test's temp dir.
+
+use std::fs::File;
+use std::net::UdpSocket;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use failoverd::protocol::{self, Body, Envelope, Keys, WitnessQuery};
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+const HEARTBEAT_MS: u64 = 100;
+const DEAD_AFTER_MS: u64 = 500;
+const KEY_ALPHA: &str = "a1f0c2d3e4b5a6978812233445566778899aabbccddeeff00112233445566778";
+const KEY_BETA: &str = "b2e1d0c9b8a7968574635241302f1e0d1c2b3a49586776859a4b3c2d1e0f1a2b";
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process killed (SIGKILL) and reaped on drop.
+struct Proc {
+    name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        Proc { name: name.to_string(), child: Some(child), log }
+    }
+
+    fn log_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn assert_running(&mut self) {
+        let exited = self.child.as_mut().and_then(|c| c.try_wait().unwrap());
+        assert!(exited.is_none(), "{} exited ({exited:?}); log:\n{}", self.name, std::fs::read_to_string(&self.log).unwrap_or_default());
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {limit:?} waiting until {what}");
+}
+
+/// Cluster `alpha` (nodes n1 and n2, with the witness) and the key of cluster `beta`, in one temp dir.
+struct Site {
+    dir: tempfile::TempDir,
+    witness_port: u16,
+}
+
+impl Site {
+    fn new() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("alpha.key"), format!("{KEY_ALPHA}\n")).unwrap();
+        std::fs::write(dir.path().join("beta.key"), format!("{KEY_BETA}\n")).unwrap();
+        Site { dir, witness_port: free_udp_port() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn witness_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.witness_port)
+    }
+
+    fn start_witness(&self) -> Proc {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["witness", "--listen", &self.witness_addr(), "--lease", &format!("{DEAD_AFTER_MS}ms"), "--log-format", "json"])
+            .arg("--cluster")
+            .arg(format!("alpha={}", self.path("alpha.key").display()))
+            .arg("--cluster")
+            .arg(format!("beta={}", self.path("beta.key").display()));
+        Proc::spawn("witness", &mut cmd, self.path("witness.log"))
+    }
+
+    /// One config per node (each needs its own state_dir and control socket on one host).
+    fn write_configs(&self, ports: &[(&str, [u16; 2])]) {
+        for (me, _) in ports {
+            let nd = self.path(me);
+            std::fs::create_dir_all(&nd).unwrap();
+            let mut toml = format!(
+                "[cluster]\nname = \"alpha\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
+                 heartbeat_interval = \"{HEARTBEAT_MS}ms\"\ndead_after = \"{DEAD_AFTER_MS}ms\"\nstall_threshold = \"400ms\"\n\
+                 fence_delay = \"1s\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n[witness]\naddress = \"{}\"\n\n",
+                self.path("alpha.key").display(),
+                nd.join("state").display(),
+                nd.join("control.sock").display(),
+                self.witness_addr()
+            );
+            for (i, (name, p)) in ports.iter().enumerate() {
+                toml.push_str(&format!(
+                    "[[node]]\nname = \"{name}\"\naddresses = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nhostid = \"{:08x}\"\n\
+                     fence_priority = {}\nfencing = \"manual\"\n\n",
+                    p[0],
+                    p[1],
+                    0x5a00_0001 + i as u32,
+                    10 - i
+                ));
+            }
+            std::fs::write(nd.join("cluster.toml"), toml).unwrap();
+        }
+    }
+
+    fn start_node(&self, node: &str) -> (Proc, PathBuf) {
+        let nd = self.path(node);
+        let socket = nd.join("control.sock");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["run", "--config"]).arg(nd.join("cluster.toml")).args(["--node", node, "--log-format", "json"]);
+        let p = Proc::spawn(node, &mut cmd, nd.join("log.jsonl"));
+        wait_until(&format!("{node} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
+        (p, socket)
+    }
+}
+
+fn status(socket: &Path) -> Value {
+    let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(socket).output().unwrap();
+    assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// A test client of the witness: its own socket, its own sequence numbers.
+struct Client {
+    sock: UdpSocket,
+    to: String,
+}
+
+impl Client {
+    fn new(to: &str) -> Client {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        Client { sock, to: to.to_string() }
+    }
+
+    fn query(cluster: &str, node: &str, seq: u64, key: &str) -> Vec<u8> {
+        let env = Envelope {
+            cluster: cluster.into(),
+            sender: node.into(),
+            incarnation: 1,
+            seq,
+            body: Body::WitnessQuery(WitnessQuery { sees: vec![node.into()], cluster_size: 2 }),
+        };
+        protocol::encode(&env, key.as_bytes()).unwrap()
+    }
+
+    fn send(&self, bytes: &[u8]) {
+        self.sock.send_to(bytes, &self.to).unwrap();
+    }
+
+    /// The next datagram, if one arrives within `wait`.
+    fn recv(&self, wait: Duration) -> Option<Vec<u8>> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 2048];
+        match self.sock.recv_from(&mut buf) {
+            Ok((n, _)) => Some(buf[..n].to_vec()),
+            Err(_) => None,
+        }
+    }
+}
+
+fn decode(bytes: &[u8], key: &str) -> Envelope {
+    protocol::decode(bytes, &Keys::new(key.as_bytes().to_vec(), None)).expect("a reply signed with the cluster's key")
+}
+
+fn quorum(s: &Value) -> (bool, bool, u64, u64) {
+    let q = &s["quorum"];
+    (q["quorate"] == json!(true), q["witness_vote"] == json!(true), q["votes"].as_u64().unwrap(), q["total"].as_u64().unwrap())
+}
+
+#[test]
+fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
+    let site = Site::new();
+    let mut witness = site.start_witness();
+    let client = Client::new(&site.witness_addr());
+
+    // Cluster beta, as a test client: the witness answers once it is up (this also waits for it to listen).
+    let mut beta_seq = 0;
+    wait_until("the witness answers a query of cluster beta", Duration::from_secs(20), || {
+        witness.assert_running();
+        beta_seq += 1;
+        client.send(&Client::query("beta", "b1", beta_seq, KEY_BETA));
+        client.recv(Duration::from_millis(200)).is_some()
+    });
+    // drain replies to earlier tries that arrived late
+    while client.recv(Duration::from_millis(200)).is_some() {}
+    beta_seq += 1;
+    let valid_beta = Client::query("beta", "b1", beta_seq, KEY_BETA);
+    client.send(&valid_beta);
+    let reply = decode(&client.recv(Duration::from_secs(5)).expect("a reply"), KEY_BETA);
+    assert_eq!((reply.cluster.as_str(), reply.sender.as_str()), ("beta", "witness"));
+    let Body::WitnessReply(r) = reply.body else { panic!("not a reply: {reply:?}") };
+    assert_eq!((r.query_seq, r.node.as_str(), r.granted, r.holder.as_deref()), (beta_seq, "b1", true, Some("b1")));
+
+    // Cluster alpha: two real daemons with [witness]; both count the witness's vote.
+    let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
+    site.write_configs(&ports);
+    let (mut n1, s1) = site.start_node("n1");
+    let (mut n2, s2) = site.start_node("n2");
+    wait_until("n1 and n2 are quorate with the witness's vote (3 of 3)", Duration::from_secs(20), || {
+        n1.assert_running();
+        n2.assert_running();
+        quorum(&status(&s1)) == (true, true, 3, 3) && quorum(&status(&s2)) == (true, true, 3, 3)
+    });
+    println!("--- n2 quorum with the witness ---\n{:#}", status(&s2)["quorum"]);
+    let alpha_holder = witness
+        .log_lines()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == json!("witness vote holder changed") && l["fields"]["cluster"] == json!("alpha"))
+        .expect("the witness logs who holds alpha's vote");
+    let holder = alpha_holder["fields"]["node"].as_str().unwrap().to_string();
+    assert!(holder == "n1" || holder == "n2", "{alpha_holder}");
+
+    // Hostile queries get no reply: forged (wrong key), beta claimed with alpha's key, alpha claimed with
+    // beta's key, a replay of the valid beta query, an unknown cluster, garbage.
+    let forged_key = "0000000000000000000000000000000000000000000000000000000000000000";
+    client.send(&Client::query("alpha", "n1", 1_000_000, forged_key));
+    client.send(&Client::query("beta", "b1", beta_seq + 1, KEY_ALPHA));
+    client.send(&Client::query("alpha", "n1", 1_000_001, KEY_BETA));
+    client.send(&valid_beta);
+    client.send(&Client::query("gamma", "g1", 1, KEY_ALPHA));
+    client.send(b"FOD\x01 not a datagram at all, just bytes that go on long enough to pass the length check");
+    assert!(client.recv(Duration::from_millis(500)).is_none(), "a hostile query was answered");
+    // ...and the witness still answers a valid one, with that query's seq: nothing was answered in between
+    beta_seq += 2;
+    client.send(&Client::query("beta", "b1", beta_seq, KEY_BETA));
+    let reply = decode(&client.recv(Duration::from_secs(5)).expect("a reply to the valid query"), KEY_BETA);
+    let Body::WitnessReply(r) = reply.body else { panic!("not a reply") };
+    assert_eq!(r.query_seq, beta_seq);
+    assert!(client.recv(Duration::from_millis(200)).is_none(), "only one reply");
+
+    // The node that loses its peer stays quorate with the witness: 2 of 3 votes.
+    n1.kill();
+    wait_until("n2 sees n1 dead and stays quorate with the witness (2 of 3)", Duration::from_secs(20), || {
+        n2.assert_running();
+        let s = status(&s2);
+        let n1_dead = s["peers"].as_array().unwrap().iter().any(|p| p["node"] == json!("n1") && p["alive"] == json!(false));
+        n1_dead && quorum(&s) == (true, true, 2, 3)
+    });
+    println!("--- n2 quorum alone with the witness ---\n{:#}", status(&s2)["quorum"]);
+    let last_alpha_holder = witness
+        .log_lines()
+        .into_iter()
+        .rev()
+        .find(|l| l["fields"]["message"] == json!("witness vote holder changed") && l["fields"]["cluster"] == json!("alpha"))
+        .unwrap();
+    assert_eq!(last_alpha_holder["fields"]["node"], json!("n2"), "{last_alpha_holder}");
+    witness.assert_running();
+}
