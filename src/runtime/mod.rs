@@ -16,6 +16,7 @@ pub mod control;
 pub mod daemon;
 pub mod demo;
 pub mod exec;
+pub mod fence_probe;
 pub mod logging;
 pub mod net;
 pub mod state;
