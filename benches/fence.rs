@@ -145,7 +145,7 @@ fn ipmi() -> Result<Option<Vec<Duration>>, String> {
 }
 
 fn pdu() -> Result<Option<Vec<Duration>>, String> {
-    if !have("pdu-snmp", &["snmpd", "snmpset", "snmpget", "python3"]) {
+    if !have("pdu-snmp", &["snmpd", "snmpset", "snmpget", lab::PYTHON]) {
         return Ok(None);
     }
     let pdu = Pdu::start(PduProfile::ApcRpdu, 8);
@@ -186,7 +186,7 @@ fn fence_ipmilan() -> Result<Option<Vec<Duration>>, String> {
 }
 
 fn fence_apc_snmp() -> Result<Option<Vec<Duration>>, String> {
-    if !have("agent fence_apc_snmp", &["snmpd", "snmpset", "snmpget", "python3", "fence_apc_snmp"]) {
+    if !have("agent fence_apc_snmp", &["snmpd", "snmpset", "snmpget", lab::PYTHON, "fence_apc_snmp"]) {
         return Ok(None);
     }
     let pdu = Pdu::start(PduProfile::ApcRpdu, 8);
@@ -204,7 +204,7 @@ fn fence_apc_snmp() -> Result<Option<Vec<Duration>>, String> {
 }
 
 fn fence_failoverd_lab() -> Result<Option<Vec<Duration>>, String> {
-    if !have("agent fence_failoverd_lab", &["python3"]) {
+    if !have("agent fence_failoverd_lab", &[lab::PYTHON]) {
         return Ok(None);
     }
     let hosts = LabHosts::new();

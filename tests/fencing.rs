@@ -29,7 +29,7 @@ use lab::{block_on, tools_present, Bmc, LabHosts, OutletFault, Pdu, Victim};
 
 const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
 const IPMI_TOOLS: &[&str] = &["ipmi_sim", "ipmitool"];
-const SNMP_TOOLS: &[&str] = &["snmpd", "snmpset", "snmpget", "python3"];
+const SNMP_TOOLS: &[&str] = &["snmpd", "snmpset", "snmpget", lab::PYTHON];
 
 /// How long a SIGKILLed victim may take to be reaped (the device kills it before answering).
 const KILL_SEEN: Duration = Duration::from_secs(5);
@@ -293,7 +293,7 @@ fn agent_fence_ipmilan_through_stdin_against_ipmi_sim() {
 
 #[test]
 fn agent_fence_apc_snmp_against_snmpd() {
-    if !tools_present("agent_fence_apc_snmp_against_snmpd", &["snmpd", "snmpset", "snmpget", "python3", "fence_apc_snmp"]) {
+    if !tools_present("agent_fence_apc_snmp_against_snmpd", &["snmpd", "snmpset", "snmpget", lab::PYTHON, "fence_apc_snmp"]) {
         return;
     }
     let pdu = Pdu::start(PduProfile::ApcRpdu, 8);
@@ -315,7 +315,7 @@ fn agent_fence_apc_snmp_against_snmpd() {
 
 #[test]
 fn agent_fence_failoverd_lab_powers_a_test_host() {
-    if !tools_present("agent_fence_failoverd_lab_powers_a_test_host", &["python3"]) {
+    if !tools_present("agent_fence_failoverd_lab_powers_a_test_host", &[lab::PYTHON]) {
         return;
     }
     let hosts = LabHosts::new();
@@ -429,7 +429,7 @@ impl Cluster {
         d
     }
 
-    /// Run `failoverd ARGS... --socket S` (or with `--config` when `with_config`) and return (success, stdout, stderr).
+    /// Run `failoverd ARGS...` and return (success, stdout, stderr).
     fn cli(&self, args: &[&str]) -> (bool, String, String) {
         let out = Command::new(BIN).args(args).env("PATH", lab::full_path()).stdin(Stdio::null()).output().unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
@@ -509,7 +509,7 @@ fn dead_bmc_toml(dir: &Path, name: &str) -> String {
 
 #[test]
 fn daemon_level_one_bmc_down_level_two_pdu_confirms_off() {
-    if !tools_present("daemon_level_one_bmc_down_level_two_pdu_confirms_off", &["ipmitool", "snmpd", "snmpset", "snmpget", "python3"]) {
+    if !tools_present("daemon_level_one_bmc_down_level_two_pdu_confirms_off", &["ipmitool", "snmpd", "snmpset", "snmpget", lab::PYTHON]) {
         return;
     }
     let pdu = Pdu::start(PduProfile::ApcRpdu, 4);
@@ -544,7 +544,7 @@ fn daemon_level_one_bmc_down_level_two_pdu_confirms_off() {
 
 #[test]
 fn daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff() {
-    if !tools_present("daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff", &["ipmitool", "snmpd", "snmpset", "snmpget", "python3"]) {
+    if !tools_present("daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff", &["ipmitool", "snmpd", "snmpset", "snmpget", lab::PYTHON]) {
         return;
     }
     let pdu = Pdu::start(PduProfile::ApcRpdu, 4);
@@ -591,7 +591,7 @@ fn daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff() {
 
 #[test]
 fn fence_status_reads_every_device_of_every_level() {
-    if !tools_present("fence_status_reads_every_device_of_every_level", &["ipmi_sim", "ipmitool", "snmpd", "snmpset", "snmpget", "python3"]) {
+    if !tools_present("fence_status_reads_every_device_of_every_level", &["ipmi_sim", "ipmitool", "snmpd", "snmpset", "snmpget", lab::PYTHON]) {
         return;
     }
     let mut bmc = Bmc::start("s3cret");

@@ -40,6 +40,10 @@ pub const SUPPORT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/suppor
 /// The agents shipped with failoverd.
 pub const AGENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fence-agents");
 
+/// The interpreter named by the shebang of `pdu_handler.py` and `fence_failoverd_lab` (Debian's python3), as
+/// a tool for [`tools_present`].
+pub const PYTHON: &str = "/usr/bin/python3";
+
 /// How long a simulator may take to start answering.
 const START_LIMIT: Duration = Duration::from_secs(15);
 
