@@ -9,10 +9,15 @@
 //!
 //! Error classification. At its default verbosity ipmitool 1.8.19 prints the RAKP details (`RAKP 2 message
 //! indicates an error : unauthorized name`, `RAKP 2 HMAC is invalid`) only with `-v`; without them a wrong
-//! password and a silent BMC both end in `Error: Unable to establish IPMI v2 / RMCP+ session`. So:
-//! texts that name a refusal (RAKP 2 errors, invalid user name, privilege refused) → `AuthFailed`;
-//! a session that could not be set up without saying why → `Unreachable` (the detail says it may also be
-//! the credentials); a command the BMC answered with a completion code → `CommandFailed`.
+//! password and a silent BMC both end in `Error: Unable to establish IPMI v2 / RMCP+ session`. What tells
+//! them apart is time: ipmitool waits `-N` seconds for an answer before it retransmits, so a session that
+//! failed sooner than that was refused by a BMC that did answer (measured against OpenIPMI's ipmi_sim: a
+//! wrong password or user fails in ~50 ms, a silent BMC after 6 s with `-N 1 -R 2`). So:
+//! texts that name a refusal (RAKP 2 errors, invalid user name, privilege refused), or a session that failed
+//! before the first retransmission → `AuthFailed`; a session that could not be set up without saying why →
+//! `Unreachable` (the detail says it may also be the credentials); a command the BMC answered with a
+//! completion code → `CommandFailed`. A result with a zero duration (synthesized, not measured) is never
+//! judged by its duration.
 
 use std::time::Duration;
 
@@ -23,6 +28,9 @@ use super::{FenceError, Judge, PowerState, Reading, Verb};
 
 /// Environment variable `ipmitool -E` reads the password from.
 pub const PASSWORD_ENV: &str = "IPMI_PASSWORD";
+
+/// ipmitool's `-N`: seconds it waits for an answer before it retransmits a request.
+const RETRANSMIT_SECS: u64 = 1;
 
 /// The ipmitool command for `verb`.
 pub fn command(cfg: &IpmiConfig, verb: Verb, timeout: Duration) -> Command {
@@ -44,7 +52,7 @@ pub fn command(cfg: &IpmiConfig, verb: Verb, timeout: Duration) -> Command {
         argv.push("-C".into());
         argv.push(cipher.to_string());
     }
-    for a in ["-N", "1", "-R", "2", "chassis", "power", verb.as_str()] {
+    for a in ["-N", &RETRANSMIT_SECS.to_string(), "-R", "2", "chassis", "power", verb.as_str()] {
         argv.push(a.into());
     }
     Command::new(argv, timeout)
@@ -108,6 +116,13 @@ const AUTH_MARKERS: &[&str] = &[
     "unauthorized role",
 ];
 
+/// ipmitool's last words when a session could not be set up (lanplus, lan).
+const SESSION_SETUP_FAILED: &[&str] = &[
+    "Unable to establish IPMI v2 / RMCP+ session",
+    "Unable to establish LAN session",
+    "Unable to establish IPMI v1.5 / RMCP session",
+];
+
 /// Texts in which no session could be set up, without the BMC having said no.
 const SESSION_MARKERS: &[&str] = &[
     "Unable to establish IPMI v2 / RMCP+ session",
@@ -142,6 +157,22 @@ fn classify_error(j: &Judge<'_>, cfg: &IpmiConfig) -> FenceError {
     if all.lines().any(|l| l.trim() == "Activate Session command failed") {
         return j.auth_failed(format!(
             "BMC {target} answered the session challenge but not the activation (wrong password?): {text}"
+        ));
+    }
+    // No answer at all cannot end before ipmitool's first retransmission timeout: a session set-up that failed
+    // sooner was refused by a BMC that answered, the way a wrong user name or password shows at default
+    // verbosity.
+    let took = j.result.duration;
+    if SESSION_SETUP_FAILED.iter().any(|m| all.contains(m))
+        && took > Duration::ZERO
+        && took < Duration::from_secs(RETRANSMIT_SECS)
+        && !all.contains("no response from RAKP")
+    {
+        return j.auth_failed(format!(
+            "BMC {target} answered but refused the session of user {:?} after {} ms, before ipmitool's first \
+             retransmission (wrong username or password?): {text}",
+            cfg.username,
+            took.as_millis()
         ));
     }
     if SESSION_MARKERS.iter().any(|m| all.contains(m)) {

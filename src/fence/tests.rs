@@ -229,6 +229,34 @@ fn ipmi_no_session_is_unreachable() {
 }
 
 #[test]
+fn ipmi_session_refused_before_the_first_retransmission_is_auth_failed() {
+    let session = "Error: Unable to establish IPMI v2 / RMCP+ session\n";
+    let judged = |ms: u64, stderr: &str| {
+        let (mut op, _) = DeviceOp::start(&ipmi_dev(), &node("mds2"), FenceAction::Off, t(0));
+        let mut r = exit(1, "", stderr);
+        r.duration = Duration::from_millis(ms);
+        expect_failed(op.on_result(t(100), &r))
+    };
+    // ipmi_sim with a wrong password: refused in ~50 ms, long before ipmitool's 1 s retransmission timeout.
+    match judged(48, session) {
+        FenceError::AuthFailed { device, detail } => {
+            assert_eq!(device, "bmc-mds2");
+            assert!(detail.contains("10.0.1.2:623") && detail.contains("48 ms") && detail.contains("password"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(judged(48, "Error: Unable to establish LAN session\n"), FenceError::AuthFailed { .. }));
+    // A silent BMC: ipmitool gave up after its retransmissions.
+    assert!(matches!(judged(6_004, session), FenceError::Unreachable { .. }));
+    // Fast, but not a refusal: no answer to RAKP 1, a name that does not resolve.
+    assert!(matches!(
+        judged(40, "> Error: no response from RAKP 1 message\nError: Unable to establish IPMI v2 / RMCP+ session\n"),
+        FenceError::Unreachable { .. }
+    ));
+    assert!(matches!(judged(3, "Address lookup for bmc-nowhere failed\n"), FenceError::Unreachable { .. }));
+}
+
+#[test]
 fn ipmi_completion_code_and_odd_answers() {
     let e = ipmi_off_error("Set Chassis Power Control to Down/Off failed: Unspecified error\n");
     assert!(matches!(&e, FenceError::CommandFailed { detail, .. } if detail.contains("Unspecified error")), "{e:?}");

@@ -132,7 +132,8 @@ impl From<FenceActionArg> for FenceAction {
 pub struct FenceArgs {
     /// The node to fence.
     pub node: String,
-    /// What to do to its power.
+    /// What to do to its power. off, on and reboot go through the running daemon; status asks every fence
+    /// device of the node directly, from this process, and needs --config.
     #[arg(long, value_enum, default_value = "off")]
     pub action: FenceActionArg,
     #[command(flatten)]
@@ -317,10 +318,51 @@ pub fn confirm_fenced(args: ConfirmFencedArgs) -> ExitCode {
 /// How long `failoverd fence` waits for the fence job to end (every level, every device, status polls).
 pub const FENCE_WAIT: Duration = Duration::from_secs(600);
 
-/// `failoverd fence NODE [--action off|on|status|reboot]`. Waits until the fence job ends (at most
-/// [`FENCE_WAIT`]; the job goes on in the daemon if this command gives up).
+/// `failoverd fence NODE [--action off|on|status|reboot]`. off, on and reboot go through the running daemon
+/// and wait until its fence job ends (at most [`FENCE_WAIT`]; the job goes on in the daemon if this command
+/// gives up). status is read-only and needs no daemon: see [`fence_status`].
 pub fn fence(args: FenceArgs) -> ExitCode {
+    if args.action == FenceActionArg::Status {
+        return fence_status(&args);
+    }
     admin("fence", &args.socket, AdminRequest::Fence { node: args.node, action: args.action.into() }, FENCE_WAIT)
+}
+
+/// `failoverd fence NODE --action status --config FILE`: from this process, ask every fence device of every
+/// level of NODE for its power state (and check each agent's options against its metadata), and print one
+/// line per device: `level 1  mds1-ipmi  ipmi  off  (41 ms)`. Exit 0 when every device answered, 1 otherwise.
+/// Works on any node, the local one included, with or without a running daemon.
+fn fence_status(args: &FenceArgs) -> ExitCode {
+    let Some(path) = &args.socket.config else {
+        return fail(
+            "fence",
+            "--action status reads the fence devices from the configuration: pass --config FILE (it does not go \
+             through the daemon's socket)",
+        );
+    };
+    let cfg = match super::daemon::load_config_without_keys(path) {
+        Ok(c) => c,
+        Err(e) => return fail("fence", e),
+    };
+    let Some(node) = cfg.node(&args.node) else {
+        let known: Vec<&str> = cfg.nodes.iter().map(|n| n.name.as_str()).collect();
+        return fail("fence", format!("unknown node {} (the configuration has {})", args.node, known.join(", ")));
+    };
+    if node.fence_levels.is_empty() {
+        println!("{}: fencing = \"manual\": no fence device to ask; an operator powers it off and runs `failoverd confirm-fenced {}`", node.name, node.name);
+        return ExitCode::SUCCESS;
+    }
+    let probes = super::fence_probe::probe_node(&cfg, &args.node);
+    for p in &probes {
+        println!("{p}");
+    }
+    if probes.iter().all(|p| p.ok()) {
+        ExitCode::SUCCESS
+    } else {
+        let failed = probes.iter().filter(|p| !p.ok()).count();
+        eprintln!("failoverd fence: {failed} of {} fence device(s) of {} did not answer cleanly", probes.len(), args.node);
+        ExitCode::FAILURE
+    }
 }
 
 /// `failoverd maintenance on|off`.

@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod demo;
 pub mod doctor;
 pub mod exec;
+pub mod fence_probe;
 pub mod follow;
 pub mod logging;
 pub mod metrics;
