@@ -34,6 +34,39 @@ done
 exit $rc
 "#;
 
+/// `ipmitool ... chassis power status` as a BMC that reads on answers it; the state comes from a file
+/// beside the script (absent: on), so a test can power the peer "off".
+const FAKE_IPMITOOL: &str = r#"#!/bin/sh
+state=$(cat "$(dirname "$0")/../bmc.state" 2>/dev/null || echo on)
+[ "$state" = down ] && { echo "Error: Unable to establish IPMI v2 / RMCP+ session" >&2; exit 1; }
+echo "Chassis Power is $state"
+"#;
+
+/// A FenceAgentAPI agent: options on stdin, `metadata` declares ip, username, password and plug; `status`
+/// exits 0 (on).
+const FAKE_AGENT: &str = r#"#!/bin/sh
+input=$(cat)
+case "$input" in
+*action=metadata*)
+    cat <<'XML'
+<?xml version="1.0" ?>
+<resource-agent name="fence_fake" shortdesc="a fake agent for doctor's tests">
+<parameters>
+    <parameter name="action"><content type="string" default="reboot"/></parameter>
+    <parameter name="ip"><content type="string"/></parameter>
+    <parameter name="username"><content type="string"/></parameter>
+    <parameter name="password"><content type="string"/></parameter>
+    <parameter name="plug"><content type="string"/></parameter>
+</parameters>
+<actions><action name="on"/><action name="off"/><action name="status"/><action name="metadata"/></actions>
+</resource-agent>
+XML
+    exit 0 ;;
+*action=status*) exit 0 ;;
+esac
+exit 1
+"#;
+
 /// A temporary host: fake tools, hostid file, key and secret files, and a config.
 struct Host {
     dir: tempfile::TempDir,
@@ -46,9 +79,12 @@ impl Host {
         fs::create_dir_all(host.bin()).unwrap();
         host.tool("zpool", FAKE_ZPOOL);
         // every tool doctor looks for, so the result does not depend on what this machine has installed
-        for t in ["zdb", "zfs", "lctl", "mount", "umount", "mkdir", "df", "ipmitool", "fence_fake"] {
+        for t in ["zdb", "zfs", "lctl", "mount", "umount", "mkdir", "df"] {
             host.tool(t, "#!/bin/sh\nexit 0\n");
         }
+        // the fence devices answer `status` (doctor asks every device this node would use against a peer)
+        host.tool("ipmitool", FAKE_IPMITOOL);
+        host.tool("fence_fake", FAKE_AGENT);
         host.secret("cluster.key", KEY, 0o400);
         host.secret("bmc.pw", "secret", 0o400);
         host.secret("agent.pw", "secret", 0o600);
@@ -199,6 +235,43 @@ fn a_healthy_host_passes() {
     assert!(lines.iter().filter(|l| !l.starts_with("doctor:")).all(|l| l.starts_with("ok    ")), "{lines:#?}");
     assert!(lines.last().unwrap().ends_with(" ok, 0 warn, 0 FAIL"));
     assert_eq!(h.zpool_calls(), ["get -H -o name,property,value multihost,cachefile goodpool"]);
+}
+
+#[test]
+fn fence_devices_are_asked_for_status() {
+    let h = Host::new();
+    let cfg = h.config(&zfs_target("MGT", "goodpool", "@/mnt/mgt"), "fence_fake");
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 0, "{lines:#?}");
+    let agent = line(&lines, "fence device mds2-agent (level 1 for mds2, agent)");
+    assert!(agent.starts_with("ok    ") && agent.contains("mds2 is on"), "{agent}");
+    let bmc = line(&lines, "fence device mds2-bmc (level 2 for mds2, ipmi)");
+    assert!(bmc.starts_with("ok    ") && bmc.contains("mds2 is on"), "{bmc}");
+    // mds1 is this host: its own BMC is never asked
+    assert!(!lines.iter().any(|l| l.contains("mds1-bmc")), "{lines:#?}");
+
+    // the peer reads off: worth a warning, not a failure
+    fs::write(h.path("bmc.state"), "off").unwrap();
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 0, "{lines:#?}");
+    let bmc = line(&lines, "fence device mds2-bmc (level 2 for mds2, ipmi)");
+    assert!(bmc.starts_with("warn  ") && bmc.contains("powered OFF"), "{bmc}");
+
+    // the BMC does not answer: a takeover could not fence mds2 through it
+    fs::write(h.path("bmc.state"), "down").unwrap();
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 1, "{lines:#?}");
+    let bmc = line(&lines, "fence device mds2-bmc (level 2 for mds2, ipmi)");
+    assert!(bmc.starts_with("FAIL  ") && bmc.contains("status failed") && bmc.contains("fix: check"), "{bmc}");
+
+    // an agent option the agent does not declare
+    let cfg_text = fs::read_to_string(&cfg).unwrap().replace("username = \"admin\" }", "username = \"admin\", lanplus = \"1\" }");
+    fs::write(&cfg, cfg_text).unwrap();
+    fs::remove_file(h.path("bmc.state")).unwrap();
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 1, "{lines:#?}");
+    let agent = line(&lines, "fence device mds2-agent (level 1 for mds2, agent)");
+    assert!(agent.starts_with("FAIL  ") && agent.contains("lanplus"), "{agent}");
 }
 
 #[test]

@@ -197,7 +197,58 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_mountpoints(cfg, node));
     out.extend(check_secret_files(cfg, node));
     out.extend(check_tools(cfg, node));
+    out.extend(check_fence_devices(cfg, node));
     out
+}
+
+// ----- fence devices ---------------------------------------------------------------------------------------
+
+/// Every fence device this node would use against each peer answers `status` (and an agent declares every
+/// option configured for it): this node fences its peers, never itself.
+pub fn check_fence_devices(cfg: &Config, node: &str) -> Vec<Check> {
+    let mut out = Vec::new();
+    for peer in cfg.nodes.iter().filter(|n| n.name != node) {
+        let probes = super::fence_probe::probe_node(cfg, &peer.name);
+        if probes.is_empty() {
+            out.push(Check::warn(
+                format!("fencing of {}", peer.name),
+                "no fence device: a takeover from it waits for `failoverd confirm-fenced`",
+                format!("add fence_levels to node {} if it has a BMC or a switched PDU", peer.name),
+            ));
+        }
+        out.extend(probes.iter().map(|p| judge_probe(&peer.name, p)));
+    }
+    out
+}
+
+/// One fence probe as a doctor line.
+pub fn judge_probe(peer: &str, p: &super::fence_probe::DeviceProbe) -> Check {
+    use super::fence_probe::{OptionsCheck, ProbeAnswer};
+    use crate::fence::PowerState;
+    let what = format!("fence device {} (level {} for {peer}, {})", p.device, p.level, p.kind);
+    let elapsed = p.elapsed.as_millis();
+    match (&p.answer, &p.options) {
+        (ProbeAnswer::Error(e), _) => Check::fail(
+            what,
+            format!("status failed: {e}"),
+            format!("check {} (address, port, credentials, outlets) from this host; `failoverd fence {peer} --action status --config FILE` repeats this probe", p.summary),
+        ),
+        (_, Some(OptionsCheck::Undeclared(names))) => Check::fail(
+            what,
+            format!("the agent does not declare {} (it would ignore them)", names.join(", ")),
+            "remove or rename these options (see the agent's `-o metadata`)",
+        ),
+        (_, Some(OptionsCheck::Unreadable(why))) => {
+            Check::fail(what, format!("cannot read the agent's metadata: {why}"), "make sure the agent runs here and supports `action=metadata`")
+        }
+        (ProbeAnswer::Manual, _) => Check::warn(what, "manual: a takeover from it waits for an operator", "add an ipmi, pdu-snmp or agent level if there is one"),
+        (ProbeAnswer::Power(PowerState::Off), _) => Check::warn(
+            what,
+            format!("answered in {elapsed} ms: {peer} is powered OFF"),
+            format!("if {peer} should be running, power it on (`failoverd fence {peer} --action on`)"),
+        ),
+        (ProbeAnswer::Power(state), _) => Check::ok(what, format!("answered in {elapsed} ms: {peer} is {state}")),
+    }
 }
 
 fn count(n: usize, thing: &str) -> String {

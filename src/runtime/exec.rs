@@ -52,7 +52,7 @@ pub struct Label {
     pub purpose: String,
     /// The fence victim or the storage target, when there is one.
     pub target: String,
-    /// What the command does within its purpose, e.g. `off via bmc1 (level 0)` or `forced/import`.
+    /// What the command does within its purpose, e.g. `off via bmc1 (level 1, counted from 1 as in events)` or `forced/import`.
     pub step: String,
 }
 
@@ -61,7 +61,7 @@ impl Label {
     pub fn of(node: &str, purpose: &Purpose) -> Label {
         let (p, target, step) = match purpose {
             Purpose::Fence { victim, device, level, action } => {
-                ("fence", victim.clone(), format!("{} via {device} (level {level})", format!("{action:?}").to_lowercase()))
+                ("fence", victim.clone(), format!("{} via {device} (level {})", format!("{action:?}").to_lowercase(), level + 1))
             }
             Purpose::Storage { target, sequence, step } => {
                 ("storage", target.clone(), format!("{}/{step}", format!("{sequence:?}").to_lowercase()))
@@ -522,6 +522,6 @@ mod tests {
     fn labels() {
         use crate::fence::FenceAction;
         let l = Label::of("n1", &Purpose::Fence { victim: "n2".into(), device: "bmc2".into(), level: 0, action: FenceAction::Off });
-        assert_eq!((l.purpose.as_str(), l.target.as_str(), l.step.as_str()), ("fence", "n2", "off via bmc2 (level 0)"));
+        assert_eq!((l.purpose.as_str(), l.target.as_str(), l.step.as_str()), ("fence", "n2", "off via bmc2 (level 1)"));
     }
 }
