@@ -44,6 +44,13 @@ enum Command {
     Simulate(SimulateArgs),
     /// Watch a failover: a two-node pair on 127.0.0.1 with simulated storage and power; mds1 fails, mds2 takes over.
     Demo(failoverd::runtime::demo::DemoArgs),
+    /// Lab only: answer a storage command (zpool, zdb, zfs, mount, umount, df, lctl, mkdir, cat) of the simulated
+    /// host $FAILOVERD_SIM_HOST from the simulated SAN in $FAILOVERD_SAN.
+    #[command(hide = true)]
+    SimTool(failoverd::sim::cli_tools::SimToolArgs),
+    /// Lab only: make, power, show and check a simulated SAN directory.
+    #[command(hide = true)]
+    SimSan(failoverd::sim::cli_tools::SimSanArgs),
 }
 
 #[derive(Args)]
@@ -110,6 +117,8 @@ fn main() -> ExitCode {
         Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
         Command::Demo(args) => failoverd::runtime::demo::run(args),
+        Command::SimTool(args) => failoverd::sim::cli_tools::sim_tool(args),
+        Command::SimSan(args) => failoverd::sim::cli_tools::sim_san(args),
     }
 }
 
