@@ -11,7 +11,7 @@
 //! activity check 2 s (OpenZFS: 20-25 s). Labs run one at a time (a machine-wide lock).
 //!
 //! The ignored `failover_benchmark` measures kill → every target verified on the survivor:
-//! `cargo test --release --test lab -- --ignored --nocapture failover_benchmark` (env `LAB_BENCH_ROUNDS`,
+//! `cargo test --test lab -- --ignored --nocapture failover_benchmark` (env `LAB_BENCH_ROUNDS`,
 //! `LAB_BENCH_MMP_WAIT`, e.g. `20s` for OpenZFS's real check).
 
 #[path = "support/lab/mod.rs"]
@@ -217,6 +217,11 @@ fn full_partition_with_witness_the_witness_side_wins() {
     if loser.count(cut_at, "fence_started", &[]) > 0 {
         lab.fail(&format!("mds1 fenced without the witness's vote: {}", loser.summary(cut_at)));
     }
+    // mds2, alone, is quorate through the witness's vote
+    let quorum = &lab.ok(lab.status("mds2"))["quorum"];
+    if quorum["quorate"] != true || quorum["witness_vote"] != true {
+        lab.fail(&format!("mds2 should be quorate with the witness's vote: {quorum}"));
+    }
     lab.assert_safe();
 }
 
@@ -317,7 +322,7 @@ fn three_nodes_crash_one_fence_one_takeover() {
 }
 
 /// Not a test: the end-to-end failover time, printed. Run it with
-/// `cargo test --release --test lab -- --ignored --nocapture failover_benchmark`.
+/// `cargo test --test lab -- --ignored --nocapture failover_benchmark`.
 #[test]
 #[ignore = "benchmark: prints failover times; run with --ignored"]
 fn failover_benchmark() {

@@ -1088,12 +1088,12 @@ pub struct LogLine {
 
 impl LogLine {
     /// Whether this is event `name` and every (key, value) of `with` matches its detail (strings compare
-    /// as strings, anything else as JSON text).
+    /// as strings, anything else as the JSON the value parses to: `("link", "1")` matches `"link": 1`).
     pub fn is(&self, name: &str, with: &[(&str, &str)]) -> bool {
         self.event.as_deref() == Some(name)
             && with.iter().all(|(k, v)| match &self.detail[*k] {
                 Value::String(s) => s == v,
-                other => other.to_string() == *v,
+                other => serde_json::from_str::<Value>(v).is_ok_and(|want| &want == other),
             })
     }
 
