@@ -314,6 +314,9 @@ struct Created {
     pid: u32,
     namespaces: Vec<String>,
     bridges: Vec<String>,
+    /// The lab's temporary directory.
+    #[serde(default)]
+    dir: Option<PathBuf>,
 }
 
 fn registry_file(id: &str) -> PathBuf {
@@ -357,12 +360,20 @@ fn sweep_stale() {
         else {
             continue;
         };
-        if Path::new(&format!("/proc/{}", created.pid)).exists() {
+        if i32::try_from(created.pid).is_ok_and(process_alive) {
             continue;
         }
         eprintln!("lab: sweeping a lab left by dead process {}: {:?} {:?}", created.pid, created.namespaces, created.bridges);
         let problems = destroy(&created);
         if problems.is_empty() {
+            // only a directory this harness made: a failoverd-lab-* folder in the temporary directory
+            let ours = created.dir.as_deref().filter(|d| {
+                d.parent() == Some(std::env::temp_dir().as_path())
+                    && d.file_name().is_some_and(|n| n.to_string_lossy().starts_with("failoverd-lab-"))
+            });
+            if let Some(d) = ours {
+                let _ = std::fs::remove_dir_all(d);
+            }
             let _ = std::fs::remove_file(&path);
         } else {
             eprintln!("lab: could not sweep everything: {}", problems.join("; "));
@@ -480,7 +491,7 @@ impl Lab {
             id: id.clone(),
             hosts,
             san,
-            created: Created { pid: std::process::id(), ..Created::default() },
+            created: Created { pid: std::process::id(), dir: Some(dir.path().to_path_buf()), ..Created::default() },
             children: Vec::new(),
             faults: std::cell::RefCell::new(BTreeMap::new()),
             stopped,
