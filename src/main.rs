@@ -52,6 +52,13 @@ enum Command {
     Doctor(failoverd::runtime::doctor::DoctorArgs),
     /// Serve the witness vote (a third vote for two-node clusters) to any number of clusters over UDP.
     Witness(failoverd::runtime::witness_server::WitnessArgs),
+    /// Lab only: answer a storage command (zpool, zdb, zfs, mount, umount, df, lctl, mkdir, cat) of the simulated
+    /// host $FAILOVERD_SIM_HOST from the simulated SAN in $FAILOVERD_SAN.
+    #[command(hide = true)]
+    SimTool(failoverd::sim::cli_tools::SimToolArgs),
+    /// Lab only: make, power, show and check a simulated SAN directory.
+    #[command(hide = true)]
+    SimSan(failoverd::sim::cli_tools::SimSanArgs),
 }
 
 #[derive(Args)]
@@ -122,6 +129,8 @@ fn main() -> ExitCode {
         Command::Demo(args) => failoverd::runtime::demo::run(args),
         Command::Doctor(args) => failoverd::runtime::doctor::run(args),
         Command::Witness(args) => failoverd::runtime::witness_server::run(args),
+        Command::SimTool(args) => failoverd::sim::cli_tools::sim_tool(args),
+        Command::SimSan(args) => failoverd::sim::cli_tools::sim_san(args),
     }
 }
 

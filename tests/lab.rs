@@ -1,0 +1,350 @@
+//! Multi-host end-to-end cases: failoverd hosts as network namespaces (two heartbeat bridges, a management
+//! bridge), real `failoverd run` daemons, real IPMI fencing through OpenIPMI's `ipmi_sim`, and the simulated
+//! SAN answering every host's zpool/zdb/zfs/mount/umount/df/lctl (see tests/support/lab/mod.rs).
+//!
+//! Every case ends with the same proofs: where each target runs according to the SAN, `sim-san check` clean
+//! (no pool imported and no target mounted on two powered hosts, no forced import while the last owner was
+//! powered, at any moment of the run), and the order of what the daemons logged.
+//!
+//! Needs root, ip, nft, ipmi_sim, ipmitool: without them each case is skipped with the reason printed, except
+//! under CI=true where that is a failure. Timings: heartbeat 100 ms, dead_after 1 s, fence_delay 2 s, MMP
+//! activity check 2 s (OpenZFS: 20-25 s). Labs run one at a time (a machine-wide lock).
+//!
+//! The ignored `failover_benchmark` measures kill → every target verified on the survivor:
+//! `cargo test --test lab -- --ignored --nocapture failover_benchmark` (env `LAB_BENCH_ROUNDS`,
+//! `LAB_BENCH_MMP_WAIT`, e.g. `20s` for OpenZFS's real check).
+
+#[path = "support/lab/mod.rs"]
+mod lab;
+
+use std::time::{Duration, SystemTime};
+
+use lab::{Lab, LabSpec};
+
+/// Longest a takeover may take here: detection, fence_delay, fence, then per target zdb -e (~4 s), the import
+/// with its MMP check, mount (1-3 s) and verification.
+const TAKEOVER: Duration = Duration::from_secs(90);
+
+fn secs(d: Duration) -> String {
+    format!("{:.3} s", d.as_secs_f64())
+}
+
+fn since(t0: SystemTime, t: SystemTime) -> Duration {
+    t.duration_since(t0).unwrap_or_default()
+}
+
+/// The forced sequence of every target, in start order, on `node`'s log.
+fn forced_steps(spec: &LabSpec) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut targets = spec.targets.clone();
+    targets.sort_by_key(|t| t.start_order);
+    let mut out = Vec::new();
+    for t in targets {
+        out.push(("sequence_started", vec![("target", t.name.clone()), ("sequence", "Forced".to_string())]));
+        out.push(("sequence_done", vec![("target", t.name.clone()), ("sequence", "Forced".to_string())]));
+    }
+    out
+}
+
+/// `in_order` with owned step values.
+fn in_order(lab: &Lab, host: &str, after: SystemTime, steps: &[(&str, Vec<(&str, String)>)]) -> Vec<SystemTime> {
+    let log = lab.log(host);
+    let borrowed: Vec<Vec<(&str, &str)>> = steps.iter().map(|(_, w)| w.iter().map(|(k, v)| (*k, v.as_str())).collect()).collect();
+    let steps: Vec<(&str, &[(&str, &str)])> = steps.iter().zip(&borrowed).map(|((n, _), w)| (*n, w.as_slice())).collect();
+    lab.ok(log.in_order(after, &steps)).into_iter().map(|l| l.time()).collect()
+}
+
+fn with(pairs: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+}
+
+/// mds1's daemon dies (SIGKILL) while mds1 stays powered and keeps its pools imported: mds2 declares it dead,
+/// waits its fence_delay (it has the lower fence_priority), powers mds1 off through mds1's BMC, confirms it
+/// off, and takes MGT then MDT0000 over with the forced sequence.
+#[test]
+fn crash_is_fenced_then_taken_over() {
+    let Some(lab) = Lab::start("crash_is_fenced_then_taken_over", LabSpec::two_node()) else { return };
+    let killed = lab.ok(lab.kill_daemon("mds1"));
+    lab.ok(lab.wait_all_on("mds2", TAKEOVER));
+    lab.assert_safe();
+    if lab.ok(lab.powered("mds1")) {
+        lab.fail("mds1 is still powered after the takeover");
+    }
+    if lab.daemon_pid("mds1").is_some() {
+        lab.fail("mds1's namespace still runs a daemon after its power-off");
+    }
+
+    let mut steps = vec![
+        ("peer_dead", with(&[("node", "mds1")])),
+        ("fence_delayed", with(&[("node", "mds1"), ("delay_ms", "2000")])),
+        ("fence_started", with(&[("node", "mds1")])),
+        ("fence_confirmed", with(&[("node", "mds1")])),
+    ];
+    steps.extend(forced_steps(&lab.spec));
+    let times = in_order(&lab, "mds2", killed, &steps);
+    let detected = since(killed, times[0]);
+    // never convicted before dead_after of silence
+    let dead = lab.log("mds2").first(killed, "peer_dead", &[("node", "mds1")]).map(|l| l.detail["silent_ms"].as_u64());
+    if dead.flatten().is_none_or(|ms| u128::from(ms) < lab.spec.dead_after.as_millis()) {
+        lab.fail(&format!("mds2 declared mds1 dead after less than dead_after of silence: silent_ms {dead:?}"));
+    }
+
+    // The SAN's own record: mds1 lost power before mds2's first forced import, and both imports succeeded.
+    let history = lab.ok(lab.san_history());
+    let off = history.iter().position(|r| r["kind"] == "power" && r["host"] == "mds1" && r["on"] == false);
+    let Some(off) = off else { lab.fail("the SAN never saw mds1 powered off") };
+    let forced: Vec<(usize, &serde_json::Value)> = history
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r["kind"] == "command" && r["argv"][0] == "zpool" && r["argv"][1] == "import")
+        .filter(|(_, r)| r["argv"].as_array().is_some_and(|a| a.iter().any(|x| x == "-f")))
+        .collect();
+    if forced.len() != 2 || forced.iter().any(|(i, r)| *i < off || r["host"] != "mds2" || r["exit"] != "exit 0") {
+        lab.fail(&format!("expected two successful forced imports on mds2 after mds1's power-off, got {forced:?}"));
+    }
+    eprintln!(
+        "crash: peer_dead +{}, fence_confirmed +{}, all targets verified on mds2 +{}",
+        secs(detected),
+        secs(since(killed, times[3])),
+        secs(since(killed, *times.last().unwrap_or(&killed)))
+    );
+}
+
+/// Cutting one of the two heartbeat links is a warning, not a failure: both nodes log link_down for that
+/// link, status shows it down, nobody is declared dead or fenced, the targets stay. Healing brings it up.
+#[test]
+fn one_link_cut_is_not_a_failover() {
+    let Some(lab) = Lab::start("one_link_cut_is_not_a_failover", LabSpec::two_node()) else { return };
+    let before = lab.ok(lab.placement());
+    let cut_at = SystemTime::now();
+    lab.ok(lab.cut("mds1", 1));
+    for (host, peer) in [("mds2", "mds1"), ("mds1", "mds2")] {
+        lab.ok(lab::wait_for(&format!("{host} to log link_down for {peer} link 1"), Duration::from_secs(10), || {
+            lab.log(host).first(cut_at, "link_down", &[("node", peer), ("link", "1")]).map(|_| ())
+        }));
+    }
+    let link = |host: &str, peer: &str, i: usize| -> (bool, bool) {
+        let st = lab.ok(lab.status(host));
+        let p = st["peers"].as_array().into_iter().flatten().find(|p| p["node"] == peer).cloned().unwrap_or_default();
+        (p["alive"] == true, p["links"][i]["up"] == true)
+    };
+    if link("mds2", "mds1", 1) != (true, false) || link("mds2", "mds1", 0) != (true, true) {
+        lab.fail(&format!("mds2's status should show mds1 alive with ring1 down: {}", lab.ok(lab.status("mds2"))["peers"]));
+    }
+    // a few more dead_after periods on one link: still nobody dead, nothing fenced, nothing moved
+    std::thread::sleep(lab.spec.dead_after * 3);
+    for host in ["mds1", "mds2"] {
+        let log = lab.log(host);
+        for bad in ["peer_dead", "fence_started", "sequence_started"] {
+            if log.count(cut_at, bad, &[]) > 0 {
+                lab.fail(&format!("{host} logged {bad} with one link cut: {}", log.summary(cut_at)));
+            }
+        }
+    }
+    if lab.ok(lab.placement()) != before {
+        lab.fail("targets moved while one link was cut");
+    }
+
+    let healed_at = SystemTime::now();
+    lab.ok(lab.heal("mds1", 1));
+    for (host, peer) in [("mds2", "mds1"), ("mds1", "mds2")] {
+        lab.ok(lab::wait_for(&format!("{host} to log link_up for {peer} link 1"), Duration::from_secs(10), || {
+            lab.log(host).first(healed_at, "link_up", &[("node", peer), ("link", "1")]).map(|_| ())
+        }));
+    }
+    if link("mds2", "mds1", 1) != (true, true) {
+        lab.fail("mds2's status should show ring1 up again");
+    }
+    lab.assert_safe();
+    if lab.ok(lab.placement()) != before || !lab.ok(lab.powered("mds1")) || !lab.ok(lab.powered("mds2")) {
+        lab.fail("the link cut changed placement or power");
+    }
+}
+
+/// Both links cut between the two nodes, no witness: a symmetric split. mds1 (fence_priority 10) fences at
+/// once, mds2 (5) waits fence_delay first and is powered off before its delay ends: exactly one node is
+/// off, and mds1 runs everything, including MDT0000, which mds2 was running.
+#[test]
+fn full_partition_without_witness_leaves_one_node() {
+    let spec = LabSpec::two_node().owners(&["MGT=mds1", "MDT0000=mds2"]).prefer("MDT0000", &["mds2", "mds1"]);
+    let Some(lab) = Lab::start("full_partition_without_witness_leaves_one_node", spec) else { return };
+    let cut_at = SystemTime::now();
+    lab.ok(lab.isolate("mds1"));
+    lab.ok(lab.wait_all_on("mds1", TAKEOVER));
+    let (p1, p2) = (lab.ok(lab.powered("mds1")), lab.ok(lab.powered("mds2")));
+    if (p1, p2) != (true, false) {
+        lab.fail(&format!("expected mds1 powered and mds2 off, got mds1 {p1} mds2 {p2}"));
+    }
+    let mut steps = vec![
+        ("peer_dead", with(&[("node", "mds2")])),
+        ("fence_started", with(&[("node", "mds2")])),
+        ("fence_confirmed", with(&[("node", "mds2")])),
+    ];
+    steps.push(("sequence_done", with(&[("target", "MDT0000"), ("sequence", "Forced")])));
+    in_order(&lab, "mds1", cut_at, &steps);
+    let victim = lab.log("mds2");
+    if victim.count(cut_at, "fence_started", &[("node", "mds1")]) > 0 {
+        lab.fail(&format!("mds2 started fencing mds1 although it had to wait fence_delay: {}", victim.summary(cut_at)));
+    }
+    // The race is over: mds2 stays off and mds1 never fences again.
+    std::thread::sleep(lab.spec.fence_delay + lab.spec.dead_after);
+    if lab.ok(lab.powered("mds2")) || lab.log("mds1").count(cut_at, "fence_started", &[]) != 1 {
+        lab.fail("after the race: mds2 must stay off and mds1 must have fenced exactly once");
+    }
+    lab.assert_safe();
+}
+
+/// Same split with a witness on the ring networks: mds1 is cut off from mds2 and from the witness. mds2 holds
+/// the witness's vote, so mds2 fences mds1 (although mds1 has the higher fence_priority) and takes over; mds1,
+/// without quorum, fences nobody.
+#[test]
+fn full_partition_with_witness_the_witness_side_wins() {
+    let spec = LabSpec::two_node().with_witness();
+    let Some(lab) = Lab::start("full_partition_with_witness_the_witness_side_wins", spec) else { return };
+    let cut_at = SystemTime::now();
+    lab.ok(lab.isolate("mds1"));
+    lab.ok(lab.wait_all_on("mds2", TAKEOVER));
+    if lab.ok(lab.powered("mds1")) || !lab.ok(lab.powered("mds2")) {
+        lab.fail("expected mds1 off and mds2 powered");
+    }
+    let mut steps = vec![
+        ("peer_dead", with(&[("node", "mds1")])),
+        ("fence_started", with(&[("node", "mds1")])),
+        ("fence_confirmed", with(&[("node", "mds1")])),
+    ];
+    steps.extend(forced_steps(&lab.spec));
+    in_order(&lab, "mds2", cut_at, &steps);
+    let loser = lab.log("mds1");
+    if loser.count(cut_at, "fence_started", &[]) > 0 {
+        lab.fail(&format!("mds1 fenced without the witness's vote: {}", loser.summary(cut_at)));
+    }
+    // mds2, alone, is quorate through the witness's vote
+    let quorum = &lab.ok(lab.status("mds2"))["quorum"];
+    if quorum["quorate"] != true || quorum["witness_vote"] != true {
+        lab.fail(&format!("mds2 should be quorate with the witness's vote: {quorum}"));
+    }
+    lab.assert_safe();
+}
+
+/// `failoverd migrate MGT --to mds2`: mds1 unmounts and exports, mds2 imports without `-f` and mounts. No
+/// fence, both nodes stay powered, MDT0000 stays on mds1.
+#[test]
+fn controlled_migration_needs_no_fence_and_no_force() {
+    let Some(lab) = Lab::start("controlled_migration_needs_no_fence_and_no_force", LabSpec::two_node()) else { return };
+    let asked = SystemTime::now();
+    lab.ok(lab.migrate("mds1", "MGT", "mds2"));
+    // the SAN shows the mount before mds2 has verified it: wait for mds2 to say it runs MGT
+    lab.ok(lab::wait_for("MGT to run on mds2 and MDT0000 on mds1", TAKEOVER, || {
+        let p = lab.placement().ok()?;
+        let st = lab.status("mds2").ok()?;
+        let running = st["targets"].as_array()?.iter().any(|t| t["target"] == "MGT" && t["local"] == "running");
+        (running && p["MGT"] == ["mds2"] && p["MDT0000"] == ["mds1"]).then_some(())
+    }));
+    in_order(&lab, "mds1", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "Release")]))]);
+    in_order(&lab, "mds2", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "Acquire")]))]);
+    for host in ["mds1", "mds2"] {
+        if lab.log(host).count(asked, "fence_started", &[]) > 0 {
+            lab.fail(&format!("{host} fenced during a controlled migration"));
+        }
+        if !lab.ok(lab.powered(host)) {
+            lab.fail(&format!("{host} lost power during a controlled migration"));
+        }
+    }
+    let imports = lab.ok(lab.san_commands(&["zpool", "import"]));
+    if imports.iter().any(|(_, argv, _)| argv.iter().any(|a| a == "-f")) {
+        lab.fail(&format!("a controlled migration used zpool import -f: {imports:?}"));
+    }
+    let exports = lab.ok(lab.san_commands(&["zpool", "export", "mgspool"]));
+    let ok_import = imports.iter().any(|(h, argv, exit)| h == "mds2" && argv.last().is_some_and(|p| p == "mgspool") && exit == "exit 0");
+    if !ok_import || !exports.iter().any(|(h, _, exit)| h == "mds1" && exit == "exit 0") {
+        lab.fail(&format!("expected mds1 to export mgspool and mds2 to import it: exports {exports:?} imports {imports:?}"));
+    }
+    lab.assert_safe();
+}
+
+/// After the split is decided (mds1 fenced mds2), mds2 is powered back on through its BMC while the partition
+/// persists. Its daemon starts, has never seen mds1 since it started (wait_for_all), and fences nobody; mds1
+/// does not fence it again either. Healing the partition brings mds2 back as a member, still without a fence.
+#[test]
+fn fenced_node_back_in_a_partition_does_not_fence() {
+    let spec = LabSpec::two_node().owners(&["MGT=mds1", "MDT0000=mds2"]).prefer("MDT0000", &["mds2", "mds1"]);
+    let Some(lab) = Lab::start("fenced_node_back_in_a_partition_does_not_fence", spec) else { return };
+    lab.ok(lab.isolate("mds1"));
+    lab.ok(lab.wait_all_on("mds1", TAKEOVER));
+    if lab.ok(lab.powered("mds2")) {
+        lab.fail("mds2 should have been fenced by mds1");
+    }
+
+    let on_at = SystemTime::now();
+    lab.ok(lab.bmc_power("mds2", true));
+    lab.ok(lab::wait_for("mds2's daemon to boot and answer", Duration::from_secs(20), || lab.status("mds2").ok()));
+    // long enough for a fence from either side: detection, the fence_delay, retries
+    std::thread::sleep(lab.spec.dead_after * 3 + lab.spec.fence_delay * 2);
+    let st = lab.ok(lab.status("mds2"));
+    if st["quorum"]["quorate"] != false {
+        lab.fail(&format!("mds2 alone, never having seen mds1, must not be quorate: {}", st["quorum"]));
+    }
+    for host in ["mds1", "mds2"] {
+        if lab.log(host).count(on_at, "fence_started", &[]) > 0 {
+            lab.fail(&format!("{host} fenced after mds2 came back during the partition: {}", lab.log(host).summary(on_at)));
+        }
+    }
+    if !lab.ok(lab.powered("mds1")) || !lab.ok(lab.powered("mds2")) {
+        lab.fail("both nodes should be powered");
+    }
+    if lab.ok(lab.placement()).values().any(|on| on != &["mds1"]) {
+        lab.fail("every target should still run on mds1");
+    }
+
+    lab.ok(lab.heal("mds1", 0));
+    lab.ok(lab.heal("mds1", 1));
+    lab.ok(lab.wait_settled(Duration::from_secs(60)));
+    for host in ["mds1", "mds2"] {
+        if lab.log(host).count(on_at, "fence_started", &[]) > 0 {
+            lab.fail(&format!("{host} fenced after the partition healed"));
+        }
+    }
+    lab.assert_safe();
+}
+
+/// Three nodes, quorum two of three: mds1's daemon dies; one of the two survivors fences it, and mds2 (the
+/// next in the targets' preference order) takes both targets over. Exactly one fence.
+#[test]
+fn three_nodes_crash_one_fence_one_takeover() {
+    let Some(lab) = Lab::start("three_nodes_crash_one_fence_one_takeover", LabSpec::three_node()) else { return };
+    let killed = lab.ok(lab.kill_daemon("mds1"));
+    lab.ok(lab.wait_all_on("mds2", TAKEOVER));
+    if lab.ok(lab.powered("mds1")) || !lab.ok(lab.powered("mds3")) {
+        lab.fail("expected mds1 off and mds3 still powered");
+    }
+    let fences: usize = ["mds2", "mds3"].iter().map(|h| lab.log(h).count(killed, "fence_confirmed", &[("node", "mds1")])).sum();
+    if fences != 1 {
+        lab.fail(&format!("expected exactly one confirmed fence of mds1, got {fences}"));
+    }
+    in_order(&lab, "mds2", killed, &forced_steps(&lab.spec));
+    lab.assert_safe();
+}
+
+/// Not a test: the end-to-end failover time, printed. Run it with
+/// `cargo test --test lab -- --ignored --nocapture failover_benchmark`.
+#[test]
+#[ignore = "benchmark: prints failover times; run with --ignored"]
+fn failover_benchmark() {
+    if !lab::available("failover_benchmark") {
+        return;
+    }
+    let rounds: usize = std::env::var("LAB_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let mmp = std::env::var("LAB_BENCH_MMP_WAIT")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+        .unwrap_or(Duration::from_secs(2));
+    println!("end-to-end failover (SIGKILL of mds1's daemon -> both targets verified on mds2), MMP check {}", secs(mmp));
+    println!("{:>5}  {:>10}  {:>10}  {:>10}", "round", "detected", "fenced", "verified");
+    let mut all = Vec::new();
+    for round in 1..=rounds {
+        let t = lab::failover_once(mmp, TAKEOVER + mmp * 3).unwrap_or_else(|e| panic!("round {round}: {e}"));
+        println!("{round:>5}  {:>10}  {:>10}  {:>10}", secs(t.detected), secs(t.fenced), secs(t.verified));
+        all.push(t.verified);
+    }
+    all.sort();
+    println!("verified: min {} median {} max {}", secs(all[0]), secs(all[all.len() / 2]), secs(all[all.len() - 1]));
+}
