@@ -324,6 +324,109 @@ fn three_nodes_crash_one_fence_one_takeover() {
     lab.assert_safe();
 }
 
+/// Wait until every target is mounted on exactly one powered host whose daemon says it runs it; the placement.
+fn wait_each_target_once(lab: &Lab, timeout: Duration) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut last = String::new();
+    let found = lab::wait_for("every target to run on exactly one host", timeout, || {
+        let placement = lab.placement().ok()?;
+        last = format!("{placement:?}");
+        for (target, on) in &placement {
+            let [owner] = on.as_slice() else { return None };
+            let st = lab.status(owner).ok()?;
+            let running = st["targets"].as_array()?.iter().any(|t| t["target"] == target.as_str() && t["local"] == "running");
+            if !running {
+                return None;
+            }
+        }
+        Some(placement)
+    });
+    match found {
+        Ok(p) => p,
+        Err(e) => lab.fail(&format!("{e}; last placement {last}")),
+    }
+}
+
+/// A daemon killed (SIGKILL) in the middle of a controlled migration and started again at once: the restarted
+/// daemon rediscovers what its host really holds (`zpool list`, /proc/mounts) before it claims anything, so
+/// the moving target ends on exactly one host and nothing is ever imported twice. `victim` is the node killed,
+/// `step` the JSON log step it is killed at (the release on mds1, or the import on mds2).
+fn restart_during_migration(test: &str, victim: &str, sequence: &str, step: &str, orphan_expected: bool) {
+    let Some(lab) = Lab::start(test, LabSpec::two_node()) else { return };
+    let asked = SystemTime::now();
+    lab.ok(lab.migrate_no_wait("mds1", "MGT", "mds2"));
+    let at_step = [("target", "MGT"), ("sequence", sequence), ("step", step)];
+    lab.ok(lab::wait_for(&format!("{victim} to start {sequence}/{step} of MGT"), TAKEOVER, || {
+        lab.log(victim).first(asked, "step_started", &at_step).map(|_| ())
+    }));
+    let killed = lab.ok(lab.kill_daemon(victim));
+    lab.ok(lab.start_daemon(victim));
+    let placement = wait_each_target_once(&lab, TAKEOVER);
+    println!("{victim} killed at {sequence}/{step} and restarted: placement {placement:?}");
+    // the command the killed daemon left running was killed (and waited for) before the restarted one looked
+    let reaped: Vec<String> = lab
+        .log(victim)
+        .lines
+        .iter()
+        .filter(|l| l.unix_us >= killed.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_micros() as u64 && l.message.starts_with("a command of the previous run"))
+        .map(|l| l.fields["command"].as_str().unwrap_or("").to_string())
+        .collect();
+    println!("orphans reaped by the restarted {victim}: {reaped:?}");
+    if orphan_expected && reaped.is_empty() {
+        lab.fail(&format!("{victim}'s restarted daemon did not report the command its previous run left running"));
+    }
+    // the restarted daemon looked before it claimed: its discovery comes before any sequence of its own
+    let log = lab.log(victim);
+    let first_discovery = log.first(killed, "target_discovered", &[("target", "MGT")]);
+    let first_sequence = log.first(killed, "sequence_started", &[]);
+    match (first_discovery, first_sequence) {
+        (None, _) => lab.fail(&format!("{victim}'s restarted daemon logged no discovery of MGT:\n{}", log.summary(killed))),
+        (Some(d), Some(s)) if s.time() < d.time() => lab.fail(&format!("{victim} started a sequence before discovering:\n{}", log.summary(killed))),
+        _ => {}
+    }
+    lab.assert_safe();
+}
+
+#[test]
+fn restart_of_the_releasing_node_during_a_migration() {
+    restart_during_migration("restart_of_the_releasing_node_during_a_migration", "mds1", "Release", "export", false);
+}
+
+#[test]
+fn restart_of_the_importing_node_during_a_migration() {
+    // the import waits out the MMP activity check (2 s here): the killed daemon leaves it running
+    restart_during_migration("restart_of_the_importing_node_during_a_migration", "mds2", "Acquire", "import", true);
+}
+
+/// `systemctl stop` on mds1 (SIGTERM): mds1 first moves MGT and MDT0000 to mds2 by controlled migrations (no
+/// `-f`), then tells mds2 it is leaving and exits; mds2 never fences it, and mds1 stays powered.
+#[test]
+fn sigterm_is_a_graceful_leave() {
+    let Some(lab) = Lab::start("sigterm_is_a_graceful_leave", LabSpec::two_node()) else { return };
+    let pid = lab.daemon_pid("mds1").unwrap_or_else(|| lab.fail("mds1's daemon is not running"));
+    let stopped = lab.ok(lab.signal_daemon("mds1", nix::sys::signal::Signal::SIGTERM));
+    lab.ok(lab::wait_for("mds1's daemon to exit", TAKEOVER, || (!lab::process_alive(pid)).then_some(())));
+    let left_after = since(stopped, SystemTime::now());
+    lab.ok(lab.wait_all_on("mds2", TAKEOVER));
+    for t in ["MGT", "MDT0000"] {
+        in_order(&lab, "mds1", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "Release")]))]);
+        in_order(&lab, "mds2", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "Acquire")]))]);
+    }
+    // long enough for a fence: detection, the fence_delay, a retry
+    std::thread::sleep(lab.spec.dead_after * 3 + lab.spec.fence_delay * 2);
+    if lab.log("mds2").count(stopped, "fence_started", &[]) > 0 {
+        lab.fail(&format!("mds2 fenced a node that left gracefully: {}", lab.log("mds2").summary(stopped)));
+    }
+    if !lab.ok(lab.powered("mds1")) {
+        lab.fail("mds1 lost power after a graceful stop");
+    }
+    let imports = lab.ok(lab.san_commands(&["zpool", "import"]));
+    if imports.iter().any(|(_, argv, _)| argv.iter().any(|a| a == "-f")) {
+        lab.fail(&format!("a graceful leave used zpool import -f: {imports:?}"));
+    }
+    println!("mds1 left in {}", secs(left_after));
+    lab.assert_safe();
+}
+
 /// Not a test: the end-to-end failover time, printed. Run it with
 /// `cargo test --test lab -- --ignored --nocapture failover_benchmark`.
 #[test]

@@ -175,17 +175,21 @@ impl Engine {
             let mounted = mounts.iter().any(|m| std::path::Path::new(m) == slot.cfg.mountpoint);
             let imported = slot.cfg.kind.pool().is_some_and(|p| pools.iter().any(|x| x == p));
             let state = if mounted {
-                let s = self.targets.get_mut(&name).expect("slot");
-                s.local = Local::Running { since: now };
-                s.next_monitor = now;
                 "running (found mounted here)"
             } else if imported {
-                self.start_release(now, &name, None, true);
                 "half-held (pool imported, not mounted): releasing it cleanly"
             } else {
                 "not here"
             };
+            // what was found is reported before anything is done about it
             self.emit(now, Event::TargetDiscovered { target: name.clone(), state: state.into() });
+            if mounted {
+                let s = self.targets.get_mut(&name).expect("slot");
+                s.local = Local::Running { since: now };
+                s.next_monitor = now;
+            } else if imported {
+                self.start_release(now, &name, None, true);
+            }
         }
         self.journal_dirty = true;
     }

@@ -51,6 +51,9 @@ use super::{Result, RuntimeError};
 /// How long a leaving daemon waits for the engine to finish moving targets away before it exits anyway.
 pub const LEAVE_GRACE: Duration = Duration::from_secs(30);
 
+/// How long a starting daemon waits for the commands of its previous run to die (see [`super::orphans`]).
+pub const ORPHAN_WAIT: Duration = Duration::from_secs(30);
+
 /// Timeout of one run of the `cluster.notify` program.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -180,6 +183,23 @@ impl Daemon {
         let state = StateDir::open(&cfg.cluster.state_dir)?;
         let mut control = ControlSocket::bind(&cfg.cluster.control_socket, &cfg.cluster.control_allowed_uids)?;
         let links = Links::bind(&cfg, node, keys)?;
+
+        // No other daemon of this node runs (the control socket is ours): commands still running carry our tag
+        // because the previous run died. They must end before the engine looks at the storage.
+        super::orphans::set_tag(&cfg.cluster.state_dir);
+        if let Some(tag) = super::orphans::tag() {
+            let limit = ORPHAN_WAIT;
+            // blocking on purpose: nothing else runs yet, and nothing may run before this is done
+            let (found, left) = super::orphans::reap(tag, limit);
+            for o in &found {
+                tracing::warn!(node, pid = o.pid, command = %o.command,
+                    "a command of the previous run was still running: killed it before looking at the storage");
+            }
+            for o in &left {
+                tracing::error!(node, pid = o.pid, command = %o.command, wait_s = limit.as_secs(),
+                    "a command of the previous run did not end after SIGKILL (stuck in the kernel?): starting anyway");
+            }
+        }
 
         let journal = match state.load_journal()? {
             Some(j) if j.node != node => {

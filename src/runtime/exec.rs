@@ -152,6 +152,9 @@ pub async fn run(cmd: &Command) -> CommandResult {
     for (k, v) in &prepared.env {
         proc.env(k, v);
     }
+    if let Some(tag) = super::orphans::tag() {
+        proc.env(super::orphans::TAG_VAR, tag);
+    }
     proc.process_group(0)
         .stdin(if prepared.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())

@@ -22,6 +22,7 @@ pub mod follow;
 pub mod logging;
 pub mod metrics;
 pub mod net;
+pub mod orphans;
 pub mod state;
 pub mod witness_server;
 

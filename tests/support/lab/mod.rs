@@ -817,6 +817,11 @@ impl Lab {
 
     /// SIGKILL a host's daemon (the host stays powered). Returns when it was killed.
     pub fn kill_daemon(&self, name: &str) -> Result<SystemTime, String> {
+        self.signal_daemon(name, nix::sys::signal::Signal::SIGKILL)
+    }
+
+    /// Send `signal` to a host's daemon. Returns when it was sent.
+    pub fn signal_daemon(&self, name: &str, signal: nix::sys::signal::Signal) -> Result<SystemTime, String> {
         let h = self.host(name);
         let pid: i32 = std::fs::read_to_string(&h.pidfile)
             .map_err(|e| format!("{}: {e}", h.pidfile.display()))?
@@ -828,8 +833,7 @@ impl Lab {
             return Err(format!("{name}'s daemon (pid {pid}) is not running (comm {comm:?})"));
         }
         let at = SystemTime::now();
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL)
-            .map_err(|e| format!("kill {pid}: {e}"))?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| format!("kill -{signal} {pid}: {e}"))?;
         Ok(at)
     }
 
@@ -920,10 +924,17 @@ impl Lab {
         serde_json::from_str(&out).map_err(|e| format!("{host}: status is not JSON: {e}"))
     }
 
-    /// `failoverd migrate TARGET --to NODE`, asked of `via`'s daemon.
+    /// `failoverd migrate TARGET --to NODE`, asked of `via`'s daemon; returns when the command does (it follows
+    /// the move until the target runs on NODE).
     pub fn migrate(&self, via: &str, target: &str, to: &str) -> Result<String, String> {
         let h = self.host(via);
         run(&[BIN, "migrate", target, "--to", to, "--socket", &h.socket.display().to_string()])
+    }
+
+    /// `failoverd migrate TARGET --to NODE --no-wait`: returns once the daemon accepted the request.
+    pub fn migrate_no_wait(&self, via: &str, target: &str, to: &str) -> Result<String, String> {
+        let h = self.host(via);
+        run(&[BIN, "migrate", target, "--to", to, "--no-wait", "--socket", &h.socket.display().to_string()])
     }
 
     /// `sim-san show`.
