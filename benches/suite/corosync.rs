@@ -193,7 +193,9 @@ pub fn run(lab: Lab, profile: &str, totem: Totem, rounds: usize, idle_window: Du
                 missed += 1;
             }
         }
-        start(&lab, victim, &mut nodes[victim])?;
+        if round + 1 < rounds {
+            start(&lab, victim, &mut nodes[victim])?;
+        }
     }
     let mut nominal_ms = totem.nominal_ms();
     if let Some((t, c)) = seen_timers {

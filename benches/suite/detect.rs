@@ -74,7 +74,9 @@ pub fn run(opts: Options) -> Result<Record> {
                 missed += 1;
             }
         }
-        pair.start(victim)?;
+        if round + 1 < opts.rounds {
+            pair.start(victim)?;
+        }
     }
 
     let nominal_ms = dead_after.as_secs_f64() * 1000.0;

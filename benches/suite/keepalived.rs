@@ -188,7 +188,9 @@ pub fn run(lab: Lab, profile: &str, vrrp: Vrrp, rounds: usize, idle_window: Dura
                 missed += 1;
             }
         }
-        start(&lab, 0, &mut nodes[0])?;
+        if round + 1 < rounds {
+            start(&lab, 0, &mut nodes[0])?;
+        }
     }
     let nominal_ms = vrrp.nominal_ms();
     let overshoot: Vec<f64> = samples.iter().map(|s| s - nominal_ms).collect();

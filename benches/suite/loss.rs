@@ -39,6 +39,38 @@ fn counter(listing: &Value, name: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The longest silences seen so far, from `status` polls (`last_heard_ms` of the peer on each link).
+#[derive(Default)]
+struct Silences {
+    /// Per link: the longest time since a heartbeat was last heard on it (ms).
+    per_link: Vec<u64>,
+    /// The longest time in which every link was silent at once (ms): what `dead_after` is compared with.
+    all_links: u64,
+}
+
+impl Silences {
+    fn observe(&mut self, status: &Value) {
+        for peer in status["peers"].as_array().into_iter().flatten() {
+            let heard: Vec<Option<u64>> =
+                peer["links"].as_array().into_iter().flatten().map(|l| l["last_heard_ms"].as_u64()).collect();
+            if self.per_link.len() < heard.len() {
+                self.per_link.resize(heard.len(), 0);
+            }
+            for (l, h) in heard.iter().enumerate() {
+                if let Some(ms) = h {
+                    self.per_link[l] = self.per_link[l].max(*ms);
+                }
+            }
+            if let Some(all) = heard.iter().map(|h| h.unwrap_or(u64::MAX)).min().filter(|&m| m != u64::MAX) {
+                self.all_links = self.all_links.max(all);
+            }
+        }
+    }
+}
+
+/// How often the loss run reads both nodes' status to find the longest silences.
+const POLL: Duration = Duration::from_millis(50);
+
 /// Run the pair for `duration` under `loss` (percent per link).
 pub fn run(lab: Lab, loss: Vec<u32>, duration: Duration) -> Result<Record> {
     let timing = Timing::Defaults;
@@ -58,8 +90,20 @@ pub fn run(lab: Lab, loss: Vec<u32>, duration: Duration) -> Result<Record> {
     let mut link_up = 0;
     let mut local_stall = 0;
     let mut last_report = Instant::now();
+    let mut last_logs = Instant::now();
+    let mut silences = Silences::default();
     while start.elapsed() < duration {
-        sys::sleep(Duration::from_secs(1).min(duration.saturating_sub(start.elapsed())))?;
+        sys::sleep(POLL.min(duration.saturating_sub(start.elapsed())))?;
+        for n in 0..2 {
+            // a status that cannot be read now (the daemon busy) is simply a missed sample
+            if let Ok(s) = pair.status(n) {
+                silences.observe(&s);
+            }
+        }
+        if last_logs.elapsed() < Duration::from_secs(1) && start.elapsed() < duration {
+            continue;
+        }
+        last_logs = Instant::now();
         for log in &mut logs {
             for e in pair::events(&log.new_lines()?) {
                 match e.name.as_str() {
@@ -97,7 +141,7 @@ pub fn run(lab: Lab, loss: Vec<u32>, duration: Duration) -> Result<Record> {
     }
     let observed: Vec<f64> = seen.iter().zip(&dropped).map(|(&s, &d)| 100.0 * d as f64 / s as f64).collect();
     let survived = pair.running(0) && pair.running(1);
-    tracing::info!(peer_dead, link_down, link_up, ?observed, "loss run done");
+    tracing::info!(peer_dead, link_down, link_up, ?observed, max_silence_ms = ?silences.per_link, all_links_ms = silences.all_links, "loss run done");
     Ok(Record::Loss(Loss {
         duration_s: elapsed,
         settings: timing.describe(),
@@ -108,6 +152,9 @@ pub fn run(lab: Lab, loss: Vec<u32>, duration: Duration) -> Result<Record> {
         link_down,
         link_up,
         local_stall,
+        max_silence_ms: silences.per_link,
+        max_all_links_silence_ms: silences.all_links,
+        dead_after_ms: timing.values().1.as_millis() as u64,
         daemons_survived: survived,
     }))
 }

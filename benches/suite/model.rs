@@ -101,6 +101,11 @@ pub struct Loss {
     pub link_down: u64,
     pub link_up: u64,
     pub local_stall: u64,
+    /// Per link, the longest silence a node saw from its peer (status polled every 50 ms).
+    pub max_silence_ms: Vec<u64>,
+    /// The longest time every link was silent at once; a false failover needs it to reach dead_after.
+    pub max_all_links_silence_ms: u64,
+    pub dead_after_ms: u64,
     /// Both daemons were still running at the end.
     pub daemons_survived: bool,
 }

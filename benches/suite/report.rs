@@ -200,14 +200,17 @@ fn loss_table(out: &mut String, l: &Loss) {
     let pct = |v: &[u32]| v.iter().map(|p| format!("{p} %")).collect::<Vec<_>>().join(" / ");
     let obs = l.observed_percent.iter().map(|p| format!("{p:.2} %")).collect::<Vec<_>>().join(" / ");
     let seen = l.datagrams.iter().map(u64::to_string).collect::<Vec<_>>().join(" / ");
-    out.push_str("| duration | settings | loss ring0 / ring1 | observed | heartbeats seen | peer_dead (false failovers) | link_down / link_up | local_stall |\n");
-    out.push_str("|--:|---|--:|--:|--:|--:|--:|--:|\n");
+    let silence = l.max_silence_ms.iter().map(|s| ms(*s as f64)).collect::<Vec<_>>().join(" / ");
+    out.push_str("| duration | settings | loss ring0 / ring1 | observed | heartbeats seen | longest silence ring0 / ring1 | longest silence on both links | peer_dead (false failovers) | link_down / link_up | local_stall |\n");
+    out.push_str("|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     let _ = writeln!(
         out,
-        "| {:.0} s | {} | {} | {obs} | {seen} | **{}** | {} / {} | {} |",
+        "| {:.0} s | {} | {} | {obs} | {seen} | {silence} | {} (dead_after {}) | **{}** | {} / {} | {} |",
         l.duration_s,
         l.settings,
         pct(&l.loss_percent),
+        ms(l.max_all_links_silence_ms as f64),
+        ms(l.dead_after_ms as f64),
         l.peer_dead,
         l.link_down,
         l.link_up,
