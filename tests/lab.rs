@@ -10,9 +10,8 @@
 //! under CI=true where that is a failure. Timings: heartbeat 100 ms, dead_after 1 s, fence_delay 2 s, MMP
 //! activity check 2 s (OpenZFS: 20-25 s). Labs run one at a time (a machine-wide lock).
 //!
-//! The ignored `failover_benchmark` measures kill → every target verified on the survivor:
-//! `cargo test --test lab -- --ignored --nocapture failover_benchmark` (env `LAB_BENCH_ROUNDS`,
-//! `LAB_BENCH_MMP_WAIT`, e.g. `20s` for OpenZFS's real check).
+//! The end-to-end failover time (kill → every target verified on the survivor) is a benchmark, not a test:
+//! `cargo bench --bench failover -- --rounds 5 --mmp-wait 2s` (benches/failover.rs, same harness).
 
 #[path = "support/lab/mod.rs"]
 mod lab;
@@ -425,29 +424,4 @@ fn sigterm_is_a_graceful_leave() {
     }
     println!("mds1 left in {}", secs(left_after));
     lab.assert_safe();
-}
-
-/// Not a test: the end-to-end failover time, printed. Run it with
-/// `cargo test --test lab -- --ignored --nocapture failover_benchmark`.
-#[test]
-#[ignore = "benchmark: prints failover times; run with --ignored"]
-fn failover_benchmark() {
-    if !lab::available("failover_benchmark") {
-        return;
-    }
-    let rounds: usize = std::env::var("LAB_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let mmp = std::env::var("LAB_BENCH_MMP_WAIT")
-        .ok()
-        .and_then(|v| humantime::parse_duration(&v).ok())
-        .unwrap_or(Duration::from_secs(2));
-    println!("end-to-end failover (SIGKILL of mds1's daemon -> both targets verified on mds2), MMP check {}", secs(mmp));
-    println!("{:>5}  {:>10}  {:>10}  {:>10}", "round", "detected", "fenced", "verified");
-    let mut all = Vec::new();
-    for round in 1..=rounds {
-        let t = lab::failover_once(mmp, TAKEOVER + mmp * 3).unwrap_or_else(|e| panic!("round {round}: {e}"));
-        println!("{round:>5}  {:>10}  {:>10}  {:>10}", secs(t.detected), secs(t.fenced), secs(t.verified));
-        all.push(t.verified);
-    }
-    all.sort();
-    println!("verified: min {} median {} max {}", secs(all[0]), secs(all[all.len() / 2]), secs(all[all.len() - 1]));
 }
