@@ -470,7 +470,8 @@ impl Engine {
         if !self.leaving || self.left {
             return;
         }
-        let busy = self.targets.values().any(|s| s.is_busy());
+        // a hand-off counts until its destination holds the target: leave as a member that was heard to the end
+        let busy = self.targets.values().any(|s| s.is_busy() || matches!(s.local, Local::HandedOff { .. }));
         let holds = self.targets.values().any(|s| s.holds());
         if self.in_maintenance() || (!busy && !holds) || !self.can_move_away() {
             self.left = true;

@@ -265,9 +265,11 @@ impl Engine {
         }
     }
 
-    /// `node` is alive and its heartbeats list what it holds (its startup discovery is done).
+    /// `node`'s heartbeats list what it holds: it is alive and its startup discovery is done, or its last
+    /// heartbeat said it left the cluster (a graceful stop), which is its final word on what it holds until it
+    /// comes back in a new incarnation (whose first heartbeats are not `discovered` yet).
     fn peer_knows_its_holdings(&self, node: &str) -> bool {
-        self.peers.get(node).is_some_and(|p| p.alive() && p.last_heartbeat.as_ref().is_some_and(|hb| hb.discovered))
+        self.peers.get(node).is_some_and(|p| p.last_heartbeat.as_ref().is_some_and(|hb| hb.discovered && (p.alive() || hb.leaving)))
     }
 
     /// May `node` run `target` now, in this node's view?
