@@ -90,6 +90,9 @@ struct SimulateArgs {
     /// Self-test of the checker: the engine skips fencing (the run must then report violations).
     #[arg(long, hide = true)]
     fault_skip_fence: bool,
+    /// Self-test of the checker: a restarted daemon does not reap the commands its previous run left.
+    #[arg(long, hide = true)]
+    fault_ignore_orphans: bool,
 }
 
 #[derive(Args)]
@@ -144,7 +147,7 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         trace: a.trace,
         json: a.json,
         junit: a.junit,
-        faults: failoverd::engine::FaultSwitches { skip_fence: a.fault_skip_fence },
+        faults: failoverd::engine::FaultSwitches { skip_fence: a.fault_skip_fence, ignore_orphans: a.fault_ignore_orphans },
         threads: a.threads,
     };
     ExitCode::from(failoverd::sim::runner::simulate(&args).clamp(0, 255) as u8)

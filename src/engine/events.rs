@@ -72,6 +72,20 @@ pub enum Event {
     /// an operator must act (`failoverd unstandby NODE`).
     TargetHasNoNode { target: String, reason: String },
     WaitForAllOverridden,
+    /// Commands of this node's previous run did not die when killed (a process stuck in the kernel). This
+    /// node does not look at the storage, claims nothing and keeps its peers from starting what it may hold
+    /// until they end; if they never do, power-cycle this node (`failoverd fence NODE --action reboot` from a
+    /// peer).
+    OrphansStuck { commands: Vec<String> },
+    /// `zpool status -x` printed more than "healthy" for a pool that serves data (DEGRADED, or ONLINE with a
+    /// `status:` line such as a non-native block size): the target runs; an operator should read `zpool status`.
+    PoolRemark { target: String, pool: String, state: String, status: Option<String> },
+    /// After a restart, a fence confirmation from the journal was checked against the node's power: `power`
+    /// as a fresh status read gave it (`off`, `on`, `unknown`).
+    FencePowerChecked { node: String, power: String },
+    /// wait_for_all holds this node without quorum after a restart because `missing` were never seen and
+    /// could not be confirmed off by a fresh status read: `command` is what an operator may run once sure.
+    WaitForAllStuck { missing: Vec<String>, reason: String, command: String },
 }
 
 impl Event {
@@ -80,11 +94,12 @@ impl Event {
         match self {
             PeerDead { .. } | QuorumLost { .. } | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceLied { .. }
             | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. }
-            | TargetHasNoNode { .. } => {
+            | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } => {
                 Severity::Alert
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
-            | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } | Standby { .. } => {
+            | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } | Standby { .. }
+            | PoolRemark { .. } => {
                 Severity::Warning
             }
             _ => Severity::Info,

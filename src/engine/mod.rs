@@ -68,6 +68,15 @@ pub enum Input {
     Admin { id: u64, request: AdminRequest },
     /// The driver noticed that its own loop stalled for `late` (GC-like pause, VM freeze, swap storm).
     Stalled { late: Duration },
+    /// The commands an earlier run of this node left running (a `zpool import` in its MMP wait, a `mount`) are
+    /// gone: killed and reaped, or there were none. Until the driver says so, the engine does not look at the
+    /// storage: startup discovery starts only after this input, and until discovery is done the heartbeats
+    /// say `discovered: false`, so no peer starts a target this node may hold (see `targets.rs`
+    /// `peer_knows_its_holdings`).
+    OrphansGone,
+    /// Commands of an earlier run did not die when killed (stuck in the kernel): the engine stays undiscovered
+    /// and alerts; the driver sends [`Input::OrphansGone`] once they have ended.
+    OrphansStuck { commands: Vec<String> },
 }
 
 /// Operator requests.
@@ -116,6 +125,10 @@ pub enum Output {
 pub struct FaultSwitches {
     /// Treat every fence as confirmed at once without running any device.
     pub skip_fence: bool,
+    /// Driver fault (the simulator's world): a restarted daemon neither kills nor waits for the commands its
+    /// previous run left running, and tells the engine at once that they are gone.
+    #[serde(default)]
+    pub ignore_orphans: bool,
 }
 
 /// Who is waiting for a command result.
@@ -158,6 +171,10 @@ pub struct Engine {
     pub(crate) fence_admin_reply: BTreeMap<String, u64>,
     pub(crate) targets: BTreeMap<String, targets::Slot>,
     pub(crate) discovered: bool,
+    /// The driver reported the previous run's commands gone ([`Input::OrphansGone`]): discovery may start.
+    pub(crate) orphans_gone: bool,
+    /// The previous run's commands that did not die, as the driver reported them (for `status` and the alert).
+    pub(crate) orphans_stuck: Vec<String>,
     pub(crate) discovery: Vec<Option<CommandResult>>,
     pub(crate) discovery_retry_at: Option<Time>,
     pub(crate) waiters: BTreeMap<CommandId, Waiter>,
@@ -248,6 +265,8 @@ impl Engine {
             fence_admin_reply: BTreeMap::new(),
             targets,
             discovered: false,
+            orphans_gone: false,
+            orphans_stuck: Vec::new(),
             discovery: Vec::new(),
             discovery_retry_at: None,
             waiters: BTreeMap::new(),
@@ -265,7 +284,7 @@ impl Engine {
         if let Some(j) = journal {
             e.restore(j, now);
         }
-        e.start_discovery();
+        // discovery waits for Input::OrphansGone: what an earlier run left running could still change the storage
         e.step(now);
         Ok(e)
     }
@@ -299,6 +318,19 @@ impl Engine {
             Input::Datagram { link, envelope } => self.on_datagram(now, link, envelope),
             Input::CommandDone { id, result } => self.on_command_done(now, id, result),
             Input::Admin { id, request } => self.on_admin(now, id, request),
+            Input::OrphansGone => {
+                if !self.orphans_gone {
+                    self.orphans_gone = true;
+                    self.orphans_stuck.clear();
+                    self.start_discovery();
+                }
+            }
+            Input::OrphansStuck { commands } => {
+                if !self.orphans_gone && commands != self.orphans_stuck {
+                    self.orphans_stuck = commands.clone();
+                    self.emit(now, Event::OrphansStuck { commands });
+                }
+            }
         }
         self.step(now);
         self.last_now = Some(now);

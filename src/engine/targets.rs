@@ -301,7 +301,7 @@ impl Engine {
 
     pub(crate) fn drive_targets(&mut self, now: Time) {
         if !self.discovered {
-            if self.discovery_retry_at.is_some_and(|t| now >= t) {
+            if self.orphans_gone && self.discovery_retry_at.is_some_and(|t| now >= t) {
                 self.discovery_retry_at = None;
                 self.start_discovery();
             }
@@ -449,13 +449,18 @@ impl Engine {
             return;
         }
         let Some(slot) = self.targets.get_mut(name) else { return };
-        let (verdict, step, sequence, step_started) = match &mut slot.local {
+        let (verdict, step, sequence, step_started, remarks) = match &mut slot.local {
             Local::Starting { run, step_started, .. } | Local::Releasing { run, step_started, .. } => {
                 let step = run.current().map(|(s, _)| s.to_string()).unwrap_or_default();
-                (run.on_result(result), step, run.kind(), *step_started)
+                (run.on_result(result), step, run.kind(), *step_started, run.take_remarks())
             }
             _ => return,
         };
+        for r in remarks {
+            tracing::warn!(node = %self.me.name, target = name, pool = %r.pool, state = %r.state, status = ?r.status,
+                "zpool status -x: the pool serves data but is not simply healthy; read `zpool status` on this node");
+            self.emit(now, Event::PoolRemark { target: name.into(), pool: r.pool, state: r.state, status: r.status });
+        }
         match verdict {
             StepVerdict::Next => {
                 self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });

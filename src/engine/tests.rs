@@ -45,9 +45,16 @@ fn standard_answers(cmd: &Command) -> CommandResult {
     }
 }
 
+/// An engine of mds2 whose driver found no command of an earlier run left (as the daemon reports at start).
+fn started(cfg: Config, incarnation: u64, seed: u64) -> Engine {
+    let mut e = Engine::new(Arc::new(cfg), "mds2", incarnation, None, seed, Time::ZERO).unwrap();
+    e.handle(Time::ZERO, Input::OrphansGone);
+    e
+}
+
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        let engine = Engine::new(Arc::new(cfg), "mds2", 7, None, 42, Time::ZERO).unwrap();
+        let engine = started(cfg, 7, 42);
         let mut h = Harness {
             engine,
             now: Time::ZERO,
@@ -292,7 +299,7 @@ fn controlled_migration_releases_then_hands_off_without_force() {
         "cat /proc/mounts" => ok("mgspool/mgt /lustre/mgt lustre rw 0 0\n"),
         _ => standard_answers(cmd),
     });
-    h.engine = Engine::new(Arc::new(mds_pair()), "mds2", 8, None, 1, Time::ZERO).unwrap();
+    h.engine = started(mds_pair(), 8, 1);
     h.drain();
     h.answer_all();
     let mdt = vec![TargetView { name: "lustre-MDT0000".into(), state: TargetState::Running }];
@@ -323,7 +330,7 @@ fn a_release_that_fails_asks_to_be_fenced() {
         "umount /lustre/mgt" => CommandResult::timed_out(),
         _ => standard_answers(cmd),
     });
-    h.engine = Engine::new(Arc::new(mds_pair()), "mds2", 8, None, 1, Time::ZERO).unwrap();
+    h.engine = started(mds_pair(), 8, 1);
     h.drain();
     h.answer_all();
     h.run_until(ms(2_000), &[], |_| true);

@@ -51,6 +51,9 @@ use super::{Result, RuntimeError};
 /// How long a leaving daemon waits for the engine to finish moving targets away before it exits anyway.
 pub const LEAVE_GRACE: Duration = Duration::from_secs(30);
 
+/// How often the commands of a previous run that did not die at start are looked for again.
+const ORPHAN_RECHECK: Duration = Duration::from_secs(2);
+
 /// How long a starting daemon waits for the commands of its previous run to die (see [`super::orphans`]).
 pub const ORPHAN_WAIT: Duration = Duration::from_secs(30);
 
@@ -145,6 +148,8 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
 
 /// The running daemon: the engine and everything it drives.
 pub struct Daemon {
+    /// The previous run's commands that did not die at start: re-checked until they are gone.
+    orphans_left: bool,
     cfg: Arc<Config>,
     node: String,
     config_path: PathBuf,
@@ -187,6 +192,7 @@ impl Daemon {
         // No other daemon of this node runs (the control socket is ours): commands still running carry our tag
         // because the previous run died. They must end before the engine looks at the storage.
         super::orphans::set_tag(&cfg.cluster.state_dir);
+        let mut orphans_left = Vec::new();
         if let Some(tag) = super::orphans::tag() {
             let limit = ORPHAN_WAIT;
             // blocking on purpose: nothing else runs yet, and nothing may run before this is done
@@ -197,8 +203,9 @@ impl Daemon {
             }
             for o in &left {
                 tracing::error!(node, pid = o.pid, command = %o.command, wait_s = limit.as_secs(),
-                    "a command of the previous run did not end after SIGKILL (stuck in the kernel?): starting anyway");
+                    "a command of the previous run did not end after SIGKILL (stuck in the kernel?): not looking at the storage and claiming nothing until it ends; if it never does, power-cycle this node from a peer (`failoverd fence {node} --action reboot`)");
             }
+            orphans_left = left;
         }
 
         let journal = match state.load_journal()? {
@@ -213,8 +220,15 @@ impl Daemon {
         let incarnation = state.bump_incarnation(floor)?;
         let clock = Clock::start();
         let seed = incarnation ^ stable_hash(node);
-        let engine = Engine::new(cfg.clone(), node, incarnation, journal, seed, clock.now())
+        let mut engine = Engine::new(cfg.clone(), node, incarnation, journal, seed, clock.now())
             .map_err(|e| RuntimeError::new(format!("cannot start the engine: {e}")))?;
+        // the engine looks at the storage only once the previous run's commands are gone
+        if orphans_left.is_empty() {
+            engine.handle(clock.now(), Input::OrphansGone);
+        } else {
+            let commands = orphans_left.iter().map(|o| format!("pid {}: {}", o.pid, o.command)).collect();
+            engine.handle(clock.now(), Input::OrphansStuck { commands });
+        }
 
         if cfg.cluster.lock_memory {
             use nix::sys::mman::{mlockall, MlockAllFlags};
@@ -278,6 +292,7 @@ impl Daemon {
             observer: None,
             metrics,
             metrics_rx,
+            orphans_left: !orphans_left.is_empty(),
         })
     }
 
@@ -326,6 +341,7 @@ impl Daemon {
                     self.engine.handle(now, Input::CommandDone { id, result });
                 }
                 Some(p) = self.ctl_rx.recv() => self.on_control(p),
+                _ = tokio::time::sleep(ORPHAN_RECHECK), if self.orphans_left => self.recheck_orphans(),
                 Some(done) = self.metrics_rx.recv(), if self.metrics.is_some() => {
                     self.refresh_metrics();
                     let _ = done.send(());
@@ -358,6 +374,20 @@ impl Daemon {
                 tracing::info!(node = %self.node, "left the cluster; exiting");
                 return Ok(());
             }
+        }
+    }
+
+    /// Commands of the previous run were stuck at start: once none is left, the engine may look at the storage.
+    fn recheck_orphans(&mut self) {
+        let left = super::orphans::tag().map(super::orphans::find).unwrap_or_default();
+        let now = self.clock.now();
+        if left.is_empty() {
+            tracing::warn!(node = %self.node, "the previous run's stuck commands have ended: looking at the storage now");
+            self.orphans_left = false;
+            self.engine.handle(now, Input::OrphansGone);
+        } else {
+            let commands = left.iter().map(|o| format!("pid {}: {}", o.pid, o.command)).collect();
+            self.engine.handle(now, Input::OrphansStuck { commands });
         }
     }
 

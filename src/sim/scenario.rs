@@ -12,6 +12,8 @@
 //! link_jitter = "1ms"       # + uniform random 0..jitter
 //! multihost = true          # pools have multihost=on (MMP)
 //! initial_owners = { MGT = "mds1" }   # imported+mounted there at t=0 (default: the cluster starts them)
+//! orphans = "killed"        # a restarted daemon's leftover commands: killed | unkillable
+//! openzfs = "2.1"           # MMP timings of OpenZFS 2.1 (one activity check) or 2.3 (two)
 //!
 //! [[fault]]
 //! at = "60s"
@@ -58,6 +60,44 @@ pub struct WorldSettings {
     pub multihost: bool,
     #[serde(default)]
     pub initial_owners: BTreeMap<String, String>,
+    /// What happens to the commands a daemon left running when it restarts on a powered host: `killed` (the
+    /// daemon's start kills them and waits, as `runtime/orphans.rs` does) or `unkillable` (stuck in the
+    /// kernel: they run to their end, and the new daemon waits for that).
+    #[serde(default)]
+    pub orphans: OrphanFate,
+    /// The OpenZFS release whose timings the simulated SAN follows: `2.1` (one MMP activity check on a forced
+    /// import, ~25 s) or `2.3` (two checks, 43-50 s, as measured on 2.3.2).
+    #[serde(default)]
+    pub openzfs: ZfsRelease,
+}
+
+/// See [`WorldSettings::orphans`].
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrphanFate {
+    #[default]
+    Killed,
+    Unkillable,
+}
+
+/// See [`WorldSettings::openzfs`].
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum ZfsRelease {
+    #[default]
+    #[serde(rename = "2.1")]
+    V2_1,
+    #[serde(rename = "2.3")]
+    V2_3,
+}
+
+impl ZfsRelease {
+    /// Percent of forced imports whose MMP activity check runs twice.
+    pub fn forced_double_check_percent(self) -> u32 {
+        match self {
+            ZfsRelease::V2_1 => 0,
+            ZfsRelease::V2_3 => 100,
+        }
+    }
 }
 
 fn default_delay() -> Duration {
@@ -70,7 +110,14 @@ fn yes() -> bool {
 
 impl Default for WorldSettings {
     fn default() -> Self {
-        WorldSettings { link_delay: default_delay(), link_jitter: default_delay(), multihost: true, initial_owners: BTreeMap::new() }
+        WorldSettings {
+            link_delay: default_delay(),
+            link_jitter: default_delay(),
+            multihost: true,
+            initial_owners: BTreeMap::new(),
+            orphans: OrphanFate::Killed,
+            openzfs: ZfsRelease::V2_1,
+        }
     }
 }
 
@@ -123,7 +170,7 @@ pub enum FaultAction {
     /// Replay every datagram captured from `node` so far to every other node.
     Replay { node: String },
     /// A storage fault on a host: suspend-pool | not-healthy | healthy | umount-hang | import-fail |
-    /// mount-fail | clear.
+    /// import-slow (imports take 60 s longer) | mount-fail | clear.
     Storage { node: String, fault: String, target: Option<String> },
     /// Operator: cluster maintenance on/off, asked on `via`.
     Maintenance { on: bool, via: String },

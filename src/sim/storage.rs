@@ -286,6 +286,9 @@ pub struct HostFaults {
     pub health_check: Option<String>,
     /// `lctl ping` fails.
     pub lctl_ping_fails: bool,
+    /// `zpool import` takes this much longer (a slow SAN, a pool with many datasets to mount).
+    #[serde(default)]
+    pub import_extra: Option<Duration>,
 }
 
 /// One host's local view: identity, power, mounts, directories and injected faults.

@@ -189,7 +189,7 @@ fn plan_import(st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCha8
     let [pool] = names.as_slice() else { return usage(ctx, rng) };
     let Some(host) = st.hosts.get(ctx.host) else { return usage(ctx, rng) };
     let found = st.pools.get(pool);
-    let took = import_duration(st, host, found, force, rng);
+    let took = import_duration(st, host, found, force, rng) + host.faults.import_extra.unwrap_or_default();
     let cachefile_none = props.iter().any(|p| p == "cachefile=none");
     let label_at_start = found.map(|p| p.label.clone());
     (took, StorageOp::Import { pool: pool.clone(), force, cachefile_none, label_at_start })

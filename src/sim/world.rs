@@ -23,7 +23,7 @@ use crate::witness::Witness;
 
 use super::hardware::{Hardware, HwPending};
 use super::network::Network;
-use super::scenario::{FaultAction, Scenario};
+use super::scenario::{FaultAction, OrphanFate, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
 /// How one run is done.
@@ -70,6 +70,8 @@ enum Ev {
     WitnessQuery { bytes: Arc<Vec<u8>> },
     WitnessReply { to: String, bytes: Arc<Vec<u8>> },
     StorageDone { host: String, boot: u32, id: CommandId, pending: Box<Pending> },
+    /// The daemon of `host` (run `boot`) has seen the previous run's commands gone (`Input::OrphansGone`).
+    OrphansGone { host: String, boot: u32 },
     HardwareDone { host: String, boot: u32, id: CommandId, pending: Box<HwPending> },
     Fault(usize),
 }
@@ -83,11 +85,19 @@ struct Host {
     journal: Option<Journal>,
     tick_at: Option<Time>,
     sent: Vec<(usize, Arc<Vec<u8>>)>,
+    /// Commands running on this host, by (daemon run, id): what a restarted daemon finds left over.
+    inflight: BTreeMap<(u32, u64), String>,
+    /// The current daemon waits for unkillable leftovers of an earlier run to end.
+    orphans_waited: bool,
 }
 
 const STORAGE_TOOLS: &[&str] = &["zdb", "zpool", "zfs", "mkdir", "mount", "umount", "df", "lctl", "cat"];
 /// How many datagrams per host are kept for `replay`.
 const CAPTURE: usize = 400;
+/// How long a starting daemon takes to kill and reap the commands its previous run left (`runtime/orphans.rs`).
+const ORPHAN_REAP: Duration = Duration::from_millis(50);
+/// How often a daemon looks again for leftovers that did not die (`runtime/daemon.rs` `ORPHAN_RECHECK`).
+const ORPHAN_RECHECK: Duration = Duration::from_secs(2);
 /// A powered-on host boots this long before its daemon starts.
 const BOOT_TIME: Duration = Duration::from_secs(20);
 
@@ -122,6 +132,8 @@ pub struct World {
     confirmed_off: BTreeMap<(String, String), Time>,
     /// (fencer, victim) pairs for which the fencer ran a power-off command on some device.
     fence_commands: BTreeSet<(String, String)>,
+    /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
+    killed: BTreeSet<(String, u32, u64)>,
 }
 
 impl World {
@@ -157,6 +169,7 @@ impl World {
             captures: scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Replay { .. })),
             sends: 0,
             fence_commands: BTreeSet::new(),
+            killed: BTreeSet::new(),
         };
         world.setup()?;
         Ok(world)
@@ -166,9 +179,20 @@ impl World {
 
     fn setup(&mut self) -> Result<(), String> {
         let cfg = self.cfg.clone();
+        self.storage.timing.forced_double_check_percent = self.scenario.world.openzfs.forced_double_check_percent();
         for n in &cfg.nodes {
             self.storage.add_host(&n.name, n.hostid).map_err(|e| e.to_string())?;
-            self.hosts.insert(n.name.clone(), Host { engine: None, powered: true, boot: 0, incarnation: 0, journal: None, tick_at: None, sent: Vec::new() });
+            self.hosts.insert(n.name.clone(), Host {
+                    engine: None,
+                    powered: true,
+                    boot: 0,
+                    incarnation: 0,
+                    journal: None,
+                    tick_at: None,
+                    sent: Vec::new(),
+                    inflight: BTreeMap::new(),
+                    orphans_waited: false,
+                });
             let start = Duration::from_millis(self.rng.random_range(0..200));
             self.schedule(Time::ZERO + start, Ev::Boot { host: n.name.clone() });
         }
@@ -262,6 +286,9 @@ impl World {
                 if !powered {
                     return; // the host lost power: the command never finished
                 }
+                if self.command_ended(&host, boot, id) {
+                    return; // killed by the restarted daemon before it looked at the storage
+                }
                 let result = self.storage.finish(&host, pending.op, self.now);
                 self.trace(&host, &format!("done #{} {}", id.0, result.summary()));
                 if self.hosts[&host].boot == boot {
@@ -269,6 +296,9 @@ impl World {
                 }
             }
             Ev::HardwareDone { host, boot, id, pending } => {
+                if self.command_ended(&host, boot, id) {
+                    return;
+                }
                 let (result, effects) = self.hardware.finish(pending.op, self.now);
                 for e in effects {
                     self.trace("world", &format!("power {} {}", e.node, if e.powered { "on" } else { "off" }));
@@ -285,6 +315,62 @@ impl World {
                 }
             }
             Ev::Fault(i) => self.fault(i),
+            Ev::OrphansGone { host, boot } => {
+                let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.engine.is_some());
+                if current {
+                    self.trace(&host, "the previous run's commands are gone: discovery may start");
+                    self.hosts.get_mut(&host).expect("host").orphans_waited = false;
+                    self.feed(&host, Input::OrphansGone);
+                }
+            }
+        }
+    }
+
+    /// A command of `host`'s daemon run `boot` ends now. True when a restarted daemon killed it (no effect,
+    /// nobody told). When it was the last leftover a new daemon waited for, that daemon sees it gone at its
+    /// next look.
+    fn command_ended(&mut self, host: &str, boot: u32, id: CommandId) -> bool {
+        if self.killed.remove(&(host.to_string(), boot, id.0)) {
+            return true;
+        }
+        let Some(h) = self.hosts.get_mut(host) else { return false };
+        h.inflight.remove(&(boot, id.0));
+        let current = h.boot;
+        if h.orphans_waited && h.engine.is_some() && !h.inflight.keys().any(|(b, _)| *b < current) {
+            let at = self.now + ORPHAN_RECHECK;
+            self.schedule(at, Ev::OrphansGone { host: host.to_string(), boot: current });
+        }
+        false
+    }
+
+    /// A daemon starts on a host whose previous daemon may have left commands running: as `failoverd run`
+    /// does, it kills them and waits before it looks at the storage (or, when they cannot be killed, waits
+    /// for them to end).
+    fn reap_orphans(&mut self, host: &str) {
+        let Some(h) = self.hosts.get_mut(host) else { return };
+        let boot = h.boot;
+        let left: Vec<((u32, u64), String)> = h.inflight.iter().filter(|((b, _), _)| *b < boot).map(|(k, v)| (*k, v.clone())).collect();
+        if left.is_empty() || self.opts.faults.ignore_orphans {
+            self.feed(host, Input::OrphansGone);
+            return;
+        }
+        match self.scenario.world.orphans {
+            OrphanFate::Killed => {
+                for ((b, id), _) in &left {
+                    h.inflight.remove(&(*b, *id));
+                    self.killed.insert((host.to_string(), *b, *id));
+                }
+                for (_, cmd) in &left {
+                    self.trace(host, &format!("killed a command of the previous run: {cmd}"));
+                }
+                let at = self.now + ORPHAN_REAP;
+                self.schedule(at, Ev::OrphansGone { host: host.to_string(), boot });
+            }
+            OrphanFate::Unkillable => {
+                h.orphans_waited = true;
+                let commands: Vec<String> = left.into_iter().map(|(_, c)| c).collect();
+                self.feed(host, Input::OrphansStuck { commands });
+            }
         }
     }
 
@@ -303,6 +389,7 @@ impl World {
                 self.hosts.get_mut(host).expect("host").engine = Some(e);
                 self.trace(host, &format!("daemon started (incarnation {inc})"));
                 self.drain(host);
+                self.reap_orphans(host);
             }
             Err(e) => self.violation(format!("{host}: engine did not start: {e}")),
         }
@@ -411,6 +498,9 @@ impl World {
         self.trace(host, &format!("run #{} {}", id.0, cmd.display()));
         self.check_command_invariants(host, &cmd, &purpose);
         let boot = self.hosts[host].boot;
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.inflight.insert((boot, id.0), cmd.display());
+        }
         if STORAGE_TOOLS.contains(&cmd.program()) {
             let pending = self.storage.begin(host, &cmd, self.now, &mut self.rng);
             let at = pending.finish_at.max(self.now);
@@ -563,6 +653,8 @@ impl World {
         h.engine = None;
         h.boot += 1;
         h.tick_at = None;
+        h.inflight.clear(); // every command dies with the power
+        h.orphans_waited = false;
         self.storage.set_powered(node, false, self.now);
         self.hardware.set_chassis(node, false);
         self.running_on.retain(|_, h| h != node);
@@ -695,6 +787,7 @@ impl World {
                         f.hang.insert("umount".into());
                     }
                     "import-fail" => f.import_fails = true,
+                    "import-slow" => f.import_extra = Some(Duration::from_secs(60)),
                     "mount-fail" => f.mount_fails = true,
                     "clear" => *f = Default::default(),
                     other => {

@@ -80,7 +80,7 @@ pub(super) fn judge(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError
     match ctx.step {
         Step::ZdbCheck => zdb_check(ctx, r).map(|_| ()),
         Step::Import => import(ctx, r),
-        Step::PoolStatus => pool_status(ctx, r),
+        Step::PoolStatus => pool_status(ctx, r).map(|_| ()),
         Step::Dataset => dataset(ctx, r),
         Step::Mkdir | Step::Export => require_success(ctx, r),
         Step::UmountIfMounted => already_done_ok(ctx, r, &["not mounted"]),
@@ -135,30 +135,42 @@ fn import(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
     }
 }
 
-/// `zpool status -x <pool>`: `pool '<pool>' is healthy`, or the state line of the full status it printed.
-/// A DEGRADED pool serves data (a mirror or raidz missing a disk): the takeover goes on, as the health
-/// monitor and ocf:heartbeat:ZFS judge it; any other state stops it.
-fn pool_status(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
+/// `zpool status -x <pool>`: the pool's `state:` decides, not the wording. `pool '<pool>' is healthy` is
+/// ONLINE without remarks; otherwise `-x` prints the pool's full block, and it does so for ONLINE pools too
+/// whenever OpenZFS has something to say (`status_callback` in zpool_main.c: a non-native block size,
+/// recovered checksum errors, features not enabled, an old on-disk format...). ONLINE and DEGRADED serve data
+/// (as the health monitor and ocf:heartbeat:ZFS judge them): the step passes and the remark comes back as a
+/// [`PoolRemark`] for the engine to report. Any other state (SUSPENDED, FAULTED, UNAVAIL...) stops the run.
+pub(super) fn pool_status(ctx: &Ctx<'_>, r: &CommandResult) -> Result<Option<PoolRemark>, StorageError> {
     require_success(ctx, r)?;
     let st = parse_zpool_status(&r.stdout).map_err(|e| ctx.unparseable(e))?;
     if st.healthy.iter().any(|p| p == ctx.pool()) {
-        return Ok(());
+        return Ok(None);
     }
-    if st.pool(ctx.pool()).and_then(|b| b.state.as_deref()).is_some_and(|s| PoolHealth::parse(s) == PoolHealth::Degraded) {
-        tracing::warn!(pool = ctx.pool(), target = %ctx.target.name, "the pool is DEGRADED after import: serving it; replace the failed device");
-        return Ok(());
+    let Some(block) = st.pool(ctx.pool()) else {
+        return Err(ctx.unhealthy(format!("pool {} not reported healthy: {}", ctx.pool(), first_line(&r.stdout))));
+    };
+    let state = block.state.as_deref().unwrap_or("(no state line)");
+    let health = PoolHealth::parse(state);
+    if health.is_healthy() {
+        return Ok(Some(PoolRemark { pool: ctx.pool().to_string(), state: health.to_string(), status: block.status.clone() }));
     }
-    let detail = match st.pool(ctx.pool()) {
-        Some(block) => {
-            let state = block.state.as_deref().unwrap_or("(no state line)");
-            match &block.status {
-                Some(status) => format!("pool {}: state: {state}; status: {status}", ctx.pool()),
-                None => format!("pool {}: state: {state}", ctx.pool()),
-            }
-        }
-        None => format!("pool {} not reported healthy: {}", ctx.pool(), first_line(&r.stdout)),
+    let detail = match &block.status {
+        Some(status) => format!("pool {}: state: {state}; status: {status}", ctx.pool()),
+        None => format!("pool {}: state: {state}", ctx.pool()),
     };
     Err(ctx.unhealthy(detail))
+}
+
+/// What `zpool status -x` said about a pool that serves data but is not simply healthy: DEGRADED, or ONLINE with a
+/// `status:` line. The engine reports it as an event (`pool_remark`) so notify and metrics see it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PoolRemark {
+    pub pool: String,
+    /// `ONLINE` or `DEGRADED`.
+    pub state: String,
+    /// The first line of the `status:` paragraph, if any.
+    pub status: Option<String>,
 }
 
 /// `zfs list -H <pool/dataset>`: the dataset is listed (first field).

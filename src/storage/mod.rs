@@ -22,6 +22,7 @@ pub use parse::{
     format_hostid_decimal, format_hostid_hex, format_hostid_padded, parse_hostid_decimal, parse_hostid_hex,
     parse_zpool_get, ParseError, PoolHealth, PoolState, ZdbLabel, ZpoolProperty,
 };
+pub use judge::PoolRemark;
 pub use run::SequenceRun;
 pub use sequence::{ImportMode, Step};
 

@@ -3,7 +3,7 @@
 use crate::command::{Command, CommandResult};
 use crate::config::TargetConfig;
 
-use super::judge::{self, Ctx};
+use super::judge::{self, Ctx, PoolRemark};
 use super::parse::ZdbLabel;
 use super::sequence::{self, argv, import_mode, ImportMode, Step};
 use super::{HostIdentity, SequenceKind, StepVerdict, StorageError, StorageTimeouts};
@@ -33,6 +33,8 @@ pub struct SequenceRun {
     label: Option<ZdbLabel>,
     import: ImportMode,
     finished: Option<StepVerdict>,
+    /// Remarks of steps that passed (a DEGRADED pool, an ONLINE pool with a `status:` line), taken by the engine.
+    remarks: Vec<PoolRemark>,
 }
 
 impl SequenceRun {
@@ -78,6 +80,7 @@ impl SequenceRun {
             label: None,
             import: ImportMode::Plain,
             finished: None,
+            remarks: Vec::new(),
         }
     }
 
@@ -172,6 +175,11 @@ impl SequenceRun {
         self.import == ImportMode::Force
     }
 
+    /// Remarks of the steps that passed since the last call (see [`PoolRemark`]).
+    pub fn take_remarks(&mut self) -> Vec<PoolRemark> {
+        std::mem::take(&mut self.remarks)
+    }
+
     /// The final verdict (`Done` or `Failed`), once the run is over.
     pub fn outcome(&self) -> Option<&StepVerdict> {
         self.finished.as_ref()
@@ -204,6 +212,10 @@ impl SequenceRun {
         let judged = match p.step {
             Step::ZdbCheck => judge::zdb_check(&ctx, result)
                 .and_then(|label| self.import_mode(&label).map(|mode| Some((label, mode)))),
+            Step::PoolStatus => judge::pool_status(&ctx, result).map(|remark| {
+                self.remarks.extend(remark);
+                None
+            }),
             _ => judge::judge(&ctx, result).map(|()| None),
         };
         match judged {
