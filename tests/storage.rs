@@ -395,6 +395,18 @@ fn forced_checks_after_import() {
     assert!(matches!(v, StepVerdict::Done), "{v:?}");
     assert!(issued.iter().any(|c| c.starts_with("mount -t lustre")), "{issued:?}");
 
+    // An ONLINE pool with a remark is printed in full by `-x` (status_callback): it serves data; the remark
+    // comes back to the engine (pool_remark event), the takeover goes on.
+    let ashift = out_fixture(fixture!("derived/zpool-status-x-online-non-native-ashift.txt"));
+    let mut run = SequenceRun::forced(&zfs_target(), &oss_b(), &oss_a(), &cluster(), t());
+    let (issued, v) = drive(&mut run, world_with("pool-status", ashift));
+    assert!(matches!(v, StepVerdict::Done), "{v:?}");
+    assert!(issued.iter().any(|c| c.starts_with("mount -t lustre")), "{issued:?}");
+    let remarks = run.take_remarks();
+    assert_eq!(remarks.len(), 1, "{remarks:?}");
+    assert_eq!(remarks[0].state, "ONLINE");
+    assert_eq!(remarks[0].status.as_deref(), Some("One or more devices are configured to use a non-native block size."));
+
     // `all pools are healthy` does not name the pool: not the answer to `status -x tank`.
     let mut run = SequenceRun::forced(&zfs_target(), &oss_b(), &oss_a(), &cluster(), t());
     let (_, v) = drive(&mut run, world_with("pool-status", ok("pool 'tank2' is healthy\n")));
