@@ -89,6 +89,7 @@ fn victim_node() -> NodeConfig {
         name: "beta".into(),
         addresses: vec![],
         hostid: 0x1a2b_3c02,
+        hostname: None,
         fence_priority: 0,
         fence_levels: vec![],
         fencing: FencingMode::Devices,

@@ -42,6 +42,8 @@
 //! addresses = ["10.0.0.1:7405", "10.1.0.1:7405"]  # required; one ip:port per link, in the order of links
 //! hostid = "a1a1a1a1"                       # required; 8 hex digits as hostid(1) prints them, optional 0x;
 //!                                           # a TOML integer (0xa1a1a1a1) works too; not 0; unique
+//! # hostname = "mds1.lab.example"         # optional: what `uname -n` prints there (ZFS writes it into pool
+//!                                           # labels); default: the name, or an FQDN starting with "<name>."
 //! fence_priority = 10                       # default 0
 //! fence_levels = [["mds1-ipmi"], ["mds1-pdu-a", "mds1-pdu-b"]]  # tried in order; all devices of a level
 //! # fencing = "manual"                      # instead of fence_levels: only an operator fences this node
@@ -181,6 +183,10 @@ pub struct NodeConfig {
     pub addresses: Vec<SocketAddr>,
     /// The host's ZFS hostid (as `hostid(1)` prints it: 8 hex digits; written `"a1a1a1a1"` in TOML).
     pub hostid: u32,
+    /// What `uname -n` prints on the node, which ZFS writes into the labels of the pools it imports. Unset: the
+    /// node name, or a fully qualified name whose first label is the node name (see `storage::HostIdentity`).
+    #[serde(default)]
+    pub hostname: Option<String>,
     /// In a two-node fence race the higher priority fences at once, the other waits `fence_delay`.
     pub fence_priority: u32,
     /// Ordered fence levels; each level is a list of `fence_device` names that must all succeed.
@@ -720,6 +726,7 @@ struct RawNode {
     name: Raw,
     addresses: Raw,
     hostid: Raw,
+    hostname: Raw,
     fence_priority: Raw,
     fence_levels: Raw,
     fencing: Raw,
@@ -1147,6 +1154,16 @@ fn conv_name(v: &Value) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+/// A host name as `uname -n` prints it (RFC 1123 characters, at most 64 bytes: the kernel's limit).
+fn conv_hostname(v: &Value) -> Result<String, String> {
+    let s = conv_str(v)?;
+    let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_');
+    if s.is_empty() || s.len() > 64 || !s.chars().all(valid) {
+        return Err(format!("\"{}\" is not a host name as `uname -n` prints it (1 to 64 of A-Z a-z 0-9 . - _)", s.escape_debug()));
+    }
+    Ok(s.to_owned())
+}
+
 fn conv_bool(v: &Value) -> Result<bool, String> {
     v.as_bool().ok_or_else(|| format!("expected true or false (without quotes), found {}", describe(v)))
 }
@@ -1498,6 +1515,7 @@ fn build_node(raw: &RawNode, i: usize, devices: &Known, p: &mut Problems) -> Nod
     let addresses = s.req_list("addresses", &raw.addresses, conv_peer_addr, "[\"10.0.0.1:7405\", \"10.1.0.1:7405\"]");
     s.no_repeats("addresses", &addresses);
     let hostid = s.req("hostid", &raw.hostid, conv_hostid, "\"a1a1a1a1\" (what `hostid` prints on that node)");
+    let hostname = s.opt("hostname", &raw.hostname, conv_hostname);
     let fence_priority = s.or("fence_priority", &raw.fence_priority, conv_u32, defaults::FENCE_PRIORITY);
     let fence_levels = read_fence_levels(&mut s, &raw.fence_levels, devices);
     let manual = s.opt("fencing", &raw.fencing, |v| conv_choice(v, &[("manual", true), ("devices", false)]));
@@ -1506,6 +1524,7 @@ fn build_node(raw: &RawNode, i: usize, devices: &Known, p: &mut Problems) -> Nod
         name,
         addresses,
         hostid: hostid.unwrap_or(0),
+        hostname,
         fence_priority,
         fence_levels: fence_levels.unwrap_or_default(),
         fencing,

@@ -39,6 +39,7 @@ fn victim_node() -> NodeConfig {
         name: "beta".into(),
         addresses: vec![],
         hostid: 0x1a2b_3c02,
+        hostname: None,
         fence_priority: 5,
         fence_levels: vec![],
         fencing: FencingMode::Devices,

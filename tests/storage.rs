@@ -55,13 +55,13 @@ fn t() -> StorageTimeouts {
 }
 
 fn oss_a() -> HostIdentity {
-    HostIdentity { name: "oss-a".into(), hostid: 0xa1a1a1a1 }
+    HostIdentity::new("oss-a", 0xa1a1a1a1)
 }
 fn oss_b() -> HostIdentity {
-    HostIdentity { name: "oss-b".into(), hostid: 0xb2b2b2b2 }
+    HostIdentity::new("oss-b", 0xb2b2b2b2)
 }
 fn oss_c() -> HostIdentity {
-    HostIdentity { name: "oss-c".into(), hostid: 0xc3c3c3c3 }
+    HostIdentity::new("oss-c", 0xc3c3c3c3)
 }
 fn cluster() -> Vec<HostIdentity> {
     vec![oss_a(), oss_b(), oss_c()]
@@ -217,6 +217,34 @@ fn forced_after_crash_of_fenced_owner_uses_f() {
     // Finished: no step, and the verdict repeats.
     assert!(run.current().is_none() && run.step_name().is_none());
     assert_eq!(run.on_result(&ok("")), StepVerdict::Done);
+}
+
+/// Hosts whose `uname -n` is fully qualified write it whole into the label: the rule compares the hostid, then
+/// the hostname with the node name, its configured `hostname`, or (when none is configured) an FQDN whose first
+/// label is the node name.
+#[test]
+fn forced_label_rule_with_fully_qualified_hostnames() {
+    let label = |host: &str| zdb_label(0, host, Some(0xa1a1a1a1));
+    let forced = |fenced: &HostIdentity, host: &str| {
+        let mut run = SequenceRun::forced(&zfs_target(), &oss_b(), fenced, &cluster(), t());
+        let world = world_with("zdb-check", label(host));
+        let (issued, v) = drive(&mut run, world);
+        (issued, v)
+    };
+    let (issued, v) = forced(&oss_a(), "oss-a.lab.example");
+    assert!(matches!(v, StepVerdict::Done), "{v:?}");
+    assert!(issued.iter().any(|c| c == "zpool import -f -o cachefile=none tank"), "{issued:?}");
+    // another host's FQDN, a name that only starts like ours, or the right name with another hostid: refused
+    for host in ["oss-b.lab.example", "oss-ab.lab.example", "oss-a-old"] {
+        let (_, v) = forced(&oss_a(), host);
+        assert!(matches!(v, StepVerdict::Failed(StorageError::ForeignOwner { .. })), "{host}: {v:?}");
+    }
+    // a configured hostname is the only name accepted
+    let named = HostIdentity { hostname: Some("server-17.lab.example".into()), ..oss_a() };
+    let (_, v) = forced(&named, "server-17.lab.example");
+    assert!(matches!(v, StepVerdict::Done), "{v:?}");
+    let (_, v) = forced(&named, "oss-a.lab.example");
+    assert!(matches!(v, StepVerdict::Failed(StorageError::ForeignOwner { .. })), "{v:?}");
 }
 
 #[test]
@@ -649,8 +677,8 @@ fn monitor_failures() {
 #[test]
 fn ldiskfs_sequences() {
     let target = ldiskfs_target();
-    let mds_a = HostIdentity { name: "mds-a".into(), hostid: 1 };
-    let mds_b = HostIdentity { name: "mds-b".into(), hostid: 2 };
+    let mds_a = HostIdentity::new("mds-a", 1);
+    let mds_b = HostIdentity::new("mds-b", 2);
     let expected =
         ["mkdir -p /lfs/mdt0", "mount -t lustre -o abort_recov /dev/sdb /lfs/mdt0", "df -ht lustre", "lctl dl"];
     let mut run = SequenceRun::forced(&target, &mds_b, &mds_a, &[mds_a.clone(), mds_b.clone()], t());

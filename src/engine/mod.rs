@@ -564,7 +564,7 @@ impl Engine {
     }
 
     pub(crate) fn identity(&self, node: &NodeConfig) -> HostIdentity {
-        HostIdentity { name: node.name.clone(), hostid: node.hostid }
+        HostIdentity { name: node.name.clone(), hostid: node.hostid, hostname: node.hostname.clone() }
     }
 
     pub(crate) fn known_hosts(&self) -> Vec<HostIdentity> {

@@ -92,6 +92,7 @@ mod tests {
             name: name.into(),
             addresses: vec![],
             hostid: 1,
+            hostname: None,
             fence_priority: prio,
             fence_levels: vec![],
             fencing: FencingMode::ManualOnly,

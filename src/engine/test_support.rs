@@ -39,6 +39,7 @@ pub fn node(name: &str, i: u8, prio: u32, hostid: u32) -> NodeConfig {
         name: name.into(),
         addresses: vec![format!("10.0.0.{i}:7405").parse().unwrap(), format!("10.1.0.{i}:7405").parse().unwrap()],
         hostid,
+        hostname: None,
         fence_priority: prio,
         fence_levels: vec![vec![format!("{name}-ipmi")], vec![format!("{name}-pdu")]],
         fencing: FencingMode::Devices,

@@ -15,6 +15,7 @@ pub fn node(name: &str) -> NodeConfig {
         name: name.into(),
         addresses: vec!["10.0.0.2:7400".parse().unwrap()],
         hostid: 0xa1a1_a1a1,
+        hostname: None,
         fence_priority: 1,
         fence_levels: vec![vec!["dev".into()]],
         fencing: FencingMode::Devices,

@@ -189,6 +189,10 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     let mut out = Vec::new();
     out.extend(check_hostid(cfg, node, &files.hostid));
     out.extend(check_spl_hostid(cfg, node, &files.spl_hostid));
+    if cfg.targets.iter().any(|t| t.kind.pool().is_some()) {
+        let uname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        out.extend(check_label_hostname(cfg, node, &uname));
+    }
     let pools = pools_of(cfg, node);
     if !pools.is_empty() {
         let result = run_blocking(&zpool_get_command(&pools));
@@ -260,6 +264,35 @@ fn count(n: usize, thing: &str) -> String {
 }
 
 // ----- hostid ----------------------------------------------------------------------------------------------
+
+/// What ZFS will write into the label of a pool this node imports (`uname -n`, here `uname`) must be
+/// recognised by the label rule of every peer as this node, and as no other node: otherwise a peer's forced
+/// takeover of this node's pools stops at `zdb-check` (ForeignOwner).
+pub fn check_label_hostname(cfg: &Config, node: &str, uname: &str) -> Vec<Check> {
+    let what = "label hostname";
+    let ident = |n: &crate::config::NodeConfig| crate::storage::HostIdentity { name: n.name.clone(), hostid: n.hostid, hostname: n.hostname.clone() };
+    let Some(me) = cfg.node(node) else { return Vec::new() };
+    let others: Vec<&str> = cfg.nodes.iter().filter(|n| n.name != node && ident(n).is_named(uname)).map(|n| n.name.as_str()).collect();
+    if !ident(me).is_named(uname) {
+        let fix = match &me.hostname {
+            Some(h) => format!("set [[node]] hostname = \"{uname}\" for node {node} (it says \"{h}\"), or give the host the name {h}"),
+            None => format!("set [[node]] hostname = \"{uname}\" for node {node}, or name the node after the host"),
+        };
+        return vec![Check::fail(
+            what,
+            format!("uname -n is \"{uname}\": ZFS writes it into the labels of pools this host imports, and the label rule does not recognise it as node {node}: a peer's forced takeover of them would stop at zdb-check (ForeignOwner)"),
+            fix,
+        )];
+    }
+    if !others.is_empty() {
+        return vec![Check::fail(
+            what,
+            format!("uname -n \"{uname}\" also names node {}: the label rule could not tell the hosts apart by name", others.join(", ")),
+            "give every node a distinct [[node]] hostname",
+        )];
+    }
+    vec![Check::ok(what, format!("uname -n is \"{uname}\": pool labels written here name node {node}"))]
+}
 
 fn configured_hostid(cfg: &Config, node: &str) -> u32 {
     cfg.node(node).map(|n| n.hostid).unwrap_or_default()
@@ -604,6 +637,23 @@ pub fn check_tools(cfg: &Config, node: &str) -> Vec<Check> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn label_hostname_short_fqdn_and_configured() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/two-node-mds.toml")).unwrap();
+        let cfg = Config::from_toml_str(&text).unwrap();
+        let level = |cfg: &Config, uname: &str| check_label_hostname(cfg, "mds1", uname)[0].level;
+        assert_eq!(level(&cfg, "mds1"), Level::Ok);
+        assert_eq!(level(&cfg, "mds1.lab.example"), Level::Ok);
+        assert_eq!(level(&cfg, "mds2"), Level::Fail);
+        assert_eq!(level(&cfg, "mds10.lab.example"), Level::Fail);
+        let named = Config::from_toml_str(&text.replacen("hostid = \"a1b2c3d4\"", "hostid = \"a1b2c3d4\"\nhostname = \"server-17.lab.example\"", 1)).unwrap();
+        assert_eq!(named.nodes[0].hostname.as_deref(), Some("server-17.lab.example"));
+        assert_eq!(level(&named, "server-17.lab.example"), Level::Ok);
+        let c = &check_label_hostname(&named, "mds1", "mds1")[0];
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.fix.as_deref().unwrap_or_default().contains("hostname = \"mds1\""), "{c}");
+    }
 
     fn pools() -> Vec<String> {
         vec!["good".into(), "mmpoff".into(), "gone".into()]

@@ -305,6 +305,7 @@ mod tests {
             name: "node2".into(),
             addresses: vec![],
             hostid: 2,
+            hostname: None,
             fence_priority: 0,
             fence_levels: vec![],
             fencing: crate::config::FencingMode::ManualOnly,

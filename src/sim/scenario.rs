@@ -14,6 +14,7 @@
 //! initial_owners = { MGT = "mds1" }   # imported+mounted there at t=0 (default: the cluster starts them)
 //! orphans = "killed"        # a restarted daemon's leftover commands: killed | unkillable
 //! openzfs = "2.1"           # MMP timings of OpenZFS 2.1 (one activity check) or 2.3 (two)
+//! domain = "lab.example"    # hosts' uname -n is <node>.<domain> (what ZFS writes into labels)
 //!
 //! [[fault]]
 //! at = "60s"
@@ -69,6 +70,9 @@ pub struct WorldSettings {
     /// import, ~25 s) or `2.3` (two checks, 43-50 s, as measured on 2.3.2).
     #[serde(default)]
     pub openzfs: ZfsRelease,
+    /// Hosts' `uname -n` is `<node>.<domain>` (fully qualified), which ZFS writes into pool labels.
+    #[serde(default)]
+    pub domain: Option<String>,
 }
 
 /// See [`WorldSettings::orphans`].
@@ -117,6 +121,7 @@ impl Default for WorldSettings {
             initial_owners: BTreeMap::new(),
             orphans: OrphanFate::Killed,
             openzfs: ZfsRelease::V2_1,
+            domain: None,
         }
     }
 }

@@ -304,6 +304,17 @@ pub struct HostStorage {
     /// Directories that exist (for `mkdir -p` and mount points); they survive reboots.
     pub dirs: BTreeSet<String>,
     pub faults: HostFaults,
+    /// What `uname -n` prints when it is not the node name (a fully qualified name): ZFS writes it into the
+    /// label of the pools this host imports.
+    #[serde(default)]
+    pub uname: Option<String>,
+}
+
+impl HostStorage {
+    /// The hostname ZFS writes into a label: `uname -n`.
+    pub fn label_name(&self) -> String {
+        self.uname.clone().unwrap_or_else(|| self.name.clone())
+    }
 }
 
 /// Tunables of the timing model that scenarios may change.
@@ -472,6 +483,11 @@ impl SharedStorage {
     // ----- setup -------------------------------------------------------------------------------------
 
     /// Add a powered host with this ZFS hostid (0 = unset).
+    /// The host whose `uname -n` a label names, if it is one of ours.
+    pub fn host_named_in_label(&self, hostname: &str) -> Option<String> {
+        self.hosts.values().find(|h| h.label_name() == hostname).map(|h| h.name.clone())
+    }
+
     pub fn add_host(&mut self, name: &str, hostid: u32) -> Result<(), SetupError> {
         if self.hosts.contains_key(name) {
             return Err(SetupError::Duplicate(format!("host {name}")));
@@ -484,6 +500,7 @@ impl SharedStorage {
             mounts: Vec::new(),
             dirs: BTreeSet::new(),
             faults: HostFaults::default(),
+            uname: None,
         };
         self.hosts.insert(name.into(), host);
         Ok(())
@@ -501,7 +518,7 @@ impl SharedStorage {
         };
         let host = self.hosts.get(host_name).ok_or_else(|| SetupError::UnknownHost(host_name.clone()))?;
         let label =
-            PoolLabel { state, hostid: host.hostid, hostname: host.name.clone(), txg: spec.txg, timestamp: now };
+            PoolLabel { state, hostid: host.hostid, hostname: host.label_name(), txg: spec.txg, timestamp: now };
         let datasets = self.dataset_list(&spec)?;
         let mut pool = SimPool {
             name: spec.name.clone(),

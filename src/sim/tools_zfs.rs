@@ -303,7 +303,7 @@ fn mmp_active_text(pool: &str, label: &PoolLabel, force: bool) -> String {
 
 /// Apply a successful import: a hung holder's copy is now stale (suspended); the label names us.
 fn do_import(st: &mut SharedStorage, host: &str, pool: &str, cachefile_none: bool, now: Time) {
-    let Some(me) = st.hosts.get(host).map(|h| (h.hostid, h.name.clone())) else { return };
+    let Some(me) = st.hosts.get(host).map(|h| (h.hostid, h.label_name())) else { return };
     let hung: Vec<String> = st
         .pools
         .get(pool)
@@ -340,7 +340,7 @@ pub(crate) fn finish_export(st: &mut SharedStorage, host: &str, pool: &str, now:
         return fail(format!("cannot export '{pool}': pool is busy\n"));
     }
     st.note_stop_writing(pool, host, now);
-    let Some(me) = st.hosts.get(host).map(|h| (h.hostid, h.name.clone())) else { return no_such_pool(pool) };
+    let Some(me) = st.hosts.get(host).map(|h| (h.hostid, h.label_name())) else { return no_such_pool(pool) };
     if let Some(p) = st.pools.get_mut(pool) {
         p.imported_on.remove(host);
         let txg = p.label.txg + 2;

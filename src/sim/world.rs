@@ -182,6 +182,9 @@ impl World {
         self.storage.timing.forced_double_check_percent = self.scenario.world.openzfs.forced_double_check_percent();
         for n in &cfg.nodes {
             self.storage.add_host(&n.name, n.hostid).map_err(|e| e.to_string())?;
+            if let (Some(domain), Some(h)) = (&self.scenario.world.domain, self.storage.hosts.get_mut(&n.name)) {
+                h.uname = Some(format!("{}.{domain}", n.name));
+            }
             self.hosts.insert(n.name.clone(), Host {
                     engine: None,
                     powered: true,
@@ -527,7 +530,8 @@ impl World {
         let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
-            if let Some(last) = self.storage.label(&pool).map(|l| l.hostname.clone()).filter(|l| l != host) {
+            let last = self.storage.label(&pool).map(|l| self.storage.host_named_in_label(&l.hostname).unwrap_or_else(|| l.hostname.clone()));
+            if let Some(last) = last.filter(|l| l != host) {
                 // legitimate when the importer confirmed the label's host off (rule 2) and that host has not
                 // imported the pool again since (a rebooted host holds nothing: pools use cachefile=none)
                 let confirmed_at = self.confirmed_off.get(&(host.to_string(), last.clone())).copied();

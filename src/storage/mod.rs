@@ -26,12 +26,38 @@ pub use judge::PoolRemark;
 pub use run::SequenceRun;
 pub use sequence::{ImportMode, Step};
 
-/// A host as ZFS knows it: `uname -n` and the hostid (`zdb` prints it in decimal). The label check compares
-/// both, so a host renamed or re-hostid'd is never mistaken for another.
+/// A cluster node as ZFS knows it: the hostid (`zdb` prints it in decimal) and the hostname it writes into the
+/// labels of the pools it imports (`uname -n`). The label check compares both, so a host renamed or
+/// re-hostid'd is never mistaken for another.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HostIdentity {
+    /// The node's name in the configuration.
     pub name: String,
     pub hostid: u32,
+    /// The node's `uname -n` when configured (`[[node]] hostname`); otherwise see [`HostIdentity::is_named`].
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+impl HostIdentity {
+    /// A node known by its name only (its `uname -n` is the node name or starts with it).
+    pub fn new(name: impl Into<String>, hostid: u32) -> HostIdentity {
+        HostIdentity { name: name.into(), hostid, hostname: None }
+    }
+
+    /// Does a label's hostname name this node? With a configured `hostname`, only that exact name does.
+    /// Without one, the node name does, and so does a fully qualified name whose first label is the node name
+    /// (`mds1.lab.example` for node `mds1`): hosts whose `uname -n` is an FQDN write it whole into labels.
+    /// The hostid is compared as well by the label rule, first.
+    pub fn is_named(&self, label_hostname: &str) -> bool {
+        match &self.hostname {
+            Some(h) => label_hostname == h,
+            None => {
+                label_hostname == self.name
+                    || label_hostname.split_once('.').is_some_and(|(short, _)| short == self.name)
+            }
+        }
+    }
 }
 
 /// Timeouts of the storage commands (from `[cluster]`): `import` for `zpool import` (covers the MMP activity

@@ -260,7 +260,7 @@ pub fn import_mode(
             })
         }
     }
-    let names = |h: &HostIdentity| label.hostname == h.name && label.hostid_or_zero() == h.hostid;
+    let names = |h: &HostIdentity| label.hostid_or_zero() == h.hostid && h.is_named(&label.hostname);
     let foreign = || StorageError::ForeignOwner {
         step: step.into(),
         pool: label.name.clone(),
