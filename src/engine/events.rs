@@ -24,6 +24,15 @@ pub enum FenceReason {
     PeerAsked,
     /// An operator ran `failoverd fence`.
     Operator,
+    /// After a restart: a fence confirmation from the journal is checked with a status read (no power change).
+    Recheck,
+}
+
+impl FenceReason {
+    /// Fencing for this reason needs quorum (an operator's request and a status read do not).
+    pub fn needs_quorum(&self) -> bool {
+        matches!(self, FenceReason::PeerDead | FenceReason::PeerAsked)
+    }
 }
 
 /// Something that happened inside the engine. Serialized as JSON for `notify` programs and logs.

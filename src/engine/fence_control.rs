@@ -19,6 +19,7 @@ use super::{Engine, Event, Output, Purpose, Waiter};
 impl Engine {
     pub(crate) fn drive_fencing(&mut self, now: Time) {
         self.wake_fence_jobs(now);
+        self.start_power_rechecks(now);
         let peers: Vec<String> = self.peers.keys().cloned().collect();
         for victim in peers {
             self.consider_fencing(now, &victim);
@@ -36,7 +37,7 @@ impl Engine {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: "the node is heard again".into() });
                     continue;
                 }
-                if job.reason != FenceReason::Operator && (!self.quorum.quorate || self.in_maintenance()) {
+                if job.reason.needs_quorum() && (!self.quorum.quorate || self.in_maintenance()) {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
                     continue;
                 }
@@ -58,6 +59,42 @@ impl Engine {
             format!("no quorum ({})", self.quorum.reason)
         } else {
             "ok".into()
+        }
+    }
+
+    /// A restarted node holds fence confirmations from its journal. The victim cannot be heard (it is off), so
+    /// wait_for_all would keep this node without quorum for ever: read its power instead. A node a fresh status
+    /// read finds off counts as seen ([`Engine::off_checked`]); one found on, or whose devices cannot say,
+    /// raises [`Event::WaitForAllStuck`] with the command an operator may run. Hearing the node again in a new
+    /// incarnation voids the record as before.
+    fn start_power_rechecks(&mut self, now: Time) {
+        let due: Vec<String> = self
+            .recheck_power
+            .iter()
+            .filter(|(n, at)| now >= **at && self.fenced.contains_key(*n) && !self.fence_jobs.contains_key(*n) && !self.peer_alive(n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in due {
+            self.recheck_power.remove(&node);
+            let Some(victim) = self.cfg.node(&node).cloned() else { continue };
+            self.start_fence_job(now, FenceJob::new(&victim, FenceAction::Status, FenceReason::Recheck, now));
+        }
+        let fenced = &self.fenced;
+        self.recheck_power.retain(|n, _| fenced.contains_key(n));
+    }
+
+    /// A status read of a journaled fence came back (`power`), or could not be made (`None`).
+    fn power_rechecked(&mut self, now: Time, node: &str, power: Option<PowerState>) {
+        let word = match power {
+            Some(PowerState::Off) => "off",
+            Some(PowerState::On) => "on",
+            None => "unknown",
+        };
+        self.emit(now, Event::FencePowerChecked { node: node.to_string(), power: word.into() });
+        if power == Some(PowerState::Off) && self.fenced.contains_key(node) {
+            self.off_checked.insert(node.to_string());
+        } else {
+            self.off_checked.remove(node);
         }
     }
 
@@ -146,6 +183,9 @@ impl Engine {
     }
 
     fn emit_fence_started(&mut self, now: Time, job: &FenceJob) {
+        if job.reason == FenceReason::Recheck {
+            return; // a status read changes nothing: reported by FencePowerChecked
+        }
         self.emit(
             now,
             Event::FenceStarted { node: job.victim.name.clone(), reason: job.reason.clone(), action: job.action, attempt: job.attempt },
@@ -188,6 +228,11 @@ impl Engine {
                 self.fence_waits.insert(victim.to_string(), t);
             }
             JobProgress::Confirmed { level, devices, power } => self.fence_confirmed(now, victim, level, devices, power),
+            JobProgress::NeedsOperator if self.fence_jobs.get(victim).is_some_and(|j| j.reason == FenceReason::Recheck) => {
+                // manual fencing: no device can read the power; wait_for_all reports what the operator may do
+                self.fence_jobs.remove(victim);
+                self.power_rechecked(now, victim, None);
+            }
             JobProgress::NeedsOperator => {
                 if self.fence_operator_alerted.insert(victim.to_string()) {
                     self.emit(now, Event::FenceNeedsOperator { node: victim.to_string() });
@@ -211,6 +256,7 @@ impl Engine {
                 self.emit(now, Event::FenceConfirmed { node: victim.to_string(), level: level + 1, devices, action: job.action });
                 self.reply_fence_admin(victim, Ok(format!("{victim} confirmed on by level {}", level + 1)));
             }
+            FenceAction::Status if job.reason == FenceReason::Recheck => self.power_rechecked(now, victim, Some(power)),
             FenceAction::Status => {
                 let power = format!("{power:?}").to_lowercase();
                 self.emit(now, Event::FenceStatus { node: victim.to_string(), power: power.clone() });
@@ -221,6 +267,13 @@ impl Engine {
 
     fn fence_all_failed(&mut self, now: Time, victim: &str, errors: Vec<String>) {
         let Some(job) = self.fence_jobs.get_mut(victim) else { return };
+        if job.reason == FenceReason::Recheck {
+            // no device answered: tell wait_for_all's report, and read again after a while
+            self.fence_jobs.remove(victim);
+            self.power_rechecked(now, victim, None);
+            self.recheck_power.insert(victim.to_string(), now + self.cfg.cluster.fence_retry_max);
+            return;
+        }
         if job.reason == FenceReason::Operator {
             self.fence_jobs.remove(victim);
             self.reply_fence_admin(victim, Err(format!("every fence level failed: {}", errors.join("; "))));

@@ -69,6 +69,8 @@ impl Engine {
             if self.cfg.node(&r.node).is_some() {
                 // times of the previous run are in its own time base: count from this start
                 r.at = now;
+                // a status read confirms the node is still off before it counts as seen (wait_for_all)
+                self.recheck_power.insert(r.node.clone(), now);
                 self.fenced.insert(r.node.clone(), r);
             }
         }

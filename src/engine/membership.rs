@@ -52,6 +52,7 @@ impl Engine {
         let lied = !rebooted && !r.by_operator && now > r.at + margin;
         if rebooted || lied {
             self.fenced.remove(sender);
+            self.off_checked.remove(sender);
             self.journal_dirty = true;
         }
         if lied {
@@ -64,6 +65,7 @@ impl Engine {
         if self.fenced.remove(node).is_some() {
             self.journal_dirty = true;
         }
+        self.off_checked.remove(node);
     }
 
     fn check_config_agreement(&mut self, now: Time, sender: &str, hb: &Heartbeat) {
@@ -143,11 +145,44 @@ impl Engine {
                 self.emit(now, ev);
             }
         }
-        if !self.all_seen && self.peers.values().all(|p| p.alive()) {
+        // a node confirmed off in an earlier run, and found off again by a status read in this one, is
+        // accounted for: it cannot be partitioned away and fence us (what wait_for_all guards against)
+        let missing: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(n, p)| !p.alive() && !(self.off_checked.contains(*n) && self.fenced.contains_key(*n)))
+            .map(|(n, _)| n.clone())
+            .collect();
+        if !self.all_seen && missing.is_empty() {
             self.all_seen = true;
             self.emit(now, Event::AllNodesSeen);
         }
+        self.report_wait_for_all(now, &missing);
         self.update_quorum(now);
+    }
+
+    /// Still waiting for all nodes once the start-up grace (`dead_after`) is over, and no status read is under
+    /// way that could settle it: say who is missing and what the operator may run, once per set of missing nodes.
+    fn report_wait_for_all(&mut self, now: Time, missing: &[String]) {
+        let waiting = self.cfg.cluster.wait_for_all && !self.all_seen && !self.wfa_overridden;
+        if !waiting || missing.is_empty() || now.since(self.started_at) < self.cfg.cluster.dead_after * 2 {
+            return;
+        }
+        let checking = missing.iter().any(|n| self.fence_jobs.contains_key(n) || self.recheck_power.get(n).is_some_and(|t| *t <= now));
+        if checking || self.wfa_stuck_reported.as_deref() == Some(missing) {
+            return;
+        }
+        self.wfa_stuck_reported = Some(missing.to_vec());
+        let reason = missing
+            .iter()
+            .map(|n| match (self.fenced.contains_key(n), self.off_checked.contains(n)) {
+                (true, false) => format!("{n} was fenced before this node restarted, but its power could not be read as off now"),
+                _ => format!("{n} has not been heard since this node started"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        let command = "failoverd override-wait-for-all".to_string();
+        self.emit(now, Event::WaitForAllStuck { missing: missing.to_vec(), reason, command });
     }
 
     fn update_quorum(&mut self, now: Time) {

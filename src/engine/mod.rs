@@ -164,6 +164,13 @@ pub struct Engine {
     pub(crate) left: bool,
     pub(crate) fence_me: Option<String>,
     pub(crate) fenced: BTreeMap<String, FencedRecord>,
+    /// Fence records restored from the journal whose power has not been read yet in this run.
+    /// (node → not before): a status read failed, it is tried again later.
+    pub(crate) recheck_power: BTreeMap<String, Time>,
+    /// Fenced nodes a status read in this run found powered off: they count as seen for wait_for_all.
+    pub(crate) off_checked: BTreeSet<String>,
+    /// wait_for_all was reported stuck ([`Event::WaitForAllStuck`]) for this set of missing nodes.
+    pub(crate) wfa_stuck_reported: Option<Vec<String>>,
     pub(crate) fence_jobs: BTreeMap<String, FenceJob>,
     pub(crate) fence_waits: BTreeMap<String, Time>,
     pub(crate) fence_not_before: BTreeMap<String, Time>,
@@ -258,6 +265,9 @@ impl Engine {
             left: false,
             fence_me: None,
             fenced: BTreeMap::new(),
+            recheck_power: BTreeMap::new(),
+            off_checked: BTreeSet::new(),
+            wfa_stuck_reported: None,
             fence_jobs: BTreeMap::new(),
             fence_waits: BTreeMap::new(),
             fence_not_before: BTreeMap::new(),
@@ -353,7 +363,7 @@ impl Engine {
         let floor = self.last_now.map_or(Time::ZERO, |t| Time(t.0 + 1));
         let mut candidates: Vec<Time> = vec![self.next_heartbeat];
         candidates.extend(self.peers.values().filter_map(|p| p.next_deadline(dead_after)));
-        candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).copied());
+        candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied());
         candidates.extend(self.discovery_retry_at);
         candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
         candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))

@@ -373,10 +373,21 @@ impl Engine {
         if self.designated(cfg).as_deref() != Some(self.me.name.as_str()) {
             return None;
         }
-        Some(match holders.first() {
-            Some(from) => StartKind::Forced { from: from.clone() },
+        Some(match holders.first().cloned().or_else(|| self.fenced_unheard(cfg)) {
+            Some(from) => StartKind::Forced { from },
             None => StartKind::Acquire,
         })
+    }
+
+    /// A node of the target confirmed off whose holdings this run never heard (this node restarted after the
+    /// fence): it may be the pool's last owner, so the label rule must be allowed to name it (a forced start,
+    /// `-f` only if the label says ACTIVE on that host). Otherwise the controlled acquire would find the pool
+    /// "not exported" and block a takeover the fence already made safe.
+    fn fenced_unheard(&self, cfg: &TargetConfig) -> Option<String> {
+        cfg.nodes
+            .iter()
+            .find(|n| **n != self.me.name && self.fenced.contains_key(*n) && self.peers.get(*n).is_some_and(|p| p.last_heartbeat.is_none()))
+            .cloned()
     }
 
     fn start_target(&mut self, now: Time, name: &str, kind: StartKind) {

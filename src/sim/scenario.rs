@@ -183,6 +183,8 @@ pub enum FaultAction {
     ConfirmFenced { node: String, via: String },
     /// Operator: `failoverd standby NODE` (`on = true`) or `unstandby NODE`, asked on `via`.
     Standby { node: String, on: bool, via: String },
+    /// Operator: `failoverd override-wait-for-all`, asked on `via`.
+    OverrideWaitForAll { via: String },
 }
 
 /// What must hold at the end of a run (safety invariants are always checked).
@@ -294,7 +296,7 @@ impl Scenario {
                     }
                     std::iter::once(to.as_str()).chain(via.as_deref()).collect()
                 }
-                FaultAction::Maintenance { via, .. } => vec![via],
+                FaultAction::Maintenance { via, .. } | FaultAction::OverrideWaitForAll { via } => vec![via],
                 FaultAction::ConfirmFenced { node, via } | FaultAction::Standby { node, via, .. } => vec![node, via],
                 _ => vec![],
             };

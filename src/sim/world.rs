@@ -739,6 +739,7 @@ impl World {
             FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
             FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
+            FaultAction::OverrideWaitForAll { via } => self.admin(&via, AdminRequest::OverrideWaitForAll),
         }
     }
 
