@@ -58,7 +58,7 @@ used by
 .B fence
 and the other operator commands.
 .TP
-.I /lib/systemd/system/failoverd.service
+.I /usr/lib/systemd/system/failoverd.service
 The systemd unit: runs
 .B failoverd run
 when
