@@ -7,14 +7,18 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use failoverd::config::{Config, KeyCheck};
 use failoverd::runtime::cli;
 use rand::RngCore;
 
+/// `failoverd --version`: the release and the heartbeat wire-format version (nodes of a cluster must share
+/// it: a node drops datagrams of another format version). A test checks it against `PROTOCOL_VERSION`.
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 2)");
+
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
 #[derive(Parser)]
-#[command(name = "failoverd", version)]
+#[command(name = "failoverd", version, long_version = LONG_VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -52,6 +56,11 @@ enum Command {
     Doctor(failoverd::runtime::doctor::DoctorArgs),
     /// Serve the witness vote (a third vote for two-node clusters) to any number of clusters over UDP.
     Witness(failoverd::runtime::witness_server::WitnessArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) on stdout.
+    Completions(CompletionsArgs),
+    /// Packaging: write the manual pages (failoverd.8, failoverd-SUBCOMMAND.8, failoverd.toml.5) into DIR.
+    #[command(hide = true)]
+    Manpages(ManpagesArgs),
     /// Lab only: answer a storage command (zpool, zdb, zfs, mount, umount, df, lctl, mkdir, cat) of the simulated
     /// host $FAILOVERD_SIM_HOST from the simulated SAN in $FAILOVERD_SAN.
     #[command(hide = true)]
@@ -59,6 +68,21 @@ enum Command {
     /// Lab only: make, power, show and check a simulated SAN directory.
     #[command(hide = true)]
     SimSan(failoverd::sim::cli_tools::SimSanArgs),
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell to complete for. bash: save as /usr/share/bash-completion/completions/failoverd (or source
+    /// it); zsh: as _failoverd in a folder of $fpath; fish: as ~/.config/fish/completions/failoverd.fish.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+struct ManpagesArgs {
+    /// Folder to write the pages into (created if missing).
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -132,8 +156,33 @@ fn main() -> ExitCode {
         Command::Demo(args) => failoverd::runtime::demo::run(args),
         Command::Doctor(args) => failoverd::runtime::doctor::run(args),
         Command::Witness(args) => failoverd::runtime::witness_server::run(args),
+        Command::Completions(args) => completions(&args),
+        Command::Manpages(args) => manpages(&args),
         Command::SimTool(args) => failoverd::sim::cli_tools::sim_tool(args),
         Command::SimSan(args) => failoverd::sim::cli_tools::sim_san(args),
+    }
+}
+
+/// `failoverd completions SHELL`: the completion script on stdout.
+fn completions(args: &CompletionsArgs) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    failoverd::manpages::completions(args.shell, &Cli::command(), &mut out);
+    ExitCode::SUCCESS
+}
+
+/// `failoverd manpages DIR`: every manual page into DIR, one file name per line on stdout.
+fn manpages(args: &ManpagesArgs) -> ExitCode {
+    match failoverd::manpages::write_manpages(Cli::command(), LONG_VERSION, &args.dir) {
+        Ok(files) => {
+            for f in files {
+                println!("{}", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("failoverd manpages: cannot write into {}: {e}", args.dir.display());
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -252,4 +301,19 @@ fn create_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let mut file = OpenOptions::new().write(true).create_new(true).mode(0o400).open(path)?;
     file.write_all(contents)?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_version_names_the_wire_protocol() {
+        let wire = format!("(wire protocol {})", failoverd::protocol::PROTOCOL_VERSION);
+        assert!(super::LONG_VERSION.ends_with(&wire), "{} must end with {wire}", super::LONG_VERSION);
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
 }

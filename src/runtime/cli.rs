@@ -28,7 +28,7 @@ pub const DEFAULT_SOCKET: &str = "/run/failoverd/control.sock";
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
     /// The cluster configuration file.
-    #[arg(long, short, value_name = "FILE")]
+    #[arg(long, short, value_name = "FILE", default_value = crate::manpages::DEFAULT_CONFIG)]
     pub config: PathBuf,
     /// This node's name in the configuration (default: the host name, or its part before the first dot).
     #[arg(long, value_name = "NAME")]

@@ -19,10 +19,13 @@
 //! | `peer_last_heard_seconds` | gauge, age of the last valid heartbeat (absent until one arrived) | `node`, `link` |
 //! | `quorate`, `quorum_votes`, `quorum_votes_needed`, `witness_vote`, `maintenance` | gauge | |
 //! | `target_owned` | gauge 0/1: this node holds the target | `target` |
+//! | `target_blocked` | gauge 0/1: the target is blocked until an operator acts (`failoverd status` says why) | `target` |
+//! | `peer_config_mismatch` | gauge 0/1: the peer's configuration digest differs from this node's (from the `config_mismatch` and `config_agreed` events) | `node` |
 //! | `fence_attempts_total` | counter: fence attempts started by this node | `node` (the victim) |
 //! | `fence_outcomes_total` | counter | `node`, `outcome` = `confirmed`, `level_failed`, `failed`, `needs_operator`, `cancelled`, `confirmed_by_operator`, `lied` |
 //! | `migration_duration_seconds` | histogram of completed sequences on this node | `kind` = `forced` (takeover after a fence), `controlled` (import and mount without force: the receiving half of a controlled migration, or a first start), `release` (umount and export: the giving half) |
 //! | `migration_failures_total` | counter of failed sequences | `kind` |
+//! | `step_duration_seconds` | histogram of completed steps of target sequences on this node | `step` (`label_check`, `import`, `mount`, ... as in `step_done` events) |
 //! | `events_total` | counter | `event` (the event names of the logs and `notify`) |
 //! | `datagrams_received_total` | counter: authenticated datagrams | |
 //! | `datagrams_rejected_total` | counter | `reason` = `too_short`, `too_large`, `bad_magic`, `bad_version`, `bad_mac`, `malformed` |
@@ -71,6 +74,9 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// How long a scrape waits for the daemon loop to refresh the status-based series.
 pub const REFRESH_WAIT: Duration = Duration::from_secs(2);
 
+/// Every `outcome` label of `fence_outcomes_total` (see [`Metrics::on_event`]).
+const FENCE_OUTCOMES: [&str; 7] = ["confirmed", "level_failed", "failed", "needs_operator", "cancelled", "confirmed_by_operator", "lied"];
+
 /// Buckets of `migration_duration_seconds`: an import with an MMP activity check takes 20 to 50 s.
 const DURATION_BUCKETS: [f64; 13] = [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0];
 
@@ -109,6 +115,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StepLabels {
+    step: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
     event: String,
 }
@@ -138,6 +149,9 @@ pub struct Metrics {
     witness_vote: Gauge,
     maintenance: Gauge,
     target_owned: Family<TargetLabels, Gauge>,
+    target_blocked: Family<TargetLabels, Gauge>,
+    config_mismatch: Family<NodeLabels, Gauge>,
+    step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
     fence_attempts: Family<NodeLabels, Counter>,
     fence_outcomes: Family<OutcomeLabels, Counter>,
     migration_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
@@ -166,6 +180,9 @@ impl Metrics {
             witness_vote: Gauge::default(),
             maintenance: Gauge::default(),
             target_owned: Family::default(),
+            target_blocked: Family::default(),
+            config_mismatch: Family::default(),
+            step_duration: Family::new_with_constructor(duration_histogram),
             fence_attempts: Family::default(),
             fence_outcomes: Family::default(),
             migration_duration: Family::new_with_constructor(duration_histogram),
@@ -189,6 +206,17 @@ impl Metrics {
         registry.register("witness_vote", "1 when the witness currently grants its vote to this node's partition", m.witness_vote.clone());
         registry.register("maintenance", "1 when the cluster is in maintenance (no automatic action)", m.maintenance.clone());
         registry.register("target_owned", "1 when this node holds the target", m.target_owned.clone());
+        registry.register("target_blocked", "1 when the target is blocked until an operator acts", m.target_blocked.clone());
+        registry.register(
+            "peer_config_mismatch",
+            "1 when the peer's configuration digest differs from this node's",
+            m.config_mismatch.clone(),
+        );
+        registry.register(
+            "step_duration_seconds",
+            "Duration of completed steps of target sequences on this node, by step",
+            m.step_duration.clone(),
+        );
         registry.register("fence_attempts", "Fence attempts this node started, by victim", m.fence_attempts.clone());
         registry.register("fence_outcomes", "Fence outcomes seen by this node, by victim and outcome", m.fence_outcomes.clone());
         registry.register(
@@ -221,6 +249,15 @@ impl Metrics {
             Event::FenceCancelled { node, .. } => outcome(node, "cancelled"),
             Event::FenceConfirmedByOperator { node } => outcome(node, "confirmed_by_operator"),
             Event::FenceLied { node } => outcome(node, "lied"),
+            Event::ConfigMismatch { node, .. } => {
+                self.config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(1);
+            }
+            Event::ConfigAgreed { node } => {
+                self.config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(0);
+            }
+            Event::StepDone { step, ms, .. } => {
+                self.step_duration.get_or_create(&StepLabels { step: step.clone() }).observe(*ms as f64 / 1000.0);
+            }
             Event::SequenceDone { sequence, ms, .. } => {
                 if let Some(kind) = migration_kind(*sequence) {
                     self.migration_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(*ms as f64 / 1000.0);
@@ -239,6 +276,13 @@ impl Metrics {
     pub fn refresh(&self, status: &Status, net: &NetCounters) {
         for p in &status.peers {
             self.peer_alive.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.alive));
+            // Present (0) for every peer from the first scrape on, so that `increase()` in alert rules sees the
+            // first fence or mismatch (a series born at 1 shows no increase); the events move them.
+            let _ = self.config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() });
+            let _ = self.fence_attempts.get_or_create(&NodeLabels { node: p.node.clone() });
+            for outcome in FENCE_OUTCOMES {
+                let _ = self.fence_outcomes.get_or_create(&OutcomeLabels { node: p.node.clone(), outcome: outcome.into() });
+            }
             for l in &p.links {
                 let labels = LinkLabels { node: p.node.clone(), link: l.link.clone() };
                 self.link_up.get_or_create(&labels).set(i64::from(l.up));
@@ -252,6 +296,9 @@ impl Metrics {
                 }
             }
         }
+        for kind in ["forced", "controlled", "release"] {
+            let _ = self.migration_failures.get_or_create(&KindLabels { kind: kind.into() });
+        }
         self.quorate.set(i64::from(status.quorum.quorate));
         self.votes.set(i64::from(status.quorum.votes));
         self.votes_needed.set(i64::from(status.quorum.needed));
@@ -260,6 +307,7 @@ impl Metrics {
         for t in &status.targets {
             let owned = t.owner.as_deref() == Some(status.node.as_str());
             self.target_owned.get_or_create(&TargetLabels { target: t.target.clone() }).set(i64::from(owned));
+            self.target_blocked.get_or_create(&TargetLabels { target: t.target.clone() }).set(i64::from(t.blocked.is_some()));
         }
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         self.received.inner().store(load(&net.accepted), Ordering::Relaxed);
@@ -498,7 +546,13 @@ mod tests {
             config_mismatch: vec![],
         });
         s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None });
-        s.targets.push(TargetStatus { target: "MDT0".into(), owner: Some("n2".into()), state: "running".into(), local: "stopped".into(), blocked: None });
+        s.targets.push(TargetStatus {
+            target: "MDT0".into(),
+            owner: Some("n2".into()),
+            state: "running".into(),
+            local: "stopped".into(),
+            blocked: Some("label names a foreign host".into()),
+        });
         s
     }
 
@@ -513,6 +567,10 @@ mod tests {
         m.on_event(&Event::FenceConfirmed { node: "n2".into(), level: 0, devices: vec!["bmc".into()], action: FenceAction::Off });
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Forced, ms: 25_500 });
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Monitor, ms: 10 });
+        m.on_event(&Event::StepDone { target: "MDT0".into(), sequence: SequenceKind::Forced, step: "import".into(), ms: 21_000 });
+        m.on_event(&Event::ConfigMismatch { node: "n3".into(), targets: vec![] });
+        m.on_event(&Event::ConfigMismatch { node: "n4".into(), targets: vec!["MGT".into()] });
+        m.on_event(&Event::ConfigAgreed { node: "n4".into() });
         let text = m.encode();
         for line in [
             "failoverd_info{node=\"n1\",cluster=\"c1\",version=\"",
@@ -526,6 +584,15 @@ mod tests {
             "failoverd_maintenance 0\n",
             "failoverd_target_owned{target=\"MGT\"} 1\n",
             "failoverd_target_owned{target=\"MDT0\"} 0\n",
+            "failoverd_target_blocked{target=\"MGT\"} 0\n",
+            "failoverd_target_blocked{target=\"MDT0\"} 1\n",
+            "failoverd_peer_config_mismatch{node=\"n2\"} 0\n",
+            "failoverd_peer_config_mismatch{node=\"n3\"} 1\n",
+            "failoverd_peer_config_mismatch{node=\"n4\"} 0\n",
+            "failoverd_step_duration_seconds_count{step=\"import\"} 1\n",
+            "failoverd_fence_outcomes_total{node=\"n2\",outcome=\"failed\"} 0\n",
+            "failoverd_migration_failures_total{kind=\"forced\"} 0\n",
+            "failoverd_step_duration_seconds_bucket{step=\"import\",le=\"30\"} 1\n",
             "failoverd_fence_attempts_total{node=\"n2\"} 1\n",
             "failoverd_fence_outcomes_total{node=\"n2\",outcome=\"confirmed\"} 1\n",
             "failoverd_migration_duration_seconds_count{kind=\"forced\"} 1\n",
