@@ -81,6 +81,14 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
                 let f = ["unreachable", "ok", "slow"][rng.random_range(0..3)];
                 format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{f}\"\ndelay = \"2s\"")
             }
+            9 if rng.random_bool(0.5) => {
+                // storage faults at takeover time: slow, failing or hanging commands, an unhealthy or
+                // suspended pool; cleared again later by `clear`
+                let k = rng.random_range(0..targets);
+                let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
+                let f = ["import-slow", "import-fail", "mount-fail", "umount-hang", "not-healthy", "suspend-pool", "clear", "clear"][rng.random_range(0..8)];
+                format!("action = \"storage\"\nnode = \"n{n}\"\nfault = \"{f}\"\ntarget = \"{name}\"")
+            }
             9 => {
                 let k = rng.random_range(0..targets);
                 let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
@@ -90,11 +98,29 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
                 let via = rng.random_range(1..=nodes);
                 format!("action = \"standby\"\nnode = \"n{n}\"\non = {}\nvia = \"n{via}\"", rng.random_bool(0.6))
             }
+            11 if rng.random_bool(0.5) => {
+                let via = rng.random_range(1..=nodes);
+                match rng.random_range(0..3) {
+                    0 => format!("action = \"maintenance\"\non = {}\nvia = \"n{via}\"", rng.random_bool(0.4)),
+                    1 => format!("action = \"confirm-fenced\"\nnode = \"n{n}\"\nvia = \"n{via}\""),
+                    _ => format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{}\"", ["wrong-password", "ok"][rng.random_range(0..2)]),
+                }
+            }
             _ => format!("action = \"pdu\"\nnode = \"n{n}\"\nfault = \"{}\"", if rng.random_bool(0.5) { "unreachable" } else { "ok" }),
         };
         let _ = writeln!(t, "[[fault]]\nat = \"{at}s\"\n{action}");
     }
     t
+}
+
+/// The world of one seed: pools with or without MMP, the fate of a restarted daemon's leftover commands, the
+/// OpenZFS release's timings, and hosts whose `uname -n` is fully qualified.
+fn world_toml(rng: &mut ChaCha8Rng) -> String {
+    let multihost = !rng.random_bool(0.15);
+    let orphans = if rng.random_bool(0.5) { "killed" } else { "unkillable" };
+    let openzfs = if rng.random_bool(0.5) { "2.1" } else { "2.3" };
+    let domain = if rng.random_bool(0.2) { "domain = \"lab.example\"\n" } else { "" };
+    format!("[world]\nmultihost = {multihost}\norphans = \"{orphans}\"\nopenzfs = \"{openzfs}\"\n{domain}")
 }
 
 /// The random scenario of one seed.
@@ -107,7 +133,8 @@ pub fn scenario(seed: u64) -> Scenario {
     if let Ok(t) = cluster_toml(&mut rng, nodes, witness, targets).parse::<toml::Table>() {
         config = t;
     }
-    let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{SWARM_SECONDS}s\"\n\n[expect]\nliveness = false\n\n{}", faults_toml(&mut rng, nodes, targets));
+    let world = world_toml(&mut rng);
+    let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{SWARM_SECONDS}s\"\n\n{world}\n[expect]\nliveness = false\n\n{}", faults_toml(&mut rng, nodes, targets));
     let mut root: toml::Table = head.parse().unwrap_or_default();
     root.insert("config".into(), toml::Value::Table(config));
     let text = toml::to_string(&root).unwrap_or_default();
