@@ -42,6 +42,15 @@ impl Network {
         Some(self.base_delay + l.extra_delay + Duration::from_micros(jitter_us))
     }
 
+    /// One-way loss: `to` no longer receives what `from` sends (on `link` or all links); `from` still hears `to`.
+    pub fn cut_one_way(&mut self, from: &str, to: &str, link: Option<usize>) {
+        for (li, l) in self.links.iter_mut().enumerate() {
+            if link.is_none_or(|k| k == li) {
+                l.cuts.insert((from.to_string(), to.to_string()));
+            }
+        }
+    }
+
     /// Cut every node of each group from every node of the other groups, on `link` or all links.
     pub fn partition(&mut self, groups: &[Vec<String>], link: Option<usize>) {
         for (i, a) in groups.iter().enumerate() {

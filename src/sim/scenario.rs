@@ -160,6 +160,8 @@ pub enum FaultAction {
     Restart { node: String },
     /// Cut the nodes of each group from the nodes of the others, on `link` or on all links.
     Partition { groups: Vec<Vec<String>>, link: Option<usize>, #[serde(default)] witness_with: Option<String> },
+    /// One-way loss: `to` stops receiving what `from` sends (on `link`, or all links); `from` still hears `to`.
+    Cut { from: String, to: String, link: Option<usize> },
     /// Undo partitions (on `link`, or all).
     Heal { link: Option<usize> },
     /// Random loss on a link (0.0–1.0).
@@ -290,6 +292,7 @@ impl Scenario {
                 FaultAction::Crash { node } | FaultAction::PowerOff { node } | FaultAction::PowerOn { node } | FaultAction::Restart { node } => vec![node],
                 FaultAction::Bmc { node, .. } | FaultAction::Pdu { node, .. } | FaultAction::Replay { node } | FaultAction::Storage { node, .. } => vec![node],
                 FaultAction::Partition { groups, .. } => groups.iter().flatten().map(String::as_str).collect(),
+                FaultAction::Cut { from, to, .. } => vec![from, to],
                 FaultAction::Migrate { to, via, target } => {
                     if !target_ok(target) {
                         bad.push(format!("fault[{i}].target: unknown target {target}"));

@@ -585,6 +585,11 @@ impl World {
                 if *attempt == 1 {
                     self.report.fences += 1;
                 }
+                // a healthy node still reachable one way (a one-way loss, a partial partition) is fenced: a false
+                // failover the PeerDead count above leaves out for partitioned nodes
+                if *attempt == 1 && *reason == FenceReason::PeerDead && self.partitioned_recently(node) && self.healthy_and_reachable(node) {
+                    self.report.false_failovers += 1;
+                }
                 let quorate = self.hosts.get(host).and_then(|h| h.engine.as_ref()).is_some_and(Engine::is_quorate);
                 if *reason != FenceReason::Operator && !quorate {
                     self.violation(format!("{host} started fencing {node} without quorum"));
@@ -608,6 +613,12 @@ impl World {
             }
             _ => {}
         }
+    }
+
+    /// `node` runs (powered, daemon up) and some other running node hears it or is heard by it.
+    fn healthy_and_reachable(&self, node: &str) -> bool {
+        let running = |n: &str| self.hosts.get(n).is_some_and(|h| h.powered && h.engine.is_some());
+        running(node) && self.hosts.keys().any(|x| x != node && running(x) && (self.net.connected(node, x) || self.net.connected(x, node)))
     }
 
     /// A node cut by a partition, or on a link with extra loss, can be declared dead legitimately.
@@ -717,6 +728,7 @@ impl World {
                 }
             }
             FaultAction::Heal { link } => self.net.heal(link),
+            FaultAction::Cut { from, to, link } => self.net.cut_one_way(&from, &to, link),
             FaultAction::Loss { link, rate } => self.net.links[link].loss = rate.clamp(0.0, 1.0),
             FaultAction::Delay { link, delay } => self.net.links[link].extra_delay = delay,
             FaultAction::Bmc { node, fault, delay } => self.device_fault(&node, true, &fault, delay),
