@@ -601,6 +601,38 @@ impl Config {
         out
     }
 
+    /// Every cluster-wide setting (what [`Config::digest`] covers) as `key = value` text, keyed by a path
+    /// that names the section the way an operator finds it in the file: `cluster.dead_after`,
+    /// `node[mds1].fence_priority`, `fence_device[mds1-ipmi].host`, `target[MGT].pool`, `witness.address`.
+    /// Durations read as in the file (`3s`). Used by `check-config A B ...` to say how files of one cluster
+    /// differ.
+    pub fn cluster_wide_values(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(value) = serde_json::to_value(ClusterWide::of(self)) else { return out };
+        let Some(obj) = value.as_object() else { return out };
+        for (key, v) in obj {
+            match key.as_str() {
+                "nodes" | "fence_devices" | "targets" => {
+                    let section = match key.as_str() {
+                        "nodes" => "node",
+                        "fence_devices" => "fence_device",
+                        _ => "target",
+                    };
+                    for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                        let name = item["name"].as_str().map(str::to_string).unwrap_or_else(|| i.to_string());
+                        flatten_setting(&format!("{section}[{name}]"), item, &mut out);
+                    }
+                }
+                "witness" => flatten_setting("witness", v, &mut out),
+                "name" => {
+                    out.insert("cluster.name".into(), v.as_str().unwrap_or_default().to_string());
+                }
+                _ => flatten_setting(&format!("cluster.{key}"), v, &mut out),
+            }
+        }
+        out
+    }
+
     /// Digest of one target's definition (first 4 bytes of SHA-256 of its canonical form, big-endian), so
     /// that nodes can refuse to take over a target whose definition differs from theirs.
     pub fn target_digest(&self, name: &str) -> Option<u32> {
@@ -2126,6 +2158,32 @@ fn warn_targets(c: &Config, w: &mut Problems) {
 // ---------------------------------------------------------------------------------------------------------------
 // Digests
 // ---------------------------------------------------------------------------------------------------------------
+
+/// One setting (or a table of them) as `path = text` lines in `out`; a serialized `Duration` reads as in the file.
+fn flatten_setting(path: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) if o.len() == 2 && o.contains_key("secs") && o.contains_key("nanos") => {
+            let d = Duration::new(o["secs"].as_u64().unwrap_or(0), o["nanos"].as_u64().unwrap_or(0) as u32);
+            out.insert(path.to_string(), humantime::format_duration(d).to_string());
+        }
+        Value::Object(o) => {
+            for (k, v) in o {
+                if path.ends_with(']') && k == "name" {
+                    continue;
+                }
+                flatten_setting(&format!("{path}.{k}"), v, out);
+            }
+        }
+        Value::Null => {}
+        Value::String(s) => {
+            out.insert(path.to_string(), s.clone());
+        }
+        other => {
+            out.insert(path.to_string(), other.to_string());
+        }
+    }
+}
 
 /// The cluster-wide part of a configuration, in the canonical form hashed by [`Config::digest`].
 #[derive(Serialize)]

@@ -496,9 +496,11 @@ mod tests {
             ],
             fenced: false,
             config_mismatch: vec![],
+            left: false,
+            conflict_incarnation: None,
         });
-        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None });
-        s.targets.push(TargetStatus { target: "MDT0".into(), owner: Some("n2".into()), state: "running".into(), local: "stopped".into(), blocked: None });
+        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
+        s.targets.push(TargetStatus { target: "MDT0".into(), owner: Some("n2".into()), state: "running".into(), local: "stopped".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
         s
     }
 

@@ -131,6 +131,9 @@ pub enum FaultAction {
     ConfirmFenced { node: String, via: String },
     /// Operator: `failoverd standby NODE` (`on = true`) or `unstandby NODE`, asked on `via`.
     Standby { node: String, on: bool, via: String },
+    /// A second daemon claims `node` (`on = true`: started on another host, with a higher incarnation) or
+    /// stops (`on = false`).
+    Duplicate { node: String, on: bool },
 }
 
 /// What must hold at the end of a run (safety invariants are always checked).
@@ -235,6 +238,7 @@ impl Scenario {
             let nodes: Vec<&str> = match &f.action {
                 FaultAction::Crash { node } | FaultAction::PowerOff { node } | FaultAction::PowerOn { node } | FaultAction::Restart { node } => vec![node],
                 FaultAction::Bmc { node, .. } | FaultAction::Pdu { node, .. } | FaultAction::Replay { node } | FaultAction::Storage { node, .. } => vec![node],
+                FaultAction::Duplicate { node, .. } => vec![node],
                 FaultAction::Partition { groups, .. } => groups.iter().flatten().map(String::as_str).collect(),
                 FaultAction::Migrate { to, via, target } => {
                     if !target_ok(target) {

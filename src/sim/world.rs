@@ -26,6 +26,8 @@ use super::network::Network;
 use super::scenario::{FaultAction, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
+mod duplicate;
+
 /// How one run is done.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -333,6 +335,9 @@ impl World {
     }
 
     fn output(&mut self, host: &str, out: Output) {
+        if matches!(out, Output::Run { .. }) && duplicate::is_duplicate(host) {
+            return;
+        }
         match out {
             Output::Send { link, envelope } => self.send(host, link, &envelope),
             Output::SendWitness { envelope } => {
@@ -643,6 +648,7 @@ impl World {
             FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
             FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
+            FaultAction::Duplicate { node, on } => self.duplicate(&node, on),
         }
     }
 

@@ -1,0 +1,194 @@
+//! What an operator does by mistake or on purpose, with real daemons on 127.0.0.1 (issue 12): a second
+//! daemon for a node, a graceful stop, what the notify program receives, a closed pipe.
+
+#[path = "support/cluster/mod.rs"]
+mod cluster;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cluster::{notified, notify_recorder, wait_until, Cluster, BIN, DEAD_AFTER_MS};
+use serde_json::{json, Value};
+
+fn detail_names(events: &[Value], node: &str) -> usize {
+    events.iter().filter(|e| e["fields"]["detail"].as_str().unwrap_or("").contains(&format!("\"node\":\"{node}\""))).count()
+}
+
+#[test]
+fn a_second_daemon_for_a_node_is_refused_and_nobody_is_fenced() {
+    let cluster = Cluster::new(&["n1", "n2"], "");
+    let n1 = cluster.start("n1");
+    let n2 = cluster.start("n2");
+    wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
+
+    // the operator's slip: another state dir and control socket, the same addresses
+    let (config, socket) = cluster.instance_config("n1-again");
+    let t = Instant::now();
+    let mut second = cluster.spawn("n1", "n1-again", &config, &socket);
+    let status = loop {
+        if let Some(s) = second.child.as_mut().unwrap().try_wait().unwrap() {
+            break s;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "the second daemon did not exit; log:\n{}", second.log_text());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    second.child = None;
+    let log = second.log_text();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("cannot bind UDP") && log.contains(&format!("pid {}", n1.pid())), "names the running daemon: {log}");
+    println!("second daemon (other state_dir) refused after {} ms: {}", t.elapsed().as_millis(), log.lines().last().unwrap_or(""));
+
+    // the same state_dir (another control socket): refused by the state_dir lock, naming the pid
+    let (own_config, _) = cluster.node_config("n1");
+    let text = std::fs::read_to_string(&own_config).unwrap();
+    let other_socket = cluster.dir.path().join("n1-sock2.sock");
+    let same_state = cluster.dir.path().join("same-state.toml");
+    let sock_line = text.lines().find(|l| l.starts_with("control_socket")).unwrap().to_string();
+    std::fs::write(&same_state, text.replace(&sock_line, &format!("control_socket = \"{}\"", other_socket.display()))).unwrap();
+    let out = Command::new(BIN).args(["run", "--config"]).arg(&same_state).args(["--node", "n1"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cluster.state_dir") && err.contains("another failoverd is running") && err.contains(&format!("pid {}", n1.pid())), "{err}");
+    assert!(!other_socket.exists(), "the refused daemon left a socket behind");
+
+    // nobody convicted, nobody fenced, and the real n1 is still heard by n2
+    std::thread::sleep(Duration::from_millis(3 * DEAD_AFTER_MS));
+    for d in [&n1, &n2] {
+        assert!(d.events("peer_dead").is_empty(), "{}: {:?}", d.name, d.events("peer_dead"));
+        assert!(d.events("fence_started").is_empty() && d.events("fence_needs_operator").is_empty(), "{}", d.name);
+        assert!(d.events("heartbeat_rejected").is_empty(), "{}: {:?}", d.name, d.events("heartbeat_rejected"));
+    }
+    assert!(n2.peer_alive("n1") && n1.peer_alive("n2"));
+}
+
+#[test]
+fn sigterm_is_a_departure_not_a_death() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (script, file) = notify_recorder(tmp.path());
+    let cluster = Cluster::new(&["n1", "n2"], &format!("notify = \"{}\"", script.display()));
+    let n1 = cluster.start("n1");
+    let mut n2 = cluster.start("n2");
+    wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
+
+    let status = n2.terminate(Duration::from_secs(35));
+    assert!(status.success(), "n2 exit status {status:?}");
+    wait_until("n1 reports n2 left", Duration::from_secs(10), || detail_names(&n1.events("peer_left"), "n2") == 1);
+    std::thread::sleep(Duration::from_millis(2 * DEAD_AFTER_MS));
+    assert_eq!(detail_names(&n1.events("peer_dead"), "n2"), 0, "a graceful stop was read as a death");
+    let peer = n1.peer("n2");
+    assert_eq!(peer["left"], json!(true), "{peer:#}");
+    assert_eq!(peer["alive"], json!(false));
+    let text = n1.status_text();
+    let row = text.lines().find(|l| l.trim_start().starts_with("n2")).unwrap_or("");
+    assert!(row.contains("LEFT") && !row.contains("DEAD"), "{text}");
+
+    // the notify program heard it as info, never as an alert about n2
+    wait_until("peer_left notified", Duration::from_secs(5), || notified(&file).iter().any(|e| e["event"] == json!("peer_left")));
+    let all = notified(&file);
+    let left = all.iter().find(|e| e["event"] == json!("peer_left")).unwrap();
+    assert_eq!(left["severity"], json!("info"), "{left}");
+    assert_eq!(left["node"], json!("n2"));
+    assert!(!all.iter().any(|e| e["event"] == json!("peer_dead")), "{all:#?}");
+    assert!(!all.iter().any(|e| e["severity"] == json!("alert") && e["node"] == json!("n2")), "{all:#?}");
+}
+
+#[test]
+fn a_closed_pipe_ends_status_quietly() {
+    let cluster = Cluster::new(&["n1", "n2"], "");
+    let n1 = cluster.start("n1");
+    for args in [vec!["status", "--json"], vec!["status"]] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("'{BIN}' {} --socket '{}' | head -c1", args.join(" "), n1.socket.display()))
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert_eq!(out.stdout.len(), 1);
+    }
+    // without a shell: the process itself dies of SIGPIPE (as `ls` does), never of a panic (exit 101)
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(BIN)
+        .args(["status", "--json", "--socket"])
+        .arg(&n1.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success() || out.status.signal() == Some(13), "{:?}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
+
+#[test]
+fn sim_san_show_into_head_does_not_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let san = tmp.path().join("san");
+    let cfg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/two-node-mds.toml");
+    let init = Command::new(BIN).args(["sim-san", "--san"]).arg(&san).args(["init", "--config"]).arg(&cfg).output().unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("'{BIN}' sim-san --san '{}' show | head -n1", san.display()))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{:?} {err}", out.status);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+    // deterministic: the reader is gone before the first write
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = Command::new(BIN).args(["sim-san", "--san"]).arg(&san).arg("show").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() || out.status.signal() == Some(13), "{:?}: {err}", out.status);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Every notify payload of a whole failover (the demo: mds1 loses power, mds2 fences it and takes over),
+/// received by a real notify program: recoveries included, each with a wall-clock timestamp, the cluster,
+/// the reporting node, snake_case values and a message.
+#[test]
+fn notify_hears_the_whole_failover_with_timestamps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (script, file) = notify_recorder(tmp.path());
+    let out = Command::new(BIN).args(["demo", "--notify"]).arg(&script).stdin(Stdio::null()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // notify programs run in the background: the demo's end may come first
+    std::thread::sleep(Duration::from_millis(500));
+    let all = notified(&file);
+    let names: Vec<&str> = all.iter().filter_map(|e| e["event"].as_str()).collect();
+    println!("notified, in order: {names:?}");
+    for wanted in ["peer_alive", "quorum_gained", "peer_dead", "fence_started", "fence_confirmed", "sequence_started", "sequence_done"] {
+        assert!(names.contains(&wanted), "{wanted} never notified: {names:?}");
+    }
+    let takeover = all
+        .iter()
+        .find(|e| e["event"] == json!("sequence_done") && e["sequence"] == json!("forced") && e["reported_by"] == json!("mds2"))
+        .unwrap_or_else(|| panic!("no takeover_done (sequence_done forced) from mds2: {all:#?}"));
+    assert!(takeover["message"].as_str().unwrap().contains("takeover done"), "{takeover}");
+    let confirmed = all.iter().find(|e| e["event"] == json!("fence_confirmed")).unwrap();
+    assert_eq!(confirmed["action"], json!("off"), "{confirmed}");
+    let started = all.iter().find(|e| e["event"] == json!("fence_started")).unwrap();
+    assert_eq!(started["reason"], json!("peer_dead"), "{started}");
+    let now = std::time::SystemTime::now();
+    for e in &all {
+        for key in ["timestamp", "cluster", "reported_by", "severity", "message"] {
+            assert!(e[key].as_str().is_some_and(|s| !s.is_empty()), "{key} missing: {e}");
+        }
+        assert_eq!(e["cluster"], json!("demo"));
+        let ts = humantime::parse_rfc3339(e["timestamp"].as_str().unwrap()).unwrap_or_else(|err| panic!("{err}: {e}"));
+        let age = now.duration_since(ts).unwrap_or_default();
+        assert!(age < Duration::from_secs(600), "timestamp not the wall clock: {e}");
+        // no Rust Debug names anywhere in a payload
+        let text = e.to_string();
+        for debug in ["\"Off\"", "\"On\"", "\"PeerDead\"", "\"Forced\"", "\"Acquire\"", "\"Release\"", "Replayed {", "Some("] {
+            assert!(!text.contains(debug), "Debug text {debug} in {text}");
+        }
+        assert!(!["step_started", "step_done"].contains(&e["event"].as_str().unwrap()), "progress steps are not paged: {e}");
+    }
+}
