@@ -511,7 +511,7 @@ impl<'a> IntoIterator for &'a ConfigErrors {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     /// The file does not exist, is not readable by this user, or is not a file.
-    #[error("{}: cannot read: {source} (make one with `failoverd keygen --out FILE`)", path.display())]
+    #[error("{}: cannot read: {source} ({})", path.display(), unreadable_advice(source))]
     Unreadable { path: PathBuf, source: std::io::Error },
     #[error(
         "{}: {len} bytes, need at least {min} (make one with `failoverd keygen --out FILE`)",
@@ -520,6 +520,17 @@ pub enum KeyFileError {
     )]
     /// The key (without its trailing line end) is shorter than 32 bytes.
     TooShort { path: PathBuf, len: usize },
+}
+
+/// What to do about a key file that cannot be read: a missing one can be made; one this user may not read
+/// belongs to root (making a new key would break the cluster: every node must have the same one).
+fn unreadable_advice(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "this user may not read it: run as root (do not make a new key: every node needs the same one)"
+        }
+        _ => "make one with `failoverd keygen --out FILE` and copy it to every node",
+    }
 }
 
 /// Whether [`Config::load_with`] checks the key files named by `[cluster]`.

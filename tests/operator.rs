@@ -192,3 +192,72 @@ fn notify_hears_the_whole_failover_with_timestamps() {
         assert!(!["step_started", "step_done"].contains(&e["event"].as_str().unwrap()), "progress steps are not paged: {e}");
     }
 }
+
+/// A fence job left waiting on an operator (manual fencing) is dropped by itself when its victim comes back
+/// in a new incarnation; `failoverd fence --cancel` ends one by hand; `failoverd history` keeps them all
+/// across a restart; `status` shows what the operator must do, at a glance.
+#[test]
+fn stale_fence_jobs_end_and_history_is_kept() {
+    let cluster = Cluster::new(&["n1", "n2"], "");
+    let mut n1 = cluster.start("n1");
+    let n2 = cluster.start("n2");
+    wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
+
+    // n1 dies: n2 (manual fencing) waits for an operator; status says so, with the command to run
+    n1.kill();
+    wait_until("n2 waits for an operator to fence n1", Duration::from_secs(15), || {
+        n2.status()["fencing"].as_array().is_some_and(|f| f.iter().any(|j| j["victim"] == json!("n1") && j["waiting"] == json!("operator")))
+    });
+    let text = n2.status_text();
+    println!("--- failoverd status (n2), n1 dead, manual fencing ---\n{text}");
+    assert!(text.starts_with("cluster: testc"), "{text}");
+    assert!(text.lines().any(|l| l.trim_start().starts_with("n2") && l.contains("this node")), "no row for the local node:\n{text}");
+    assert!(text.contains("WAITING FOR AN OPERATOR") && text.contains("failoverd confirm-fenced n1"), "{text}");
+    assert!(text.contains("n1 is DEAD"), "events as one human line each:\n{text}");
+    let json = n2.status();
+    assert!(humantime::parse_rfc3339(json["time"].as_str().unwrap()).is_ok(), "{json:#}");
+    assert!(json["events"].as_array().unwrap().iter().all(|e| humantime::parse_rfc3339(e["time"].as_str().unwrap()).is_ok()));
+
+    // an operator's fence request while one waits: refused, and says how to cancel
+    let out = Command::new(BIN).args(["fence", "n1", "--action", "on", "--socket"]).arg(&n2.socket).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("fence --cancel n1"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // n1 comes back in a new incarnation: the waiting job is dropped by itself
+    let n1 = cluster.start("n1");
+    wait_until("n2's job for n1 is dropped", Duration::from_secs(15), || n2.status()["fencing"].as_array().unwrap().is_empty());
+    let cancelled = n2.events("fence_cancelled");
+    assert!(cancelled.iter().any(|e| e["fields"]["detail"].as_str().unwrap().contains("new incarnation")), "{cancelled:?}");
+    // and fencing it works again (no "already in progress" left behind)
+    drop(n1);
+    wait_until("n2 waits for an operator again", Duration::from_secs(15), || {
+        n2.status()["fencing"].as_array().is_some_and(|f| f.iter().any(|j| j["waiting"] == json!("operator")))
+    });
+    let out = Command::new(BIN).args(["fence", "--cancel", "n1", "--socket"]).arg(&n2.socket).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cancelled"));
+    let s = n2.status();
+    assert!(s["fencing"].as_array().unwrap().is_empty(), "{s:#}");
+    assert_eq!(s["fence_cancelled"], json!(["n1"]));
+    std::thread::sleep(Duration::from_millis(3 * DEAD_AFTER_MS));
+    assert!(n2.status()["fencing"].as_array().unwrap().is_empty(), "a cancelled fence started again");
+    let out = Command::new(BIN).args(["fence", "--cancel", "n1", "--socket"]).arg(&n2.socket).output().unwrap();
+    assert!(!out.status.success(), "nothing left to cancel");
+
+    // the history, read from the state directory (no daemon needed), kept across a restart of n2
+    let (config, _) = cluster.node_config("n2");
+    let mut n2 = n2;
+    let status = n2.terminate(Duration::from_secs(35));
+    assert!(status.success());
+    let _n2 = cluster.start("n2");
+    let out = Command::new(BIN).args(["history", "--config"]).arg(&config).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    println!("--- failoverd history (n2) ---\n{text}");
+    for wanted in ["peer_dead", "fence_needs_operator", "fence_cancelled"] {
+        assert!(text.contains(wanted), "{wanted} missing from the history:\n{text}");
+    }
+    let out = Command::new(BIN).args(["history", "--json", "-n", "1", "--config"]).arg(&config).output().unwrap();
+    let last: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(last["timestamp"].is_string() && last["message"].is_string(), "{last}");
+}

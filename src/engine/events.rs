@@ -174,7 +174,7 @@ impl Event {
             PeerDead { node, silent_ms } => format!("{node} is DEAD: silent on every link for {}", secs(*silent_ms)),
             PeerLeft { node } => format!("{node} left the cluster (graceful stop)"),
             PeerRestarted { node, incarnation } => format!("{node} restarted (incarnation {incarnation})"),
-            LinkDown { node, link } => format!("link {link} to {node} is down (the node is still heard on another link)"),
+            LinkDown { node, link } => format!("link {link} to {node} is down"),
             LinkUp { node, link } => format!("link {link} to {node} is up"),
             HeartbeatRejected { node, link, reason } => format!("a heartbeat claiming to be {node} on link {link} was rejected: {reason}"),
             QuorumGained { votes, total } => format!("quorum gained ({votes} of {total} votes)"),

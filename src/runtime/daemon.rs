@@ -115,6 +115,17 @@ pub fn resolve_node(cfg: &Config, given: Option<&str>) -> Result<String> {
     )))
 }
 
+/// A daemon not run as root cannot do its job: say plainly what will fail.
+fn warn_if_not_root(node: &str) {
+    let uid = nix::unistd::geteuid();
+    if !uid.is_root() {
+        tracing::warn!(node, uid = uid.as_raw(),
+            "not running as root: heartbeats and status work, but fencing (ipmitool, snmpset, fence agents reading \
+             root-only secret files), zpool import/export, mount and umount will fail, so this node can neither \
+             fence a peer nor take a target over; run failoverd as root (the shipped systemd unit does)");
+    }
+}
+
 /// `2026-05-01T12:34:56.789Z`.
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -136,6 +147,7 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
         let cfg = load_config(config_path)?;
         let keys = load_keys(&cfg)?;
         let node = resolve_node(&cfg, node.as_deref())?;
+        warn_if_not_root(&node);
         let daemon = Daemon::start(Arc::new(cfg), keys, &node, config_path).await?;
         daemon.run().await
     });
