@@ -261,3 +261,24 @@ fn stale_fence_jobs_end_and_history_is_kept() {
     let last: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(last["timestamp"].is_string() && last["message"].is_string(), "{last}");
 }
+
+/// `standby` of a node running an MGT and an MDT: the receiving node starts the MDT only once the MGT runs
+/// there and is verified (start_order), on every seed. Read from the simulator's trace of the real engines.
+#[test]
+fn standby_keeps_start_order() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/standby-start-order.toml");
+    for seed in 1..=12 {
+        let out = Command::new(BIN).arg("simulate").arg(&scenario).args(["--seed", &seed.to_string(), "--trace"]).output().unwrap();
+        let trace = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "seed {seed}:\n{trace}");
+        let at = |needle: &str| {
+            trace
+                .lines()
+                .position(|l| l.contains("mds2: event") && l.contains(needle))
+                .unwrap_or_else(|| panic!("seed {seed}: no `{needle}` on mds2 in the trace"))
+        };
+        let mgt_verified = at(r#""event":"sequence_done","target":"MGT","sequence":"acquire""#);
+        let mdt_started = at(r#""event":"sequence_started","target":"lustre-MDT0000","sequence":"acquire""#);
+        assert!(mgt_verified < mdt_started, "seed {seed}: MDT0000 started on mds2 before the MGT ran there");
+    }
+}
