@@ -282,3 +282,83 @@ fn standby_keeps_start_order() {
         assert!(mgt_verified < mdt_started, "seed {seed}: MDT0000 started on mds2 before the MGT ran there");
     }
 }
+
+/// Every `failoverd ...` command the README shows runs as written: the subcommand exists, each `--option` it
+/// uses is one `--help` lists, and every option `--help`'s usage line requires is given (the README once
+/// said `failoverd migrate <TARGET> <NODE>` where the real form takes `--to`).
+#[test]
+fn readme_commands_match_their_help() {
+    use std::collections::BTreeMap;
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut snippets: Vec<String> = Vec::new();
+    let mut in_code = false;
+    for line in readme.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            let l = line.trim().trim_start_matches("$ ").trim_start_matches("sudo ");
+            if l.starts_with("failoverd ") {
+                snippets.push(l.split('#').next().unwrap().trim().trim_end_matches('\\').trim().to_string());
+            }
+            continue;
+        }
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 1 && span.starts_with("failoverd ") {
+                snippets.push(span.to_string());
+            }
+        }
+    }
+    let mut help: BTreeMap<String, String> = BTreeMap::new();
+    let mut checked = 0;
+    for snippet in &snippets {
+        let words: Vec<&str> = snippet.split_whitespace().collect();
+        let sub = words[1];
+        if !sub.chars().all(|c| c.is_ascii_lowercase() || c == '-') || sub.starts_with('-') {
+            continue;
+        }
+        let mut get = |path: Vec<&str>| -> String {
+            help.entry(path.join(" "))
+                .or_insert_with(|| {
+                    let out = Command::new(BIN).arg("help").args(&path).output().unwrap();
+                    assert!(out.status.success(), "README: `{snippet}`: `failoverd {}` is no subcommand", path.join(" "));
+                    String::from_utf8_lossy(&out.stdout).to_string()
+                })
+                .clone()
+        };
+        let mut text = get(vec![sub]);
+        // a nested subcommand (`sim-san --san DIR init ...`): its own help, plus the parent's global options
+        if let Some(commands) = text.split("Commands:").nth(1).map(|c| c.split("\n\n").next().unwrap_or("").to_string()) {
+            let names: Vec<&str> = commands.lines().filter_map(|l| l.split_whitespace().next()).collect();
+            if let Some(nested) = words[2..].iter().find(|w| names.contains(w)) {
+                text = format!("{}\n{text}", get(vec![sub, nested]));
+            }
+        }
+        for w in &words[2..] {
+            let opt = w.trim_start_matches(['[', '(']).split(['=', ']', ')', ',', '\\']).next().unwrap();
+            if opt.starts_with("--") && opt.len() > 2 {
+                assert!(text.contains(opt), "README: `{snippet}`: {opt} is not an option of `failoverd {sub}`:\n{text}");
+            }
+        }
+        let usage = text.lines().find(|l| l.starts_with("Usage:")).unwrap_or("");
+        let mut depth = 0;
+        let mut required = Vec::new();
+        for tok in usage.split_whitespace() {
+            let opens = tok.matches('[').count() as i32;
+            if depth == 0 && opens == 0 && tok.starts_with("--") {
+                required.push(tok.to_string());
+            }
+            depth += opens - tok.matches(']').count() as i32;
+        }
+        // a bare `failoverd keygen` in prose names the command; a longer one is a command line
+        if !snippet.contains("...") && words.len() > 2 {
+            for r in required {
+                assert!(snippet.contains(&r), "README: `{snippet}`: `failoverd {sub}` requires {r} ({usage})");
+            }
+        }
+        checked += 1;
+    }
+    println!("{checked} README commands checked against --help");
+    assert!(checked >= 25, "only {checked} commands found in the README");
+}
