@@ -362,3 +362,32 @@ fn readme_commands_match_their_help() {
     println!("{checked} README commands checked against --help");
     assert!(checked >= 25, "only {checked} commands found in the README");
 }
+
+/// n2 runs with another dead_after than n1 (a timing, no target differs): before, nothing reported it.
+/// Now n1's status and metrics show the mismatch and a config_mismatch alert is raised.
+#[test]
+fn a_timing_mismatch_is_reported() {
+    let cluster = Cluster::new(&["n1", "n2"], "");
+    let n1 = cluster.start("n1");
+    let (config, socket) = cluster.instance_config("n2");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let changed = text.replacen(&format!("dead_after = \"{DEAD_AFTER_MS}ms\""), "dead_after = \"700ms\"", 1);
+    assert_ne!(text, changed);
+    std::fs::write(&config, changed).unwrap();
+    let n2 = cluster.spawn("n2", "n2", &config, &socket);
+    n2.wait_for_socket();
+    wait_until("n1 reports the mismatch", Duration::from_secs(15), || !n1.events("config_mismatch").is_empty());
+    let peer = n1.peer("n2");
+    let listed = peer["config_mismatch"].as_array().unwrap();
+    assert!(listed.iter().any(|m| m.as_str().unwrap().contains("cluster-wide settings")), "{peer:#}");
+    let human = n1.status_text();
+    assert!(human.contains("CONFIG MISMATCH with n2"), "{human}");
+    let alert = &n1.events("config_mismatch")[0];
+    assert_eq!(alert["level"], json!("ERROR"), "an alert: {alert}");
+    // both files side by side name the key and both values
+    let (own, _) = cluster.node_config("n1");
+    let out = Command::new(BIN).args(["check-config", "--no-key-check"]).arg(&own).arg(&config).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("differs: cluster.dead_after: {} = 500ms, {} = 700ms", own.display(), config.display())), "{err}");
+}

@@ -7,6 +7,11 @@ use super::detector::Change;
 use super::quorum::{self, Membership};
 use super::{Engine, Event};
 
+/// What `status` lists for a peer whose configuration differs from ours in a cluster-wide setting while every
+/// target's definition agrees.
+pub(crate) const CLUSTER_WIDE_MISMATCH: &str =
+    "cluster-wide settings (timings, links, nodes or fencing): compare the nodes' files with `failoverd check-config FILE...`";
+
 impl Engine {
     pub(crate) fn on_datagram(&mut self, now: Time, link: usize, env: Envelope) {
         if env.cluster != self.cfg.cluster.name {
@@ -89,6 +94,9 @@ impl Engine {
                 .collect()
         };
         let mismatch = hb.config_digest != self.config_digest;
+        // every target agrees, so a cluster-wide setting differs (timings, links, nodes, fencing): say so, so
+        // that status and metrics show it (this entry names no target, so it blocks no takeover by itself)
+        let differing = if mismatch && differing.is_empty() { vec![CLUSTER_WIDE_MISMATCH.to_string()] } else { differing };
         let known = self.mismatches.get(sender);
         if mismatch && known != Some(&differing) {
             self.mismatches.insert(sender.to_string(), differing.clone());

@@ -15,6 +15,7 @@
 //! |---|---|---|
 //! | `info` | gauge (1) | `node`, `cluster`, `version` |
 //! | `peer_alive` | gauge 0/1 | `node` |
+//! | `peer_config_mismatch` | gauge 0/1: the peer's cluster-wide configuration differs from this node's | `node` |
 //! | `peer_link_up` | gauge 0/1 | `node`, `link` |
 //! | `peer_last_heard_seconds` | gauge, age of the last valid heartbeat (absent until one arrived) | `node`, `link` |
 //! | `quorate`, `quorum_votes`, `quorum_votes_needed`, `witness_vote`, `maintenance` | gauge | |
@@ -130,6 +131,7 @@ type SecondsGauge = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     peer_alive: Family<NodeLabels, Gauge>,
+    peer_config_mismatch: Family<NodeLabels, Gauge>,
     link_up: Family<LinkLabels, Gauge>,
     last_heard: Family<LinkLabels, SecondsGauge>,
     quorate: Gauge,
@@ -158,6 +160,7 @@ impl Metrics {
         registry.register("info", "This failoverd daemon: node, cluster and version (always 1)", info);
         let m = Metrics {
             peer_alive: Family::default(),
+            peer_config_mismatch: Family::default(),
             link_up: Family::default(),
             last_heard: Family::default(),
             quorate: Gauge::default(),
@@ -177,6 +180,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("peer_alive", "1 when this node considers the peer alive", m.peer_alive.clone());
+        registry.register(
+            "peer_config_mismatch",
+            "1 when the peer's cluster-wide configuration differs from this node's",
+            m.peer_config_mismatch.clone(),
+        );
         registry.register("peer_link_up", "1 when the link delivered a valid heartbeat from the peer within dead_after", m.link_up.clone());
         registry.register(
             "peer_last_heard_seconds",
@@ -239,6 +247,7 @@ impl Metrics {
     pub fn refresh(&self, status: &Status, net: &NetCounters) {
         for p in &status.peers {
             self.peer_alive.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.alive));
+            self.peer_config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(!p.config_mismatch.is_empty()));
             for l in &p.links {
                 let labels = LinkLabels { node: p.node.clone(), link: l.link.clone() };
                 self.link_up.get_or_create(&labels).set(i64::from(l.up));
@@ -519,6 +528,7 @@ mod tests {
         for line in [
             "failoverd_info{node=\"n1\",cluster=\"c1\",version=\"",
             "failoverd_peer_alive{node=\"n2\"} 1\n",
+            "failoverd_peer_config_mismatch{node=\"n2\"} 0\n",
             "failoverd_peer_link_up{node=\"n2\",link=\"ring0\"} 1\n",
             "failoverd_peer_link_up{node=\"n2\",link=\"ring1\"} 0\n",
             "failoverd_peer_last_heard_seconds{node=\"n2\",link=\"ring0\"} 0.25\n",
