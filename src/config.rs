@@ -517,7 +517,7 @@ impl<'a> IntoIterator for &'a ConfigErrors {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyFileError {
     /// The file does not exist, is not readable by this user, or is not a file.
-    #[error("{}: cannot read: {source} (make one with `failoverd keygen --out FILE`)", path.display())]
+    #[error("{}: cannot read: {source} ({})", path.display(), unreadable_advice(source))]
     Unreadable { path: PathBuf, source: std::io::Error },
     #[error(
         "{}: {len} bytes, need at least {min} (make one with `failoverd keygen --out FILE`)",
@@ -526,6 +526,17 @@ pub enum KeyFileError {
     )]
     /// The key (without its trailing line end) is shorter than 32 bytes.
     TooShort { path: PathBuf, len: usize },
+}
+
+/// What to do about a key file that cannot be read: a missing one can be made; one this user may not read
+/// belongs to root (making a new key would break the cluster: every node must have the same one).
+fn unreadable_advice(e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            "this user may not read it: run as root (do not make a new key: every node needs the same one)"
+        }
+        _ => "make one with `failoverd keygen --out FILE` and copy it to every node",
+    }
 }
 
 /// Whether [`Config::load_with`] checks the key files named by `[cluster]`.
@@ -604,6 +615,38 @@ impl Config {
         let hash = sha256_of("failoverd-config-digest-v1", &ClusterWide::of(self));
         let mut out = [0u8; 16];
         out.copy_from_slice(&hash[..16]);
+        out
+    }
+
+    /// Every cluster-wide setting (what [`Config::digest`] covers) as `key = value` text, keyed by a path
+    /// that names the section the way an operator finds it in the file: `cluster.dead_after`,
+    /// `node[mds1].fence_priority`, `fence_device[mds1-ipmi].host`, `target[MGT].pool`, `witness.address`.
+    /// Durations read as in the file (`3s`). Used by `check-config A B ...` to say how files of one cluster
+    /// differ.
+    pub fn cluster_wide_values(&self) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Ok(value) = serde_json::to_value(ClusterWide::of(self)) else { return out };
+        let Some(obj) = value.as_object() else { return out };
+        for (key, v) in obj {
+            match key.as_str() {
+                "nodes" | "fence_devices" | "targets" => {
+                    let section = match key.as_str() {
+                        "nodes" => "node",
+                        "fence_devices" => "fence_device",
+                        _ => "target",
+                    };
+                    for (i, item) in v.as_array().into_iter().flatten().enumerate() {
+                        let name = item["name"].as_str().map(str::to_string).unwrap_or_else(|| i.to_string());
+                        flatten_setting(&format!("{section}[{name}]"), item, &mut out);
+                    }
+                }
+                "witness" => flatten_setting("witness", v, &mut out),
+                "name" => {
+                    out.insert("cluster.name".into(), v.as_str().unwrap_or_default().to_string());
+                }
+                _ => flatten_setting(&format!("cluster.{key}"), v, &mut out),
+            }
+        }
         out
     }
 
@@ -2145,6 +2188,32 @@ fn warn_targets(c: &Config, w: &mut Problems) {
 // ---------------------------------------------------------------------------------------------------------------
 // Digests
 // ---------------------------------------------------------------------------------------------------------------
+
+/// One setting (or a table of them) as `path = text` lines in `out`; a serialized `Duration` reads as in the file.
+fn flatten_setting(path: &str, v: &serde_json::Value, out: &mut std::collections::BTreeMap<String, String>) {
+    use serde_json::Value;
+    match v {
+        Value::Object(o) if o.len() == 2 && o.contains_key("secs") && o.contains_key("nanos") => {
+            let d = Duration::new(o["secs"].as_u64().unwrap_or(0), o["nanos"].as_u64().unwrap_or(0) as u32);
+            out.insert(path.to_string(), humantime::format_duration(d).to_string());
+        }
+        Value::Object(o) => {
+            for (k, v) in o {
+                if path.ends_with(']') && k == "name" {
+                    continue;
+                }
+                flatten_setting(&format!("{path}.{k}"), v, out);
+            }
+        }
+        Value::Null => {}
+        Value::String(s) => {
+            out.insert(path.to_string(), s.clone());
+        }
+        other => {
+            out.insert(path.to_string(), other.to_string());
+        }
+    }
+}
 
 /// The cluster-wide part of a configuration, in the canonical form hashed by [`Config::digest`].
 #[derive(Serialize)]

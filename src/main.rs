@@ -38,8 +38,10 @@ enum Command {
     Migrate(cli::MigrateArgs),
     /// Tell the cluster that a node is powered off (manual fencing). Wrongly confirming corrupts data.
     ConfirmFenced(cli::ConfirmFencedArgs),
-    /// Fence a node through its configured fence levels.
+    /// Fence a node through its configured fence levels (or cancel a fence job that waits: --cancel).
     Fence(cli::FenceArgs),
+    /// The fences and takeovers this node saw, kept across restarts (like `stonith_admin --history`).
+    History(cli::HistoryArgs),
     /// Turn cluster-wide maintenance on (no automatic action) or off.
     Maintenance(cli::MaintenanceArgs),
     /// Move every target off a node (controlled migrations) and keep it off.
@@ -140,7 +142,15 @@ struct KeygenArgs {
 }
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    // The commands that print for an operator die quietly (as `ls | head` does) when their reader goes away:
+    // Rust ignores SIGPIPE, which turns a closed pipe into a panic in `println!`. The long-running
+    // processes (`run`, `witness`, `demo`, which hosts two daemons) keep ignoring it: a peer closing a
+    // socket must never kill them.
+    if !matches!(cli.command, Command::Run(_) | Command::Witness(_) | Command::Demo(_)) {
+        restore_sigpipe();
+    }
+    match cli.command {
         Command::CheckConfig(args) => check_config(&args),
         Command::Keygen(args) => keygen(&args),
         Command::Run(args) => cli::run(args),
@@ -148,6 +158,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => cli::migrate(args),
         Command::ConfirmFenced(args) => cli::confirm_fenced(args),
         Command::Fence(args) => cli::fence(args),
+        Command::History(args) => cli::history(args),
         Command::Maintenance(args) => cli::maintenance(args),
         Command::Standby(args) => cli::standby(args),
         Command::Unstandby(args) => cli::unstandby(args),
@@ -186,6 +197,13 @@ fn manpages(args: &ManpagesArgs) -> ExitCode {
     }
 }
 
+/// Give SIGPIPE back its default action (end the process), for commands whose only output is for a reader.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first thing in main, before any thread is started; SIG_DFL installs no handler code.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 /// `failoverd simulate [PATH...]`: see `failoverd::sim::runner`.
 fn simulate(a: SimulateArgs) -> ExitCode {
     let args = failoverd::sim::runner::SimArgs {
@@ -203,10 +221,15 @@ fn simulate(a: SimulateArgs) -> ExitCode {
 }
 
 /// `failoverd check-config FILE...`: `FILE: ok (...)` on stdout, or every problem as `FILE: key: message` on
-/// stderr; warnings as `FILE: warning: key: message`. Fails if any file has an error.
+/// stderr; warnings as `FILE: warning: key: message`. Unless `--no-key-check`, every secret file the
+/// configuration names (keys, fence passwords, communities, agent secrets) must exist and be readable.
+/// With several files of one cluster (the same `cluster.name`), says how they differ: every cluster-wide key whose values differ, with
+/// each file's value (node-local keys such as state_dir may differ). Fails if any file has an error or the
+/// files disagree.
 fn check_config(args: &CheckConfigArgs) -> ExitCode {
     let keys = if args.no_key_check { KeyCheck::Skip } else { KeyCheck::Check };
     let mut failed = false;
+    let mut loaded: Vec<(String, Config)> = Vec::new();
     for file in &args.files {
         let name = file.display();
         match Config::load_with(file, keys) {
@@ -220,12 +243,21 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
                 for warning in config.warnings() {
                     eprintln!("{name}: warning: {warning}");
                 }
-                println!(
-                    "{name}: ok ({}, {}, {})",
-                    plural(config.nodes.len(), "node"),
-                    plural(config.targets.len(), "target"),
-                    plural(config.link_count(), "link")
-                );
+                let secrets = if args.no_key_check { Vec::new() } else { unreadable_secrets(&config) };
+                for problem in &secrets {
+                    eprintln!("{name}: {problem}");
+                }
+                if secrets.is_empty() {
+                    println!(
+                        "{name}: ok ({}, {}, {})",
+                        plural(config.nodes.len(), "node"),
+                        plural(config.targets.len(), "target"),
+                        plural(config.link_count(), "link")
+                    );
+                } else {
+                    failed = true;
+                }
+                loaded.push((name.to_string(), config));
             }
             Err(errors) => {
                 failed = true;
@@ -235,10 +267,76 @@ fn check_config(args: &CheckConfigArgs) -> ExitCode {
             }
         }
     }
+    // files of one cluster (same cluster.name) must agree on every cluster-wide key
+    let mut clusters: std::collections::BTreeMap<String, Vec<(String, Config)>> = std::collections::BTreeMap::new();
+    for (name, config) in loaded {
+        clusters.entry(config.cluster.name.clone()).or_default().push((name, config));
+    }
+    for files in clusters.values().filter(|f| f.len() >= 2) {
+        if !compare_configs(files) {
+            failed = true;
+        }
+    }
     if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Every secret file any node of the configuration reads that is missing or unreadable here, as
+/// `key: path: problem` lines.
+fn unreadable_secrets(cfg: &Config) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for node in &cfg.nodes {
+        for (key, path) in failoverd::runtime::doctor::secret_files(cfg, &node.name) {
+            if !seen.insert(path.clone()) {
+                continue;
+            }
+            match std::fs::File::open(&path) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => out.push(format!(
+                    "{key}: {}: cannot read it as this user ({e}); the daemon runs as root: run check-config as root \
+                     (or pass --no-key-check to skip the secret files)",
+                    path.display()
+                )),
+                Err(e) => out.push(format!("{key}: {}: {e}; create it (mode 0400, owner root) or correct {key}", path.display())),
+            }
+        }
+    }
+    out
+}
+
+/// Print every cluster-wide key on which the files differ, with each file's value. True when they agree.
+fn compare_configs(loaded: &[(String, Config)]) -> bool {
+    let values: Vec<std::collections::BTreeMap<String, String>> = loaded.iter().map(|(_, c)| c.cluster_wide_values()).collect();
+    let keys: std::collections::BTreeSet<&String> = values.iter().flat_map(|v| v.keys()).collect();
+    let mut differ = 0;
+    for key in keys {
+        let vals: Vec<Option<&String>> = values.iter().map(|v| v.get(key)).collect();
+        if vals.windows(2).all(|w| w[0] == w[1]) {
+            continue;
+        }
+        differ += 1;
+        let each: Vec<String> = loaded
+            .iter()
+            .zip(&vals)
+            .map(|((name, _), v)| format!("{name} = {}", v.map_or("(not set)".to_string(), |s| s.to_string())))
+            .collect();
+        eprintln!("differs: {key}: {}", each.join(", "));
+    }
+    let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
+    if differ == 0 {
+        println!("{}: the cluster-wide settings agree (node-local keys such as state_dir may differ)", names.join(", "));
+        true
+    } else {
+        eprintln!(
+            "{}: {differ} cluster-wide setting(s) differ: the daemons would report config_mismatch and not take over what \
+             differs; make the files agree",
+            names.join(", ")
+        );
+        false
     }
 }
 

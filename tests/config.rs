@@ -35,6 +35,35 @@ fn with_key(file: &Path, dir: &Path) -> PathBuf {
     out
 }
 
+/// [`with_key`], and the fence devices' secret files (passwords, communities, agent secrets) in `dir` too:
+/// check-config checks that they exist and can be read.
+fn with_secrets(file: &Path, dir: &Path) -> PathBuf {
+    let out = with_key(file, dir);
+    let mut table: toml::Table = std::fs::read_to_string(&out).unwrap().parse().unwrap();
+    let local = |p: &str| {
+        let local = dir.join(Path::new(p).file_name().unwrap());
+        std::fs::write(&local, "secret\n").unwrap();
+        toml::Value::String(local.display().to_string())
+    };
+    for device in table.get_mut("fence_device").and_then(|d| d.as_array_mut()).into_iter().flatten() {
+        let device = device.as_table_mut().unwrap();
+        for k in ["password_file", "community_file"] {
+            if let Some(p) = device.get(k).and_then(|v| v.as_str()).map(str::to_string) {
+                device.insert(k.into(), local(&p));
+            }
+        }
+        if let Some(opts) = device.get_mut("secret_options").and_then(|o| o.as_table_mut()) {
+            for (_, v) in opts.iter_mut() {
+                if let Some(p) = v.as_str().map(str::to_string) {
+                    *v = local(&p);
+                }
+            }
+        }
+    }
+    std::fs::write(&out, toml::to_string(&table).unwrap()).unwrap();
+    out
+}
+
 /// Run the binary; its stdout and stderr together.
 fn run(args: &[&str]) -> (Output, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
@@ -111,7 +140,7 @@ fn three_node_lab_example() {
 #[test]
 fn check_config_accepts_a_good_file() {
     let dir = tempfile::tempdir().unwrap();
-    let file = with_key(&example("two-node-mds.toml"), dir.path());
+    let file = with_secrets(&example("two-node-mds.toml"), dir.path());
     let (out, text) = run(&["check-config", file.to_str().unwrap()]);
     assert!(out.status.success(), "{text}");
     assert_eq!(text.trim(), format!("{}: ok (2 nodes, 2 targets, 2 links)", file.display()));
@@ -150,13 +179,54 @@ fn check_config_reports_every_problem_with_its_key() {
 #[test]
 fn check_config_fails_on_a_missing_key_file_and_goes_on_with_other_files() {
     let dir = tempfile::tempdir().unwrap();
-    let good = with_key(&example("two-node-oss.toml"), dir.path());
+    let good = with_secrets(&example("two-node-oss.toml"), dir.path());
     let shipped = example("two-node-mds.toml");
     let (out, text) = run(&["check-config", shipped.to_str().unwrap(), good.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let expected = format!("{}: cluster.key_file: /etc/failoverd/cluster.key: cannot read", shipped.display());
     assert!(text.contains(&expected), "{text}");
     assert!(text.contains(&format!("{}: ok (2 nodes, 2 targets, 2 links)", good.display())), "{text}");
+}
+
+#[test]
+fn check_config_fails_on_a_missing_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = with_secrets(&example("two-node-mds.toml"), dir.path());
+    std::fs::remove_file(dir.path().join("mds1-bmc.pw")).unwrap();
+    let (out, text) = run(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("password_file") && text.contains("mds1-bmc.pw") && text.contains("No such file"), "{text}");
+    let (out, text) = run(&["check-config", "--no-key-check", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{text}");
+}
+
+/// Two files of one cluster with different timings (mds2 with dead_after 5s / fence_delay 15s against mds1's
+/// 3s / 10s): check-config names each differing key with both values and fails.
+#[test]
+fn check_config_says_how_files_of_one_cluster_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = with_secrets(&example("two-node-mds.toml"), dir.path());
+    let text_a = std::fs::read_to_string(&a).unwrap();
+    let b = dir.path().join("mds2.toml");
+    let text_b = text_a.replacen("dead_after = \"3s\"", "dead_after = \"5s\"", 1).replacen("fence_delay = \"10s\"", "fence_delay = \"15s\"", 1);
+    assert_ne!(text_a, text_b);
+    std::fs::write(&b, text_b).unwrap();
+    let (out, text) = run(&["check-config", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (an, bn) = (a.display(), b.display());
+    assert!(text.contains(&format!("differs: cluster.dead_after: {an} = 3s, {bn} = 5s")), "{text}");
+    assert!(text.contains(&format!("differs: cluster.fence_delay: {an} = 10s, {bn} = 15s")), "{text}");
+    // stall_threshold defaults to half of dead_after: its effective value differs too, and is said so
+    assert!(text.contains("differs: cluster.stall_threshold:"), "{text}");
+    assert!(text.contains("3 cluster-wide setting(s) differ"), "{text}");
+    // a target changed in more than its name: the changed key is named
+    let c = dir.path().join("mds2-target.toml");
+    std::fs::write(&c, text_a.replacen("mountpoint = \"/lustre/mgt\"", "mountpoint = \"/lustre/mgs\"", 1)).unwrap();
+    let (_, text) = run(&["check-config", a.to_str().unwrap(), c.to_str().unwrap()]);
+    assert!(text.contains("differs: target[MGT].mountpoint:") && text.contains("= /lustre/mgs"), "{text}");
+    // and identical files agree
+    let (out, text) = run(&["check-config", a.to_str().unwrap(), a.to_str().unwrap()]);
+    assert!(out.status.success() && text.contains("agree"), "{text}");
 }
 
 #[test]

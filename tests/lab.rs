@@ -38,8 +38,8 @@ fn forced_steps(spec: &LabSpec) -> Vec<(&'static str, Vec<(&'static str, String)
     targets.sort_by_key(|t| t.start_order);
     let mut out = Vec::new();
     for t in targets {
-        out.push(("sequence_started", vec![("target", t.name.clone()), ("sequence", "Forced".to_string())]));
-        out.push(("sequence_done", vec![("target", t.name.clone()), ("sequence", "Forced".to_string())]));
+        out.push(("sequence_started", vec![("target", t.name.clone()), ("sequence", "forced".to_string())]));
+        out.push(("sequence_done", vec![("target", t.name.clone()), ("sequence", "forced".to_string())]));
     }
     out
 }
@@ -178,7 +178,7 @@ fn full_partition_without_witness_leaves_one_node() {
         ("fence_started", with(&[("node", "mds2")])),
         ("fence_confirmed", with(&[("node", "mds2")])),
     ];
-    steps.push(("sequence_done", with(&[("target", "MDT0000"), ("sequence", "Forced")])));
+    steps.push(("sequence_done", with(&[("target", "MDT0000"), ("sequence", "forced")])));
     in_order(&lab, "mds1", cut_at, &steps);
     let victim = lab.log("mds2");
     if victim.count(cut_at, "fence_started", &[("node", "mds1")]) > 0 {
@@ -238,8 +238,8 @@ fn controlled_migration_needs_no_fence_and_no_force() {
         let running = st["targets"].as_array()?.iter().any(|t| t["target"] == "MGT" && t["local"] == "running");
         (running && p["MGT"] == ["mds2"] && p["MDT0000"] == ["mds1"]).then_some(())
     }));
-    in_order(&lab, "mds1", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "Release")]))]);
-    in_order(&lab, "mds2", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "Acquire")]))]);
+    in_order(&lab, "mds1", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "release")]))]);
+    in_order(&lab, "mds2", asked, &[("sequence_done", with(&[("target", "MGT"), ("sequence", "acquire")]))]);
     for host in ["mds1", "mds2"] {
         if lab.log(host).count(asked, "fence_started", &[]) > 0 {
             lab.fail(&format!("{host} fenced during a controlled migration"));
@@ -387,13 +387,13 @@ fn restart_during_migration(test: &str, victim: &str, sequence: &str, step: &str
 
 #[test]
 fn restart_of_the_releasing_node_during_a_migration() {
-    restart_during_migration("restart_of_the_releasing_node_during_a_migration", "mds1", "Release", "export", false);
+    restart_during_migration("restart_of_the_releasing_node_during_a_migration", "mds1", "release", "export", false);
 }
 
 #[test]
 fn restart_of_the_importing_node_during_a_migration() {
     // the import waits out the MMP activity check (2 s here): the killed daemon leaves it running
-    restart_during_migration("restart_of_the_importing_node_during_a_migration", "mds2", "Acquire", "import", true);
+    restart_during_migration("restart_of_the_importing_node_during_a_migration", "mds2", "acquire", "import", true);
 }
 
 /// `systemctl stop` on mds1 (SIGTERM): mds1 first moves MGT and MDT0000 to mds2 by controlled migrations (no
@@ -407,8 +407,8 @@ fn sigterm_is_a_graceful_leave() {
     let left_after = since(stopped, SystemTime::now());
     lab.ok(lab.wait_all_on("mds2", TAKEOVER));
     for t in ["MGT", "MDT0000"] {
-        in_order(&lab, "mds1", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "Release")]))]);
-        in_order(&lab, "mds2", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "Acquire")]))]);
+        in_order(&lab, "mds1", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "release")]))]);
+        in_order(&lab, "mds2", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "acquire")]))]);
     }
     // long enough for a fence: detection, the fence_delay, a retry
     std::thread::sleep(lab.spec.dead_after * 3 + lab.spec.fence_delay * 2);

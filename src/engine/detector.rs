@@ -19,6 +19,24 @@ pub enum Rejected {
     WrongLink { claimed: u8, arrived: usize },
     /// The link index is not configured.
     UnknownLink(usize),
+    /// A live process of this node runs with another incarnation than the current one (`other`, not a replay:
+    /// its seq is newer than anything heard from it): two daemons claim the node. The datagram counts as a
+    /// sign of life only; its content is not used. `first` is true when the conflict starts.
+    SecondIncarnation { current: u64, other: u64, first: bool },
+}
+
+impl Rejected {
+    /// A stable snake_case reason for events and logs.
+    pub fn reason(&self) -> String {
+        match self {
+            Rejected::Replayed { incarnation, seq } => format!("replayed (incarnation {incarnation}, seq {seq} not newer than the last accepted)"),
+            Rejected::WrongLink { claimed, arrived } => format!("wrong_link (claims link {claimed}, arrived on link {arrived})"),
+            Rejected::UnknownLink(l) => format!("unknown_link ({l})"),
+            Rejected::SecondIncarnation { current, other, .. } => {
+                format!("second_incarnation (incarnation {other} heard while {current} is current)")
+            }
+        }
+    }
 }
 
 /// What changed when the detector looked at the clock.
@@ -30,6 +48,9 @@ pub enum Change {
     LinkDown(usize),
     /// The peer is heard with a higher incarnation: it restarted.
     PeerRestarted { old: u64, new: u64 },
+    /// Two incarnations are no longer heard at once: `incarnation` is the one that goes on (when it is not the
+    /// one that was current, the other went silent and the peer's replay window now follows this one).
+    ConflictEnded { incarnation: u64 },
 }
 
 /// One link of one peer.
@@ -57,7 +78,19 @@ pub struct PeerLiveness {
     grace_until: Option<Time>,
     /// When the peer was last declared dead (for detection-time measurements).
     pub died_at: Option<Time>,
+    /// Incarnations accepted before the current one (at most [`OLDER_KEPT`]), with the highest seq heard.
+    older: std::collections::BTreeMap<u64, Vec<u64>>,
+    /// Another incarnation heard live while the current one also is: (incarnation, last heard).
+    conflict: Option<(u64, Time, u32)>,
+    /// An incarnation dropped after a conflict (a stray daemon that went silent), with its highest seq:
+    /// its captured datagrams stay replays.
+    retired: Option<(u64, u64)>,
 }
+
+/// How many earlier incarnations of a peer are remembered for conflict detection.
+const OLDER_KEPT: usize = 8;
+/// The how-manieth datagram of a second live incarnation raises the conflict.
+const CONFLICT_AFTER: u32 = 3;
 
 impl PeerLiveness {
     pub fn new(links: usize) -> PeerLiveness {
@@ -70,7 +103,15 @@ impl PeerLiveness {
             latest: None,
             grace_until: None,
             died_at: None,
+            older: std::collections::BTreeMap::new(),
+            conflict: None,
+            retired: None,
         }
+    }
+
+    /// Another incarnation of this peer heard live at the same time as the current one, if any.
+    pub fn conflict(&self) -> Option<u64> {
+        self.conflict.filter(|c| c.2 >= CONFLICT_AFTER).map(|(i, _, _)| i)
     }
 
     pub fn alive(&self) -> bool {
@@ -111,17 +152,51 @@ impl PeerLiveness {
         if hb.link as usize != link {
             return Err(Rejected::WrongLink { claimed: hb.link, arrived: link });
         }
-        let state = &mut self.links[link];
-        if state.accepted.is_some_and(|prev| (incarnation, seq) <= prev) {
+        if let Some(current) = self.incarnation.filter(|c| incarnation < *c) {
+            // An older incarnation: a replay, unless it is newer than anything heard from it (a daemon of an
+            // incarnation we accepted that still runs) or newer than every incarnation before the current one
+            // (a restart after a stray daemon with a higher incarnation): then two processes claim this node.
+            let plausible = match self.older.get(&incarnation) {
+                Some(max) => seq > max.get(link).copied().unwrap_or(0),
+                None => self.older.keys().next_back().is_some_and(|m| incarnation > *m),
+            };
+            if !plausible {
+                return Err(Rejected::Replayed { incarnation, seq });
+            }
+            let n = self.links.len();
+            let entry = self.older.entry(incarnation).or_insert_with(|| vec![0; n]);
+            entry[link] = entry[link].max(seq);
+            // a datagram or two still in flight from before a restart are not a conflict: the third is
+            let count = match self.conflict {
+                Some((i, _, n)) if i == incarnation => n.saturating_add(1),
+                _ => 1,
+            };
+            let first = count == CONFLICT_AFTER;
+            self.conflict = Some((incarnation, now, count));
+            return Err(Rejected::SecondIncarnation { current, other: incarnation, first });
+        }
+        if self.retired.is_some_and(|(ri, rs)| incarnation == ri && seq <= rs) {
             return Err(Rejected::Replayed { incarnation, seq });
         }
-        state.accepted = Some((incarnation, seq));
-        state.last_heard = Some(now);
+        if self.links[link].accepted.is_some_and(|prev| (incarnation, seq) <= prev) {
+            return Err(Rejected::Replayed { incarnation, seq });
+        }
         let mut changes = Vec::new();
         match self.incarnation {
-            Some(old) if incarnation > old => changes.push(Change::PeerRestarted { old, new: incarnation }),
+            Some(old) if incarnation > old => {
+                changes.push(Change::PeerRestarted { old, new: incarnation });
+                // what each link heard last from the old incarnation: more from it later is a second daemon
+                let per_link = self.links.iter().map(|l| l.accepted.filter(|(i, _)| *i == old).map_or(0, |(_, s)| s)).collect();
+                self.older.insert(old, per_link);
+                while self.older.len() > OLDER_KEPT {
+                    self.older.pop_first();
+                }
+            }
             _ => {}
         }
+        let state = &mut self.links[link];
+        state.accepted = Some((incarnation, seq));
+        state.last_heard = Some(now);
         if self.incarnation.is_none_or(|old| incarnation > old) {
             self.incarnation = Some(incarnation);
         }
@@ -141,6 +216,32 @@ impl PeerLiveness {
     pub fn evaluate(&mut self, now: Time, dead_after: Duration) -> Vec<Change> {
         let mut changes = Vec::new();
         let in_grace = self.grace_until.is_some_and(|g| now < g);
+        let any_fresh = self.links.iter().any(|l| l.last_heard.is_some_and(|t| now.since(t) < dead_after));
+        // a second live incarnation is a sign of life too: nobody is convicted over a conflict
+        let conflict_fresh = self.conflict.is_some_and(|(_, t, _)| now.since(t) < dead_after);
+        if let Some((other, heard, count)) = self.conflict {
+            if !conflict_fresh {
+                self.conflict = None;
+                if let Some(i) = self.incarnation.filter(|_| count >= CONFLICT_AFTER) {
+                    changes.push(Change::ConflictEnded { incarnation: i });
+                }
+            } else if !any_fresh {
+                // the current incarnation went silent, the other goes on: follow it from now on
+                let retired = self.latest.or(self.incarnation.map(|i| (i, 0)));
+                self.retired = retired.max(self.retired);
+                let seqs = self.older.remove(&other).unwrap_or_default();
+                self.incarnation = Some(other);
+                self.latest = None;
+                for (i, l) in self.links.iter_mut().enumerate() {
+                    l.accepted = Some((other, seqs.get(i).copied().unwrap_or(0)));
+                    // the incarnation followed from now on was heard then (on some link): its next heartbeats
+                    // on each link keep the links up
+                    l.last_heard = Some(heard);
+                }
+                self.conflict = None;
+                changes.push(Change::ConflictEnded { incarnation: other });
+            }
+        }
         for (i, l) in self.links.iter_mut().enumerate() {
             let fresh = l.last_heard.is_some_and(|t| now.since(t) < dead_after);
             let up = fresh || (in_grace && l.up);
@@ -150,7 +251,7 @@ impl PeerLiveness {
             }
         }
         let any_fresh = self.links.iter().any(|l| l.last_heard.is_some_and(|t| now.since(t) < dead_after));
-        let alive = any_fresh || (in_grace && self.alive);
+        let alive = any_fresh || conflict_fresh || (in_grace && self.alive);
         if alive != self.alive {
             self.alive = alive;
             if alive {
@@ -171,7 +272,8 @@ impl PeerLiveness {
     /// or a grace period ends.
     pub fn next_deadline(&self, dead_after: Duration) -> Option<Time> {
         let grace = self.grace_until;
-        self.links
+        let links = self
+            .links
             .iter()
             .filter(|l| l.up)
             .filter_map(|l| l.last_heard)
@@ -179,7 +281,12 @@ impl PeerLiveness {
                 let d = t + dead_after;
                 grace.map_or(d, |g| d.max(g))
             })
-            .min()
+            .min();
+        let conflict = self.conflict.map(|(_, t, _)| t + dead_after);
+        match (links, conflict) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 
@@ -252,6 +359,67 @@ mod tests {
         let c = p.on_heartbeat(Time::from_millis(10), 0, 4, 1, &hb(0)).unwrap();
         assert_eq!(c, vec![Change::PeerRestarted { old: 3, new: 4 }]);
         assert_eq!(p.incarnation, Some(4));
+    }
+
+    #[test]
+    fn two_live_incarnations_are_a_conflict_not_a_death() {
+        let mut p = PeerLiveness::new(1);
+        // the real daemon, incarnation 5
+        for s in 1..=3 {
+            p.on_heartbeat(Time::from_millis(s * 100), 0, 5, s, &hb(0)).unwrap();
+        }
+        p.evaluate(Time::from_millis(300), DEAD);
+        // a stray daemon of the same node starts with a higher incarnation: looks like a restart
+        assert_eq!(p.on_heartbeat(Time::from_millis(400), 0, 900, 1, &hb(0)).unwrap(), vec![Change::PeerRestarted { old: 5, new: 900 }]);
+        // the real one keeps talking: a conflict (once), not a replay
+        assert_eq!(
+            p.on_heartbeat(Time::from_millis(450), 0, 5, 4, &hb(0)),
+            Err(Rejected::SecondIncarnation { current: 900, other: 5, first: false })
+        );
+        assert_eq!(p.conflict(), None, "one datagram in flight from before a restart is no conflict");
+        p.on_heartbeat(Time::from_millis(500), 0, 5, 5, &hb(0)).unwrap_err();
+        assert_eq!(
+            p.on_heartbeat(Time::from_millis(550), 0, 5, 6, &hb(0)),
+            Err(Rejected::SecondIncarnation { current: 900, other: 5, first: true })
+        );
+        // a replay of the real one's old datagrams is still a replay
+        assert_eq!(p.on_heartbeat(Time::from_millis(560), 0, 5, 2, &hb(0)), Err(Rejected::Replayed { incarnation: 5, seq: 2 }));
+        assert_eq!(p.conflict(), Some(5));
+        // the stray stops at 400 ms; the real one goes on: never dead, and its window follows it again
+        let mut seq = 7;
+        let mut changes = Vec::new();
+        for t in (650..6000).step_by(100) {
+            let _ = p.on_heartbeat(Time::from_millis(t), 0, 5, seq, &hb(0));
+            seq += 1;
+            changes.extend(p.evaluate(Time::from_millis(t), DEAD));
+            assert!(p.alive(), "declared dead at {t} ms while a daemon of the node talks");
+        }
+        assert!(changes.contains(&Change::ConflictEnded { incarnation: 5 }), "{changes:?}");
+        assert_eq!(p.incarnation, Some(5));
+        assert_eq!(p.conflict(), None);
+        // the stray's captured datagrams stay replays
+        assert!(p.on_heartbeat(Time::from_millis(6000), 0, 900, 1, &hb(0)).is_err());
+    }
+
+    #[test]
+    fn a_restart_after_a_stray_incarnation_is_not_locked_out() {
+        let mut p = PeerLiveness::new(1);
+        p.on_heartbeat(Time::from_millis(0), 0, 5, 1, &hb(0)).unwrap();
+        p.evaluate(Time::from_millis(0), DEAD);
+        // a stray daemon with a huge incarnation, then the real node restarts with the next counter value
+        p.on_heartbeat(Time::from_millis(100), 0, 1_700_000_000, 1, &hb(0)).unwrap();
+        p.evaluate(Time::from_millis(100), DEAD);
+        // the stray dies at 100 ms, the real node (incarnation 6) talks from 200 ms on
+        let mut alive_throughout = true;
+        for (i, t) in (200..8000).step_by(100).enumerate() {
+            let _ = p.on_heartbeat(Time::from_millis(t), 0, 6, i as u64 + 1, &hb(0));
+            p.evaluate(Time::from_millis(t), DEAD);
+            alive_throughout &= p.alive();
+        }
+        assert!(alive_throughout);
+        assert_eq!(p.incarnation, Some(6), "the restarted incarnation is followed again");
+        // and an older incarnation than any accepted before the stray is still a replay
+        assert!(matches!(p.on_heartbeat(Time::from_millis(8000), 0, 4, 99, &hb(0)), Err(Rejected::Replayed { .. })));
     }
 
     #[test]

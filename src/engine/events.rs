@@ -8,21 +8,40 @@ use crate::storage::SequenceKind;
 
 /// How loudly an event should be reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Severity {
+    #[serde(alias = "Info")]
     Info,
+    #[serde(alias = "Warning")]
     Warning,
     /// Needs a human: fencing failed, a takeover was aborted, a node asks to be fenced...
+    #[serde(alias = "Alert")]
     Alert,
 }
 
-/// Why a node is being fenced.
+impl Severity {
+    /// `info`, `warning`, `alert`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Alert => "alert",
+        }
+    }
+}
+
+/// Why a node is being fenced. In JSON: `peer_dead`, `peer_asked`, `operator`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FenceReason {
     /// Silent on every link for `dead_after`.
+    #[serde(alias = "PeerDead")]
     PeerDead,
     /// The node itself asked to be fenced (it could not release a target cleanly).
+    #[serde(alias = "PeerAsked")]
     PeerAsked,
     /// An operator ran `failoverd fence`.
+    #[serde(alias = "Operator")]
     Operator,
     /// After a restart: a fence confirmation from the journal is checked with a status read (no power change).
     Recheck,
@@ -32,6 +51,28 @@ impl FenceReason {
     /// Fencing for this reason needs quorum (an operator's request and a status read do not).
     pub fn needs_quorum(&self) -> bool {
         matches!(self, FenceReason::PeerDead | FenceReason::PeerAsked)
+    }
+}
+
+impl FenceReason {
+    /// `peer_dead`, `peer_asked`, `operator`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FenceReason::PeerDead => "peer_dead",
+            FenceReason::PeerAsked => "peer_asked",
+            FenceReason::Operator => "operator",
+            FenceReason::Recheck => "recheck",
+        }
+    }
+
+    /// In words, for status and messages.
+    pub fn words(&self) -> &'static str {
+        match self {
+            FenceReason::PeerDead => "silent on every link",
+            FenceReason::PeerAsked => "it asked to be fenced",
+            FenceReason::Operator => "an operator asked",
+            FenceReason::Recheck => "its power is read again after a restart",
+        }
     }
 }
 
@@ -95,6 +136,13 @@ pub enum Event {
     /// wait_for_all holds this node without quorum after a restart because `missing` were never seen and
     /// could not be confirmed off by a fresh status read: `command` is what an operator may run once sure.
     WaitForAllStuck { missing: Vec<String>, reason: String, command: String },
+    /// Two daemons claim `node` at once (heartbeats of two live incarnations interleave): nobody is convicted
+    /// or fenced over it; an operator must stop the one that should not run.
+    NodeConflict { node: String, incarnations: Vec<u64> },
+    /// Only one incarnation of `node` is heard again: `incarnation`.
+    NodeConflictEnded { node: String, incarnation: u64 },
+    /// `node` stopped gracefully (its last heartbeat said it was leaving): not a failure.
+    PeerLeft { node: String },
 }
 
 impl Event {
@@ -103,7 +151,7 @@ impl Event {
         match self {
             PeerDead { .. } | QuorumLost { .. } | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceLied { .. }
             | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. }
-            | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } => {
+            | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } | NodeConflict { .. } => {
                 Severity::Alert
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
@@ -112,6 +160,123 @@ impl Event {
                 Severity::Warning
             }
             _ => Severity::Info,
+        }
+    }
+
+    /// Does the event go to the `notify` program? Every lifecycle event does, recoveries included
+    /// (`peer_alive`, `fence_confirmed`, `sequence_done`, `quorum_gained`...); only the steps of a sequence
+    /// (`step_started`, `step_done`: progress, several per takeover) and routine health checks do not.
+    pub fn notifiable(&self) -> bool {
+        use crate::storage::SequenceKind;
+        match self {
+            Event::StepStarted { .. } | Event::StepDone { .. } => false,
+            Event::SequenceStarted { sequence: SequenceKind::Monitor, .. } | Event::SequenceDone { sequence: SequenceKind::Monitor, .. } => false,
+            _ => true,
+        }
+    }
+
+    /// Does the event belong in the history of fences and takeovers (`failoverd history`)?
+    pub fn historic(&self) -> bool {
+        use crate::storage::SequenceKind;
+        use Event::*;
+        match self {
+            FenceDelayed { .. } | FenceStarted { .. } | FenceLevelFailed { .. } | FenceConfirmed { .. } | FenceStatus { .. }
+            | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceCancelled { .. } | FenceConfirmedByOperator { .. }
+            | FenceLied { .. } | TargetBlocked { .. } | TargetMoving { .. } | AskingToBeFenced { .. } | NodeConflict { .. }
+            | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } => true,
+            SequenceStarted { sequence, .. } | SequenceDone { sequence, .. } | SequenceFailed { sequence, .. } => {
+                *sequence != SequenceKind::Monitor
+            }
+            _ => false,
+        }
+    }
+
+    /// One line for a human (notify's `message`, `failoverd status`).
+    pub fn message(&self) -> String {
+        use Event::*;
+        let secs = |ms: u64| format!("{:.1} s", ms as f64 / 1000.0);
+        match self {
+            PeerAlive { node } => format!("{node} is alive (heartbeats received)"),
+            PeerDead { node, silent_ms } => format!("{node} is DEAD: silent on every link for {}", secs(*silent_ms)),
+            PeerLeft { node } => format!("{node} left the cluster (graceful stop)"),
+            PeerRestarted { node, incarnation } => format!("{node} restarted (incarnation {incarnation})"),
+            LinkDown { node, link } => format!("link {link} to {node} is down"),
+            LinkUp { node, link } => format!("link {link} to {node} is up"),
+            HeartbeatRejected { node, link, reason } => format!("a heartbeat claiming to be {node} on link {link} was rejected: {reason}"),
+            QuorumGained { votes, total } => format!("quorum gained ({votes} of {total} votes)"),
+            QuorumLost { reason } => format!("quorum LOST: {reason}; no automatic action until it is back"),
+            AllNodesSeen => "every node has been seen since this daemon started".into(),
+            LocalStall { late_ms } => format!("this daemon stalled for {} (VM pause, swap?): nobody is convicted on that gap", secs(*late_ms)),
+            ConfigMismatch { node, targets } if targets.is_empty() => {
+                format!("{node}'s configuration differs from this node's (see `failoverd status`)")
+            }
+            ConfigMismatch { node, targets } => {
+                format!("{node}'s configuration differs from this node's ({}); no automatic takeover of what differs", targets.join(", "))
+            }
+            ConfigAgreed { node } => format!("{node}'s configuration now agrees with this node's"),
+            FenceDelayed { node, delay_ms } => format!("{node} will be fenced in {} unless it is heard again", secs(*delay_ms)),
+            FenceStarted { node, reason, action, attempt } => {
+                format!("fencing {node} (power {}, attempt {attempt}): {}", action.as_str(), reason.words())
+            }
+            FenceLevelFailed { node, level, error } => format!("fence level {level} of {node} failed: {error}"),
+            FenceConfirmed { node, level, devices, action } => {
+                format!("{node} is fenced: power {} confirmed by level {level} ({})", action.as_str(), devices.join(", "))
+            }
+            FenceStatus { node, power } => format!("{node}'s power reads {power}"),
+            FenceFailed { node, attempt, retry_in_ms, .. } => {
+                format!("fencing {node} FAILED on every level (attempt {attempt}); retrying in {}", secs(*retry_in_ms))
+            }
+            FenceNeedsOperator { node } => format!(
+                "{node} must be fenced by hand: power it off, check it is off, then run `failoverd confirm-fenced {node}`"
+            ),
+            FenceCancelled { node, reason } => format!("fencing of {node} cancelled: {reason}"),
+            FenceConfirmedByOperator { node } => format!("an operator confirmed that {node} is powered off"),
+            FenceLied { node } => format!("{node} was confirmed off but is heard again in the same run: its fence device LIED"),
+            StepStarted { target, step, .. } => format!("{target}: {step} started"),
+            StepDone { target, step, ms, .. } => format!("{target}: {step} done in {}", secs(*ms)),
+            SequenceStarted { target, sequence, from } => match (sequence, from) {
+                (crate::storage::SequenceKind::Forced, Some(f)) => format!("{target}: taking over from {f} (fenced)"),
+                (crate::storage::SequenceKind::Acquire, Some(f)) => format!("{target}: starting here (moved from {f})"),
+                (crate::storage::SequenceKind::Acquire, None) => format!("{target}: starting here"),
+                (crate::storage::SequenceKind::Release, _) => format!("{target}: stopping here (moving away)"),
+                (k, _) => format!("{target}: {} started", k.as_str()),
+            },
+            SequenceDone { target, sequence, ms } => match sequence {
+                crate::storage::SequenceKind::Forced => format!("{target}: takeover done, running and verified here ({})", secs(*ms)),
+                crate::storage::SequenceKind::Acquire => format!("{target}: running and verified here ({})", secs(*ms)),
+                crate::storage::SequenceKind::Release => format!("{target}: stopped and exported here ({})", secs(*ms)),
+                crate::storage::SequenceKind::Monitor => format!("{target}: healthy"),
+            },
+            SequenceFailed { target, sequence, error } => format!("{target}: {} FAILED: {error}", sequence.as_str()),
+            TargetBlocked { target, reason } => format!("{target} is BLOCKED: {reason}"),
+            TargetDiscovered { target, state } => format!("{target}: found {state} at start-up"),
+            MonitorFailed { target, failures, error } => format!("{target}: health check failed ({failures} in a row): {error}"),
+            MonitorRecovered { target } => format!("{target}: health check passes again"),
+            TargetMoving { target, to, reason } => format!("{target}: moving to {to} ({reason})"),
+            AskingToBeFenced { reason } => format!("this node asks to be fenced: {reason}"),
+            Maintenance { on: true } => "maintenance ON: no automatic action anywhere in the cluster".into(),
+            Maintenance { on: false } => "maintenance off: automatic actions resume".into(),
+            Standby { node, on: true } => format!("{node} is in standby: its targets move away and it takes none"),
+            Standby { node, on: false } => format!("{node} is out of standby"),
+            TargetHasNoNode { target, reason } => format!("{target} can run nowhere now: {reason}"),
+            WaitForAllOverridden => "an operator overrode wait_for_all".into(),
+            OrphansStuck { commands } => format!(
+                "commands of this node's previous run did not die ({}): not looking at the storage until they end; if they never do, power-cycle this node from a peer (failoverd fence NODE --action reboot)",
+                commands.join("; ")
+            ),
+            PoolRemark { target, pool, state, status } => match status {
+                Some(st) => format!("{target}: pool {pool} is {state} and serving: {st} (read `zpool status {pool}`)"),
+                None => format!("{target}: pool {pool} is {state} and serving (read `zpool status {pool}`)"),
+            },
+            FencePowerChecked { node, power } => format!("{node}, fenced before this node restarted, reads power {power}"),
+            WaitForAllStuck { missing, reason, command } => {
+                format!("no quorum: waiting for {} ({reason}); once you are sure they are off, run `{command}`", missing.join(", "))
+            }
+            NodeConflict { node, incarnations } => format!(
+                "two daemons claim to be {node} (incarnations {}): nobody is fenced over it; stop the one that should not run",
+                incarnations.iter().map(u64::to_string).collect::<Vec<_>>().join(" and ")
+            ),
+            NodeConflictEnded { node, incarnation } => format!("only one daemon of {node} is heard again (incarnation {incarnation})"),
         }
     }
 

@@ -18,6 +18,7 @@ use super::{Engine, Event, Output, Purpose, Waiter};
 
 impl Engine {
     pub(crate) fn drive_fencing(&mut self, now: Time) {
+        self.drop_stale_fence_jobs(now);
         self.wake_fence_jobs(now);
         self.start_power_rechecks(now);
         let peers: Vec<String> = self.peers.keys().cloned().collect();
@@ -116,7 +117,79 @@ impl Engine {
         may_judge.then_some(FenceReason::PeerDead)
     }
 
+    /// A job that waits (on an operator, or a backoff) for a victim heard alive — in a new incarnation, or at
+    /// all when the job was for its silence — has nothing left to do: drop it, and say so.
+    fn drop_stale_fence_jobs(&mut self, now: Time) {
+        let stale: Vec<(String, String)> = self
+            .fence_jobs
+            .iter()
+            .filter(|(victim, job)| job.waiting_retry || self.fence_operator_alerted.contains(*victim))
+            .filter_map(|(victim, job)| {
+                let p = self.peers.get(victim).filter(|p| p.alive())?;
+                let started_in = self.fence_job_incarnation.get(victim).copied().flatten();
+                let restarted = p.incarnation.is_some_and(|i| started_in.is_none_or(|s| i > s));
+                if restarted {
+                    Some((victim.clone(), format!("{victim} is heard alive in a new incarnation")))
+                } else if job.reason == FenceReason::PeerDead {
+                    Some((victim.clone(), format!("{victim} is heard again")))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (victim, reason) in stale {
+            self.end_fence_job(&victim);
+            self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: reason.clone() });
+            self.reply_fence_admin(&victim, Err(format!("fence cancelled: {reason}")));
+        }
+        // a cancelled victim heard alive again may be fenced automatically again later
+        let back: Vec<String> = self.fence_cancelled.iter().filter(|v| self.peer_alive(v)).cloned().collect();
+        for v in back {
+            self.fence_cancelled.remove(&v);
+        }
+    }
+
+    fn end_fence_job(&mut self, victim: &str) {
+        self.fence_jobs.remove(victim);
+        self.fence_waits.remove(victim);
+        self.fence_operator_alerted.remove(victim);
+        self.fence_job_incarnation.remove(victim);
+    }
+
+    /// `failoverd fence --cancel NODE`.
+    pub(crate) fn admin_fence_cancel(&mut self, now: Time, node: &str) -> Result<String, String> {
+        if self.cfg.node(node).is_none() {
+            return Err(format!("unknown node {node}"));
+        }
+        let Some(job) = self.fence_jobs.get(node) else {
+            return Err(format!("no fence of {node} is in progress on this node (see `failoverd status`)"));
+        };
+        let waiting = job.waiting_retry || self.fence_operator_alerted.contains(node);
+        if !waiting && job.reason != FenceReason::Operator {
+            return Err(format!(
+                "the fence of {node} is running a fence device now; cancel it once it waits (on an operator or a retry)"
+            ));
+        }
+        self.end_fence_job(node);
+        if !self.peer_alive(node) {
+            self.fence_cancelled.insert(node.to_string());
+        }
+        self.emit(now, Event::FenceCancelled { node: node.to_string(), reason: "cancelled by an operator".into() });
+        self.reply_fence_admin(node, Err("fence cancelled by an operator".into()));
+        Ok(if self.fence_cancelled.contains(node) {
+            format!(
+                "fence of {node} cancelled; {node} is not fenced automatically again until it is heard alive, and its \
+                 targets stay where they are until it is fenced or confirmed off (`failoverd confirm-fenced {node}`)"
+            )
+        } else {
+            format!("fence of {node} cancelled")
+        })
+    }
+
     fn consider_fencing(&mut self, now: Time, victim: &str) {
+        if self.fence_cancelled.contains(victim) {
+            return;
+        }
         let Some(reason) = self.fence_need(now, victim) else {
             self.fence_not_before.remove(victim);
             return;
@@ -202,6 +275,8 @@ impl Engine {
         }
         let progress = job.start_attempt(&self.cfg, now);
         self.emit_fence_started(now, &job);
+        let incarnation = self.peers.get(&victim).and_then(|p| p.incarnation);
+        self.fence_job_incarnation.insert(victim.clone(), incarnation);
         self.fence_jobs.insert(victim.clone(), job);
         self.apply_fence_progress(now, &victim, progress);
     }
@@ -258,7 +333,7 @@ impl Engine {
             }
             FenceAction::Status if job.reason == FenceReason::Recheck => self.power_rechecked(now, victim, Some(power)),
             FenceAction::Status => {
-                let power = format!("{power:?}").to_lowercase();
+                let power = serde_json::to_value(power).ok().and_then(|v| v.as_str().map(str::to_lowercase)).unwrap_or_else(|| format!("{power:?}").to_lowercase());
                 self.emit(now, Event::FenceStatus { node: victim.to_string(), power: power.clone() });
                 self.reply_fence_admin(victim, Ok(format!("{victim} power is {power} (level {})", level + 1)));
             }
@@ -311,8 +386,8 @@ impl Engine {
         if self.peer_alive(node) {
             return Err(format!("{node} is alive in this node's view (heartbeats arrive): refusing to record it as off"));
         }
-        self.fence_jobs.remove(node);
-        self.fence_waits.remove(node);
+        self.end_fence_job(node);
+        self.fence_cancelled.remove(node);
         self.record_fenced(now, node, true);
         self.emit(now, Event::FenceConfirmedByOperator { node: node.to_string() });
         Ok(format!("{node} recorded as powered off by the operator; its targets may now be taken over"))
@@ -324,8 +399,11 @@ impl Engine {
             return Err("refusing to fence this node from itself; run the command on a peer".into());
         }
         if self.fence_jobs.contains_key(node) {
-            return Err(format!("a fence of {node} is already in progress"));
+            return Err(format!(
+                "a fence of {node} is already in progress (`failoverd status` shows it; `failoverd fence --cancel {node}` ends one that waits)"
+            ));
         }
+        self.fence_cancelled.remove(node);
         self.start_fence_job(now, FenceJob::new(&victim, action, FenceReason::Operator, now));
         Ok(())
     }

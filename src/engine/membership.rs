@@ -7,6 +7,11 @@ use super::detector::Change;
 use super::quorum::{self, Membership};
 use super::{Engine, Event};
 
+/// What `status` lists for a peer whose configuration differs from ours in a cluster-wide setting while every
+/// target's definition agrees.
+pub(crate) const CLUSTER_WIDE_MISMATCH: &str =
+    "cluster-wide settings (timings, links, nodes or fencing): compare the nodes' files with `failoverd check-config FILE...`";
+
 impl Engine {
     pub(crate) fn on_datagram(&mut self, now: Time, link: usize, env: Envelope) {
         if env.cluster != self.cfg.cluster.name {
@@ -34,9 +39,16 @@ impl Engine {
                 self.set_standby(now, hb.standby_epoch, hb.standby.iter().cloned().collect());
                 self.check_config_agreement(now, sender, &hb);
             }
+            Err(super::Rejected::SecondIncarnation { current, other, first }) => {
+                // two daemons claim this node (an operator's slip, or a restart after a stray one): both are
+                // signs of life, nobody is convicted or fenced over it; an operator must stop one of them
+                if first {
+                    self.emit(now, Event::NodeConflict { node: sender.to_string(), incarnations: vec![current, other] });
+                }
+            }
             Err(why) => {
                 // replays are expected under attack or on a flapping link: report, never act on them
-                self.emit(now, Event::HeartbeatRejected { node: sender.to_string(), link, reason: format!("{why:?}") });
+                self.emit(now, Event::HeartbeatRejected { node: sender.to_string(), link, reason: why.reason() });
             }
         }
     }
@@ -84,6 +96,9 @@ impl Engine {
                 .collect()
         };
         let mismatch = hb.config_digest != self.config_digest;
+        // every target agrees, so a cluster-wide setting differs (timings, links, nodes, fencing): say so, so
+        // that status and metrics show it (this entry names no target, so it blocks no takeover by itself)
+        let differing = if mismatch && differing.is_empty() { vec![CLUSTER_WIDE_MISMATCH.to_string()] } else { differing };
         let known = self.mismatches.get(sender);
         if mismatch && known != Some(&differing) {
             self.mismatches.insert(sender.to_string(), differing.clone());
@@ -134,10 +149,12 @@ impl Engine {
             for c in changes {
                 let ev = match c {
                     Change::PeerAlive => Event::PeerAlive { node: name.clone() },
+                    Change::PeerDead if self.peer_left(&name) => Event::PeerLeft { node: name.clone() },
                     Change::PeerDead => {
                         let silent = self.peers[&name].last_heard().map_or(0, |t| now.since(t).as_millis() as u64);
                         Event::PeerDead { node: name.clone(), silent_ms: silent }
                     }
+                    Change::ConflictEnded { incarnation } => Event::NodeConflictEnded { node: name.clone(), incarnation },
                     Change::LinkUp(l) => Event::LinkUp { node: name.clone(), link: l },
                     Change::LinkDown(l) => Event::LinkDown { node: name.clone(), link: l },
                     Change::PeerRestarted { new, .. } => Event::PeerRestarted { node: name.clone(), incarnation: new },
@@ -208,6 +225,11 @@ impl Engine {
             }
         }
         self.quorum = q;
+    }
+
+    /// `node`'s last heartbeat said it was leaving (a graceful stop): its silence is a departure, not a death.
+    pub(crate) fn peer_left(&self, node: &str) -> bool {
+        self.peers.get(node).is_some_and(|p| !p.alive() && p.last_heartbeat.as_ref().is_some_and(|hb| hb.leaving))
     }
 
     /// The latest heartbeat of `node`, if any.

@@ -40,7 +40,7 @@ pub use events::{Event, FenceReason, Severity};
 pub use fencing::{FenceJob, JobProgress};
 pub use journal::{FencedRecord, Journal};
 pub use quorum::QuorumView;
-pub use status::{FenceJobStatus, LinkStatus, PeerStatus, Status, TargetStatus};
+pub use status::{FenceJobStatus, LinkStatus, PeerStatus, PendingFence, Status, TargetStatus};
 pub use targets::Local;
 
 /// Identifies a command the engine asked for, so its result finds its way back (a stale one is ignored).
@@ -98,6 +98,9 @@ pub enum AdminRequest {
     OverrideWaitForAll,
     /// Graceful stop: move targets away (unless in maintenance), then tell peers we are leaving.
     Leave,
+    /// Cancel the fence job of `node` (`failoverd fence --cancel NODE`): one that waits on an operator or a
+    /// backoff, or any job of an operator's. No automatic fence of `node` starts again until it is heard alive.
+    FenceCancel { node: String },
 }
 
 /// Everything the engine asks its driver to do.
@@ -175,6 +178,10 @@ pub struct Engine {
     pub(crate) fence_waits: BTreeMap<String, Time>,
     pub(crate) fence_not_before: BTreeMap<String, Time>,
     pub(crate) fence_operator_alerted: BTreeSet<String>,
+    /// Per fence job: the victim's incarnation when the job started (a newer one heard alive ends the job).
+    pub(crate) fence_job_incarnation: BTreeMap<String, Option<u64>>,
+    /// Victims whose fencing an operator cancelled: not fenced automatically until heard alive again.
+    pub(crate) fence_cancelled: BTreeSet<String>,
     pub(crate) fence_admin_reply: BTreeMap<String, u64>,
     pub(crate) targets: BTreeMap<String, targets::Slot>,
     pub(crate) discovered: bool,
@@ -272,6 +279,8 @@ impl Engine {
             fence_waits: BTreeMap::new(),
             fence_not_before: BTreeMap::new(),
             fence_operator_alerted: BTreeSet::new(),
+            fence_job_incarnation: BTreeMap::new(),
+            fence_cancelled: BTreeSet::new(),
             fence_admin_reply: BTreeMap::new(),
             targets,
             discovered: false,
@@ -466,6 +475,7 @@ impl Engine {
                 self.leaving = true;
                 Ok("leaving: moving targets away first".into())
             }
+            AdminRequest::FenceCancel { node } => self.admin_fence_cancel(now, &node),
         };
         self.outputs.push_back(Output::AdminReply { id, result });
     }

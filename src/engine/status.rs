@@ -25,6 +25,12 @@ pub struct PeerStatus {
     pub links: Vec<LinkStatus>,
     pub fenced: bool,
     pub config_mismatch: Vec<String>,
+    /// Its last heartbeat said it was leaving and it is silent now: a graceful stop, not a failure.
+    #[serde(default)]
+    pub left: bool,
+    /// Another incarnation of this node heard live at the same time (two daemons claim it).
+    #[serde(default)]
+    pub conflict_incarnation: Option<u64>,
 }
 
 /// One target: who runs it and in what state, as this node knows it.
@@ -35,6 +41,19 @@ pub struct TargetStatus {
     pub state: String,
     pub local: String,
     pub blocked: Option<String>,
+    /// The sequence under way here (`forced`, `acquire`, `release`), its current step and how long the step
+    /// and the whole sequence have run.
+    #[serde(default)]
+    pub sequence: Option<String>,
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default)]
+    pub step_ms: Option<u64>,
+    #[serde(default)]
+    pub sequence_ms: Option<u64>,
+    /// Step number (1-based) and number of steps of the sequence.
+    #[serde(default)]
+    pub step_of: Option<(usize, usize)>,
 }
 
 /// A fencing job in progress.
@@ -44,6 +63,21 @@ pub struct FenceJobStatus {
     pub action: String,
     pub attempt: u32,
     pub reason: String,
+    /// `running` (a fence device is being driven), `operator` (manual level: an operator must power the node
+    /// off and run `failoverd confirm-fenced`), `backoff` (every level failed; retry at `retry_in_ms`).
+    #[serde(default)]
+    pub waiting: String,
+    #[serde(default)]
+    pub retry_in_ms: Option<u64>,
+    #[serde(default)]
+    pub running_ms: u64,
+}
+
+/// A fence that will start unless the victim is heard again (the fence delay of a two-node race).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingFence {
+    pub victim: String,
+    pub in_ms: u64,
 }
 
 /// The whole picture.
@@ -63,6 +97,18 @@ pub struct Status {
     pub targets: Vec<TargetStatus>,
     pub fencing: Vec<FenceJobStatus>,
     pub recent_events: Vec<(Time, Event)>,
+    /// The cluster's name (`cluster.name`).
+    #[serde(default)]
+    pub cluster: String,
+    /// Fences waiting for their delay to pass.
+    #[serde(default)]
+    pub fence_pending: Vec<PendingFence>,
+    /// Nodes whose automatic fencing an operator cancelled (until they are heard again).
+    #[serde(default)]
+    pub fence_cancelled: Vec<String>,
+    /// The time of this snapshot on the engine's clock (to turn event times into wall-clock times).
+    #[serde(default)]
+    pub now: Time,
 }
 
 impl Engine {
@@ -88,6 +134,8 @@ impl Engine {
                     .collect(),
                 fenced: self.fenced.contains_key(name),
                 config_mismatch: self.mismatches.get(name).cloned().unwrap_or_default(),
+                left: self.peer_left(name),
+                conflict_incarnation: p.conflict(),
             })
             .collect();
         let targets = self
@@ -95,13 +143,58 @@ impl Engine {
             .values()
             .map(|s| {
                 let (owner, state) = self.owner_of(&s.cfg.name);
-                TargetStatus { target: s.cfg.name.clone(), owner, state, local: s.local.name().to_string(), blocked: s.blocked.clone() }
+                let mut t = TargetStatus {
+                    target: s.cfg.name.clone(),
+                    owner,
+                    state,
+                    local: s.local.name().to_string(),
+                    blocked: s.blocked.clone(),
+                    sequence: None,
+                    step: None,
+                    step_ms: None,
+                    sequence_ms: None,
+                    step_of: None,
+                };
+                if let super::Local::Starting { run, started, step_started, .. } | super::Local::Releasing { run, started, step_started, .. } =
+                    &s.local
+                {
+                    t.sequence = Some(run.kind().as_str().to_string());
+                    t.step = run.step_name().map(str::to_string);
+                    t.step_ms = Some(now.since(*step_started).as_millis() as u64);
+                    t.sequence_ms = Some(now.since(*started).as_millis() as u64);
+                    t.step_of = Some(((run.steps_done() + 1).min(run.plan().len()), run.plan().len()));
+                }
+                t
             })
             .collect();
         let fencing = self
             .fence_jobs
             .values()
-            .map(|j| FenceJobStatus { victim: j.victim.name.clone(), action: format!("{:?}", j.action).to_lowercase(), attempt: j.attempt, reason: format!("{:?}", j.reason) })
+            .map(|j| {
+                let victim = j.victim.name.clone();
+                let (waiting, retry_in_ms) = if j.waiting_retry {
+                    ("backoff", self.fence_waits.get(&victim).map(|t| t.since(now).as_millis() as u64))
+                } else if self.fence_operator_alerted.contains(&victim) {
+                    ("operator", None)
+                } else {
+                    ("running", None)
+                };
+                FenceJobStatus {
+                    action: j.action.as_str().to_string(),
+                    attempt: j.attempt,
+                    reason: j.reason.as_str().to_string(),
+                    waiting: waiting.to_string(),
+                    retry_in_ms,
+                    running_ms: now.since(j.started_at).as_millis() as u64,
+                    victim,
+                }
+            })
+            .collect();
+        let fence_pending = self
+            .fence_not_before
+            .iter()
+            .filter(|(v, _)| !self.fence_jobs.contains_key(*v))
+            .map(|(v, t)| PendingFence { victim: v.clone(), in_ms: t.since(now).as_millis() as u64 })
             .collect();
         Status {
             node: self.me.name.clone(),
@@ -116,6 +209,10 @@ impl Engine {
             targets,
             fencing,
             recent_events: self.recent.iter().cloned().collect(),
+            cluster: self.cfg.cluster.name.clone(),
+            fence_pending,
+            fence_cancelled: self.fence_cancelled.iter().cloned().collect(),
+            now,
         }
     }
 }

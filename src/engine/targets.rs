@@ -238,6 +238,25 @@ impl Engine {
         })
     }
 
+    /// The lowest start_order of the targets a live peer is releasing or has handed off to this node that do
+    /// not run here yet.
+    fn lowest_order_coming_here(&self) -> Option<i32> {
+        let me = self.me.name.as_str();
+        self.peers
+            .values()
+            .filter(|p| p.alive())
+            .filter_map(|p| p.last_heartbeat.as_ref())
+            .flat_map(|hb| hb.targets.iter())
+            .filter(|t| match &t.state {
+                TargetState::Releasing { to: Some(to) } | TargetState::HandedOff { to } => to == me,
+                _ => false,
+            })
+            .filter_map(|t| self.targets.get(&t.name))
+            .filter(|s| matches!(s.local, Local::Stopped))
+            .map(|s| s.cfg.start_order)
+            .min()
+    }
+
     /// (owner, state) of a target as this node knows it.
     pub(crate) fn owner_of(&self, target: &str) -> (Option<String>, String) {
         if let Some(s) = self.targets.get(target) {
@@ -251,7 +270,7 @@ impl Engine {
         for (name, p) in &self.peers {
             if let Some(t) = p.last_heartbeat.as_ref().and_then(|hb| hb.targets.iter().find(|t| t.name == target)) {
                 if holding(&t.state) && !self.claim_void(name, target) {
-                    let mut state = format!("{:?}", t.state).to_lowercase();
+                    let mut state = target_state_words(&t.state);
                     if !p.alive() {
                         state = format!("{state} (owner silent{})", if self.fenced.contains_key(name) { ", fenced" } else { "" });
                     }
@@ -322,7 +341,11 @@ impl Engine {
             self.alert_targets_without_node(now);
             return;
         }
-        let wanted = self.wanted_starts(now);
+        let mut wanted = self.wanted_starts(now);
+        // start_order holds across a move too: while a lower-order target is on its way here (released or
+        // handed off to this node by a peer: standby, migrations), a higher-order one waits for it
+        let coming = self.lowest_order_coming_here();
+        wanted.retain(|(t, _)| coming.is_none_or(|c| self.targets[t].cfg.start_order <= c));
         let busy_order = self.targets.values().filter(|s| matches!(s.local, Local::Starting { .. })).map(|s| s.cfg.start_order).min();
         let Some(lowest) = wanted.iter().map(|(t, _)| self.targets[t].cfg.start_order).min() else { return };
         if busy_order.is_some_and(|b| b < lowest) {
@@ -463,7 +486,11 @@ impl Engine {
         let (verdict, step, sequence, step_started, remarks) = match &mut slot.local {
             Local::Starting { run, step_started, .. } | Local::Releasing { run, step_started, .. } => {
                 let step = run.current().map(|(s, _)| s.to_string()).unwrap_or_default();
-                (run.on_result(result), step, run.kind(), *step_started, run.take_remarks())
+                let verdict = run.on_result(result);
+                if step == "zdb-check" {
+                    log_zdb_verdict(&self.me.name, name, run, &verdict);
+                }
+                (verdict, step, run.kind(), *step_started, run.take_remarks())
             }
             _ => return,
         };
@@ -788,5 +815,39 @@ fn started_holding(step: &str, e: &StorageError) -> bool {
         // a refused import imported nothing; a timed-out or otherwise failed one may have
         "import" => !matches!(e, StorageError::MmpActive { .. } | StorageError::NotExported { .. } | StorageError::ForeignOwner { .. }),
         _ => true,
+    }
+}
+
+/// A peer's target state in words for `status` and `migrate`/`standby` (`releasing to mds2`), never Rust's
+/// Debug text.
+pub(crate) fn target_state_words(state: &crate::protocol::TargetState) -> String {
+    use crate::protocol::TargetState as S;
+    match state {
+        S::Starting => "starting".into(),
+        S::Running => "running".into(),
+        S::Releasing { to: Some(to) } => format!("releasing to {to}"),
+        S::Releasing { to: None } => "stopping".into(),
+        S::HandedOff { to } => format!("handed off to {to}"),
+        S::Failed => "failed".into(),
+    }
+}
+
+/// The daemon log states the label rule's decision, as the demo prints it: what the zdb label says, and
+/// whether the import will use `-f` and why.
+fn log_zdb_verdict(me: &str, target: &str, run: &SequenceRun, verdict: &StepVerdict) {
+    match (run.label(), verdict) {
+        (Some(l), StepVerdict::Next | StepVerdict::Done) => {
+            let why = if run.used_force() {
+                "zpool import -f: the label is ACTIVE and names the fenced host (confirmed off)"
+            } else {
+                "zpool import without -f: the label does not need it (exported, or last imported by this host)"
+            };
+            tracing::info!(node = %me, target, pool = %l.name, label_state = ?l.state, label_hostname = %l.hostname,
+                label_hostid = %format!("{:08x}", l.hostid_or_zero()), force = run.used_force(), "zdb label check passed: {why}");
+        }
+        (label, StepVerdict::Failed(e)) => {
+            tracing::warn!(node = %me, target, label = ?label, error = %e, "zdb label check refused the import");
+        }
+        _ => {}
     }
 }

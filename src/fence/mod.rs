@@ -41,16 +41,35 @@ pub use agent::{check_agent_options, metadata_command, parse_agent_metadata, Met
 pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// What an operator or the engine asks a device to do.
+/// In JSON (events, notify, control requests): `off`, `on`, `status`, `reboot` (the capitalised names of
+/// earlier versions are still read).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FenceAction {
     /// Cut the power and verify it reads off.
+    #[serde(alias = "Off")]
     Off,
     /// Restore the power and verify it reads on.
+    #[serde(alias = "On")]
     On,
     /// Read the power state once.
+    #[serde(alias = "Status")]
     Status,
     /// Off (verified), then on; succeeds when the off part succeeded.
+    #[serde(alias = "Reboot")]
     Reboot,
+}
+
+impl FenceAction {
+    /// `off`, `on`, `status`, `reboot`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceAction::Off => "off",
+            FenceAction::On => "on",
+            FenceAction::Status => "status",
+            FenceAction::Reboot => "reboot",
+        }
+    }
 }
 
 /// Power state of a fenced node as a device reports it.

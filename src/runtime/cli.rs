@@ -54,9 +54,15 @@ pub struct SocketArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub socket: SocketArgs,
-    /// Print the daemon's whole status as JSON.
+    /// Print the daemon's whole status as JSON (times as RFC 3339 wall-clock times in `time` and `events`).
     #[arg(long)]
     pub json: bool,
+    /// Redraw the status every --interval until interrupted.
+    #[arg(long, short)]
+    pub watch: bool,
+    /// How often --watch redraws.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
 }
 
 /// `failoverd migrate`.
@@ -136,8 +142,29 @@ pub struct FenceArgs {
     /// device of the node directly, from this process, and needs --config.
     #[arg(long, value_enum, default_value = "off")]
     pub action: FenceActionArg,
+    /// Cancel the node's fence job instead: one waiting on an operator (manual level) or on a retry backoff,
+    /// or any job an operator started. The node is then not fenced automatically until it is heard again.
+    #[arg(long, conflicts_with = "action")]
+    pub cancel: bool,
     #[command(flatten)]
     pub socket: SocketArgs,
+}
+
+/// `failoverd history`.
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// Read `cluster.state_dir` from this configuration file.
+    #[arg(long, short, value_name = "FILE", conflicts_with = "state_dir")]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory [default: /var/lib/failoverd].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only the last N entries.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub last: Option<usize>,
+    /// One JSON object per line, as stored.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `on` or `off`.
@@ -322,6 +349,9 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(600);
 /// and wait until its fence job ends (at most [`FENCE_WAIT`]; the job goes on in the daemon if this command
 /// gives up). status is read-only and needs no daemon: see [`fence_status`].
 pub fn fence(args: FenceArgs) -> ExitCode {
+    if args.cancel {
+        return admin("fence", &args.socket, AdminRequest::FenceCancel { node: args.node }, Duration::from_secs(60));
+    }
     if args.action == FenceActionArg::Status {
         return fence_status(&args);
     }
@@ -365,6 +395,45 @@ fn fence_status(args: &FenceArgs) -> ExitCode {
     }
 }
 
+/// `failoverd history [--config FILE | --state-dir DIR] [-n N] [--json]`: the fences and takeovers this node
+/// saw, oldest first, from `state_dir/history.jsonl` (kept across restarts; no daemon needed).
+pub fn history(args: HistoryArgs) -> ExitCode {
+    let dir = match (&args.state_dir, &args.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => match super::daemon::load_config_without_keys(c) {
+            Ok(cfg) => cfg.cluster.state_dir,
+            Err(e) => return fail("history", e),
+        },
+        (None, None) => PathBuf::from(crate::config::defaults::STATE_DIR),
+    };
+    let entries = match super::state::History::read(&dir) {
+        Ok(e) => e,
+        Err(e) => return fail("history", format!("cannot read {}: {e}", dir.join(super::state::HISTORY_FILE).display())),
+    };
+    let skip = args.last.map_or(0, |n| entries.len().saturating_sub(n));
+    let mut out = String::new();
+    if entries.is_empty() && !args.json {
+        out.push_str(&format!("no fence or takeover recorded in {}\n", dir.display()));
+    }
+    for e in &entries[skip..] {
+        if args.json {
+            out.push_str(&e.to_string());
+        } else {
+            let ts = e["timestamp"].as_str().unwrap_or("?");
+            out.push_str(&format!(
+                "{}  {:<6} {:<28} {}",
+                ts,
+                e["reported_by"].as_str().unwrap_or("?"),
+                e["event"].as_str().unwrap_or("?"),
+                e["message"].as_str().unwrap_or("")
+            ));
+        }
+        out.push('\n');
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}
+
 /// `failoverd maintenance on|off`.
 pub fn maintenance(args: MaintenanceArgs) -> ExitCode {
     admin("maintenance", &args.socket, AdminRequest::Maintenance { on: args.state == OnOff::On }, Duration::from_secs(60))
@@ -390,25 +459,62 @@ pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
     admin("override-wait-for-all", &args.socket, AdminRequest::OverrideWaitForAll, Duration::from_secs(60))
 }
 
-/// `failoverd status [--config FILE | --socket PATH] [--json]`.
+/// `failoverd status [--config FILE | --socket PATH] [--json] [--watch]`.
 pub fn status(args: StatusArgs) -> ExitCode {
-    let reply = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
+    if args.watch && !args.json {
+        return watch(&args);
+    }
+    let reply = match status_reply(&args.socket) {
         Ok(r) => r,
         Err(e) => return fail("status", e),
     };
-    if reply["ok"] != json!(true) {
-        return fail("status", reply["error"].as_str().unwrap_or("the daemon refused"));
-    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reply["status"]).unwrap_or_default());
+        let mut v = reply["status"].clone();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("runtime".into(), reply["runtime"].clone());
+        }
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let status: Status = match serde_json::from_value(reply["status"].clone()) {
-        Ok(s) => s,
-        Err(e) => return fail("status", format!("unreadable status from the daemon (another version?): {e}")),
-    };
-    print!("{}", render_status(&status, &reply["runtime"]));
-    ExitCode::SUCCESS
+    match render_reply(&reply) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("status", e),
+    }
+}
+
+fn status_reply(socket: &SocketArgs) -> Result<Value> {
+    let reply = request(&socket.path()?, &json!({"request": "status"}), Duration::from_secs(10))?;
+    if reply["ok"] != json!(true) {
+        return Err(RuntimeError::new(reply["error"].as_str().unwrap_or("the daemon refused")));
+    }
+    Ok(reply)
+}
+
+fn render_reply(reply: &Value) -> Result<String> {
+    let status: Status = serde_json::from_value(reply["status"].clone())
+        .map_err(|e| RuntimeError::new(format!("unreadable status from the daemon (another version?): {e}")))?;
+    Ok(render_status(&status, &reply["runtime"], &reply["status"]["events"]))
+}
+
+/// `failoverd status --watch`: redraw every second (clear screen on a terminal), until interrupted.
+fn watch(args: &StatusArgs) -> ExitCode {
+    let tty = std::io::stdout().is_terminal();
+    loop {
+        let text = match status_reply(&args.socket).and_then(|r| render_reply(&r)) {
+            Ok(t) => t,
+            Err(e) => format!("failoverd status: {e}\n"),
+        };
+        let mut out = std::io::stdout().lock();
+        let frame = if tty { format!("\x1b[H\x1b[2J{text}") } else { format!("{text}\n") };
+        if out.write_all(frame.as_bytes()).and_then(|_| out.flush()).is_err() {
+            return ExitCode::SUCCESS;
+        }
+        drop(out);
+        std::thread::sleep(args.interval);
+    }
 }
 
 fn age(ms: u64) -> String {
@@ -435,107 +541,182 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The human form of `failoverd status`.
-pub fn render_status(s: &Status, runtime: &Value) -> String {
+/// `20:11:03` of an RFC 3339 time (`2026-12-06T20:11:03.123Z`); the date is in the header.
+fn clock_of(rfc3339: &str) -> String {
+    rfc3339.split('T').nth(1).map(|t| t.split('.').next().unwrap_or(t).trim_end_matches('Z').to_string()).unwrap_or_else(|| rfc3339.to_string())
+}
+
+/// The human form of `failoverd status`, laid out like `crm_mon -1`: the cluster and quorum on top, every
+/// node (this one included) with its links, fencing with its countdown or what the operator must do, each
+/// target with its current step, failed actions, recent events as wall-clock time and one line.
+/// `events` is the daemon's list of recent events with wall-clock times (newer daemons); without it, event
+/// times are shown as ages.
+pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
     let mut out = String::new();
-    if s.maintenance {
-        out.push_str("MAINTENANCE: on — the cluster takes no automatic action (failoverd maintenance off to resume)\n");
-    }
+    let now = runtime["now_us"].as_u64();
+    let cluster = if s.cluster.is_empty() { "?".to_string() } else { s.cluster.clone() };
+    let when = std::time::SystemTime::now();
+    out.push_str(&format!(
+        "cluster: {cluster}    node: {} (incarnation {})    {}\n",
+        s.node,
+        s.incarnation,
+        humantime::format_rfc3339_seconds(when)
+    ));
     let q = &s.quorum;
     if q.quorate {
         out.push_str(&format!("quorum: yes ({} of {} votes, {} needed{})\n", q.votes, q.total, q.needed, if q.two_node { ", two-node" } else { "" }));
     } else {
         out.push_str(&format!("quorum: NO ({} of {} votes, {} needed): {}\n", q.votes, q.total, q.needed, q.reason));
     }
-    out.push_str(&format!(
-        "node: {} (incarnation {}), all nodes seen: {}, storage discovered: {}\n",
-        s.node,
-        s.incarnation,
-        if s.all_nodes_seen { "yes" } else { "no" },
-        if s.discovered { "yes" } else { "no" }
-    ));
+    if s.maintenance {
+        out.push_str("MAINTENANCE: on — the cluster takes no automatic action (failoverd maintenance off to resume)\n");
+    }
+    if !s.all_nodes_seen {
+        out.push_str("waiting for all nodes: not every node has been seen since this daemon started (wait_for_all)\n");
+    }
+    if !s.discovered {
+        out.push_str("start-up discovery: still looking at the storage; this node claims nothing yet\n");
+    }
     if !s.standby.is_empty() {
         out.push_str(&format!("standby: {} (runs no target; `failoverd unstandby NODE` to undo)\n", s.standby.join(", ")));
     }
     if let Some(why) = &s.asking_to_be_fenced {
         out.push_str(&format!("ASKING TO BE FENCED: {why}\n"));
     }
+    if runtime["leaving"] == json!(true) {
+        out.push_str("LEAVING: this daemon is stopping (moving its targets away first)\n");
+    }
 
-    out.push_str("\npeers:\n");
-    if s.peers.is_empty() {
-        out.push_str("  (none)\n");
-    } else {
-        let mut rows = vec![{
-            let mut h = vec!["NODE".to_string(), "STATE".into(), "INCARNATION".into()];
-            h.extend(s.peers[0].links.iter().map(|l| l.link.to_uppercase()));
-            h
-        }];
-        for p in &s.peers {
-            let state = if p.fenced {
-                "fenced".to_string()
-            } else if p.alive {
-                "alive".into()
-            } else if p.ever_seen {
-                "DEAD".into()
-            } else {
-                "never seen".into()
-            };
-            let mut row = vec![p.node.clone(), state, p.incarnation.map(|i| i.to_string()).unwrap_or_else(|| "-".into())];
-            row.extend(p.links.iter().map(|l| {
-                let heard = l.last_heard_ms.map(|ms| format!(" ({} ago)", age(ms))).unwrap_or_default();
-                format!("{}{heard}", if l.up { "up" } else { "down" })
-            }));
-            rows.push(row);
-        }
-        out.push_str(&table(&rows));
-        for p in s.peers.iter().filter(|p| !p.config_mismatch.is_empty()) {
-            out.push_str(&format!("  CONFIG MISMATCH with {}: {}\n", p.node, p.config_mismatch.join(", ")));
-        }
+    // nodes, this one first
+    out.push_str("\nnodes:\n");
+    let links: Vec<String> = s.peers.first().map(|p| p.links.iter().map(|l| l.link.clone()).collect()).unwrap_or_default();
+    let mut header = vec!["NODE".to_string(), "STATE".into(), "INCARNATION".into()];
+    header.extend(links.iter().map(|l| l.to_uppercase()));
+    let mut rows = vec![header];
+    let mut me = vec![s.node.clone(), "online (this node)".into(), s.incarnation.to_string()];
+    me.extend(links.iter().map(|_| "-".to_string()));
+    rows.push(me);
+    for p in &s.peers {
+        let state = if p.fenced {
+            "FENCED (off)".to_string()
+        } else if let Some(other) = p.conflict_incarnation {
+            format!("CONFLICT: two daemons (incarnations {} and {other})", p.incarnation.unwrap_or(0))
+        } else if p.left {
+            "LEFT".into()
+        } else if p.alive {
+            "online".into()
+        } else if p.ever_seen {
+            "DEAD".into()
+        } else {
+            "never seen".into()
+        };
+        let mut row = vec![p.node.clone(), state, p.incarnation.map(|i| i.to_string()).unwrap_or_else(|| "-".into())];
+        row.extend(p.links.iter().map(|l| {
+            let heard = l.last_heard_ms.map(|ms| format!(" ({} ago)", age(ms))).unwrap_or_default();
+            format!("{}{heard}", if l.up { "up" } else { "down" })
+        }));
+        rows.push(row);
+    }
+    out.push_str(&table(&rows));
+    for p in s.peers.iter().filter(|p| !p.config_mismatch.is_empty()) {
+        out.push_str(&format!("  CONFIG MISMATCH with {}: {}\n", p.node, p.config_mismatch.join("; ")));
+    }
+
+    out.push_str("\nfencing:\n");
+    if s.fencing.is_empty() && s.fence_pending.is_empty() && s.fence_cancelled.is_empty() {
+        out.push_str("  (nothing in progress)\n");
+    }
+    for f in &s.fence_pending {
+        out.push_str(&format!(
+            "  {}: will be fenced in {} (fence delay) unless it is heard again\n",
+            f.victim,
+            age(f.in_ms)
+        ));
+    }
+    for f in &s.fencing {
+        let what = match f.waiting.as_str() {
+            "operator" => format!(
+                "WAITING FOR AN OPERATOR: power {v} off by hand, check it is off, then run `failoverd confirm-fenced {v}` \
+                 (or `failoverd fence --cancel {v}`)",
+                v = f.victim
+            ),
+            "backoff" => format!(
+                "every fence level FAILED; retry in {} (`failoverd fence --cancel {}` stops it)",
+                f.retry_in_ms.map(age).unwrap_or_else(|| "?".into()),
+                f.victim
+            ),
+            _ => format!("fencing now (for {})", age(f.running_ms)),
+        };
+        out.push_str(&format!("  {}: power {}, attempt {}, reason {}: {what}\n", f.victim, f.action, f.attempt, f.reason));
+    }
+    for v in &s.fence_cancelled {
+        out.push_str(&format!("  {v}: fencing cancelled by an operator; not fenced automatically until it is heard again\n"));
     }
 
     out.push_str("\ntargets:\n");
     if s.targets.is_empty() {
         out.push_str("  (none)\n");
     } else {
-        let mut rows = vec![vec!["TARGET".to_string(), "OWNER".into(), "STATE".into(), "HERE".into(), "BLOCKED".into()]];
+        let mut rows = vec![vec!["TARGET".to_string(), "OWNER".into(), "STATE".into(), "HERE".into(), "STEP".into()]];
         for t in &s.targets {
-            rows.push(vec![
-                t.target.clone(),
-                t.owner.clone().unwrap_or_else(|| "-".into()),
-                t.state.clone(),
-                t.local.clone(),
-                t.blocked.clone().unwrap_or_default(),
-            ]);
+            let step = match (&t.sequence, &t.step) {
+                (Some(seq), Some(step)) => {
+                    let of = t.step_of.map(|(i, n)| format!(" {i}/{n}")).unwrap_or_default();
+                    format!("{seq}{of}: {step}, {}", age(t.step_ms.unwrap_or(0)))
+                }
+                _ => t.blocked.as_ref().map(|b| format!("BLOCKED: {b}")).unwrap_or_default(),
+            };
+            rows.push(vec![t.target.clone(), t.owner.clone().unwrap_or_else(|| "-".into()), t.state.clone(), t.local.clone(), step]);
         }
         out.push_str(&table(&rows));
     }
 
-    out.push_str("\nfencing:\n");
-    if s.fencing.is_empty() {
-        out.push_str("  (nothing in progress)\n");
-    } else {
-        let mut rows = vec![vec!["VICTIM".to_string(), "ACTION".into(), "ATTEMPT".into(), "REASON".into()]];
-        for f in &s.fencing {
-            rows.push(vec![f.victim.clone(), f.action.clone(), f.attempt.to_string(), f.reason.clone()]);
+    // failed actions and recent events
+    let lines: Vec<(String, crate::engine::Event)> = match events.as_array() {
+        Some(list) => list
+            .iter()
+            .filter_map(|e| Some((clock_of(e["time"].as_str()?), serde_json::from_value(e["detail"].clone()).ok()?)))
+            .collect(),
+        None => s
+            .recent_events
+            .iter()
+            .map(|(at, ev)| {
+                let when = match now {
+                    Some(n) => format!("{} ago", age(n.saturating_sub(at.as_micros()) / 1000)),
+                    None => at.to_string(),
+                };
+                (when, ev.clone())
+            })
+            .collect(),
+    };
+    use crate::engine::Event as E;
+    let failed: Vec<&(String, E)> = lines
+        .iter()
+        .filter(|(_, e)| {
+            matches!(
+                e,
+                E::SequenceFailed { .. }
+                    | E::FenceLevelFailed { .. }
+                    | E::FenceFailed { .. }
+                    | E::MonitorFailed { .. }
+                    | E::TargetBlocked { .. }
+                    | E::FenceLied { .. }
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push_str("\nfailed actions:\n");
+        for (when, e) in failed.iter().rev().take(10).rev() {
+            out.push_str(&format!("  {when}  {}\n", e.message()));
         }
-        out.push_str(&table(&rows));
     }
-
-    let now_us = runtime["now_us"].as_u64();
-    out.push_str("\nlast events:\n");
-    if s.recent_events.is_empty() {
+    out.push_str("\nrecent events:\n");
+    if lines.is_empty() {
         out.push_str("  (none)\n");
     }
-    for (at, ev) in s.recent_events.iter().rev().take(10) {
-        let when = match now_us {
-            Some(now) => format!("{:>8} ago", age(now.saturating_sub(at.as_micros()) / 1000)),
-            None => format!("{at}"),
-        };
-        let mut detail = serde_json::to_value(ev).unwrap_or(Value::Null);
-        if let Some(o) = detail.as_object_mut() {
-            o.remove("event");
-        }
-        out.push_str(&format!("  {when}  {} {}\n", ev.name(), detail));
+    let shown: Vec<&(String, E)> = lines.iter().filter(|(_, e)| !matches!(e, E::StepStarted { .. } | E::StepDone { .. })).collect();
+    for (when, e) in shown.iter().rev().take(12).rev() {
+        out.push_str(&format!("  {when}  {}\n", e.message()));
     }
     let dropped = runtime["datagrams"]["dropped"].as_u64().unwrap_or(0);
     if dropped > 0 {

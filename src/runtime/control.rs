@@ -8,7 +8,7 @@
 //!   holds what only the driver knows (its clock for computing ages, datagram counters, commands running).
 //! - Admin requests are the engine's `AdminRequest` in its serde form — `{"request":"migrate","target":"MDT0",
 //!   "to":"mds2"}`, `{"request":"confirm_fenced","node":"mds1"}`, `{"request":"fence","node":"mds1",
-//!   "action":"Off"}` (`On`, `Status`, `Reboot`), `{"request":"maintenance","on":true}`,
+//!   "action":"off"}` (`on`, `status`, `reboot`; the capitalised forms are read too), `{"request":"maintenance","on":true}`,
 //!   `{"request":"override_wait_for_all"}`, `{"request":"leave"}` — and are answered with the engine's reply:
 //!   `{"ok":true,"message":"..."}` or `{"ok":false,"error":"..."}`. A fence request is answered when the fence
 //!   job ends, which can take minutes.
@@ -115,8 +115,12 @@ impl ControlSocket {
                 if !m.file_type().is_socket() {
                     return Err(err("exists and is not a socket; not removing it".into()));
                 }
-                if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                    return Err(err("another failoverd is running on this node (it answers on this socket)".into()));
+                if let Ok(stream) = std::os::unix::net::UnixStream::connect(path) {
+                    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+                    let holder = getsockopt(&stream, PeerCredentials)
+                        .map(|c| format!(" (pid {}{})", c.pid(), super::state::process_line(c.pid() as u32)))
+                        .unwrap_or_default();
+                    return Err(err(format!("another failoverd is running on this node{holder} (it answers on this socket)")));
                 }
                 std::fs::remove_file(path).map_err(|e| err(format!("cannot remove the stale socket: {e}")))?;
             }

@@ -118,6 +118,22 @@ pub fn resolve_node(cfg: &Config, given: Option<&str>) -> Result<String> {
     )))
 }
 
+/// A daemon not run as root cannot do its job: say plainly what will fail.
+fn warn_if_not_root(node: &str) {
+    let uid = nix::unistd::geteuid();
+    if !uid.is_root() {
+        tracing::warn!(node, uid = uid.as_raw(),
+            "not running as root: heartbeats and status work, but fencing (ipmitool, snmpset, fence agents reading \
+             root-only secret files), zpool import/export, mount and umount will fail, so this node can neither \
+             fence a peer nor take a target over; run failoverd as root (the shipped systemd unit does)");
+    }
+}
+
+/// `2026-05-01T12:34:56.789Z`.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// FNV-1a: a hash that is the same in every build (the engine's seed must not depend on the Rust version).
 fn stable_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
@@ -134,6 +150,7 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
         let cfg = load_config(config_path)?;
         let keys = load_keys(&cfg)?;
         let node = resolve_node(&cfg, node.as_deref())?;
+        warn_if_not_root(&node);
         let daemon = Daemon::start(Arc::new(cfg), keys, &node, config_path).await?;
         daemon.run().await
     });
@@ -155,6 +172,10 @@ pub struct Daemon {
     config_path: PathBuf,
     engine: Engine,
     clock: Clock,
+    /// The exclusive lock of `cluster.state_dir`, held until the process exits.
+    _lock: super::state::StateLock,
+    /// `failoverd history`: fences and takeovers, in `cluster.state_dir`.
+    history: super::state::History,
     links: Links,
     counters: Arc<NetCounters>,
     state: StateDir,
@@ -186,6 +207,9 @@ impl Daemon {
     /// tokio runtime that will run [`Daemon::run`].
     pub async fn start(cfg: Arc<Config>, keys: Keys, node: &str, config_path: &Path) -> Result<Daemon> {
         let state = StateDir::open(&cfg.cluster.state_dir)?;
+        // one daemon per node: the state_dir lock, then the control socket, then exclusive UDP binds each
+        // refuse a second one at once, naming the running one's pid
+        let lock = state.lock()?;
         let mut control = ControlSocket::bind(&cfg.cluster.control_socket, &cfg.cluster.control_allowed_uids)?;
         let links = Links::bind(&cfg, node, keys)?;
 
@@ -268,12 +292,15 @@ impl Daemon {
             "failoverd started"
         );
         let counters = links.counters();
+        let history = super::state::History::open(&cfg.cluster.state_dir);
         Ok(Daemon {
             cfg,
             node: node.to_string(),
             config_path: config_path.to_path_buf(),
             engine,
             clock,
+            _lock: lock,
+            history,
             links,
             counters,
             state,
@@ -413,7 +440,23 @@ impl Daemon {
         let now = self.clock.now();
         match p.request {
             ControlRequest::Status => {
-                let reply = json!({ "ok": true, "status": self.engine.status(now), "runtime": self.runtime_status(now) });
+                let status = self.engine.status(now);
+                let mut value = serde_json::to_value(&status).unwrap_or(Value::Null);
+                if let Some(obj) = value.as_object_mut() {
+                    let wall = std::time::SystemTime::now();
+                    obj.insert("time".into(), json!(rfc3339(wall)));
+                    let events: Vec<Value> = status
+                        .recent_events
+                        .iter()
+                        .map(|(at, ev)| {
+                            let when = wall.checked_sub(now.since(*at)).unwrap_or(wall);
+                            json!({ "time": rfc3339(when), "event": ev.name(), "severity": ev.severity().as_str(),
+                                    "message": ev.message(), "detail": ev })
+                        })
+                        .collect();
+                    obj.insert("events".into(), json!(events));
+                }
+                let reply = json!({ "ok": true, "status": value, "runtime": self.runtime_status(now) });
                 let _ = p.reply.send(reply);
             }
             ControlRequest::Admin(request) => {
@@ -514,19 +557,33 @@ impl Daemon {
         }
         let detail = serde_json::to_string(event).unwrap_or_default();
         let severity = event.severity();
+        let message = event.message();
         match severity {
-            Severity::Info => tracing::info!(node = %self.node, event = %name, detail = %detail, "event"),
-            Severity::Warning => tracing::warn!(node = %self.node, event = %name, detail = %detail, "event"),
-            Severity::Alert => tracing::error!(node = %self.node, event = %name, detail = %detail, "event"),
+            Severity::Info => tracing::info!(node = %self.node, event = %name, summary = %message, detail = %detail, "event"),
+            Severity::Warning => tracing::warn!(node = %self.node, event = %name, summary = %message, detail = %detail, "event"),
+            Severity::Alert => tracing::error!(node = %self.node, event = %name, summary = %message, detail = %detail, "event"),
         }
-        if severity >= Severity::Warning {
-            self.notify(event, &name, severity);
+        if event.historic() {
+            let mut v = serde_json::to_value(event).unwrap_or_else(|_| json!({ "event": name }));
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("timestamp".into(), json!(rfc3339(std::time::SystemTime::now())));
+                obj.insert("reported_by".into(), json!(self.node));
+                obj.insert("message".into(), json!(message));
+            }
+            if let Err(e) = self.history.append(&v) {
+                tracing::warn!(node = %self.node, error = %e, "cannot append to the history in cluster.state_dir");
+            }
+        }
+        if event.notifiable() {
+            self.notify(event, &name, severity, &message);
         }
     }
 
     /// Run `cluster.notify` with the event as JSON on stdin (fire and forget). The JSON is the event's own
-    /// (`{"event":"peer_dead","node":"mds1","silent_ms":3012}`) plus `cluster`, `reported_by` and `severity`.
-    fn notify(&self, event: &Event, name: &str, severity: Severity) {
+    /// (`{"event":"peer_dead","node":"mds1","silent_ms":3012}`, snake_case values only) plus `timestamp`
+    /// (wall clock, RFC 3339 UTC), `cluster`, `reported_by` (the node whose daemon saw it), `severity`
+    /// (`info`, `warning`, `alert`) and `message` (one line for a human). See README "Events".
+    fn notify(&self, event: &Event, name: &str, severity: Severity, message: &str) {
         let Some(program) = &self.cfg.cluster.notify else { return };
         if self.notify_running.load(Ordering::Relaxed) >= MAX_NOTIFY_RUNNING {
             tracing::warn!(node = %self.node, event = %name, notify = %program.display(),
@@ -535,13 +592,16 @@ impl Daemon {
         }
         let mut v = serde_json::to_value(event).unwrap_or_else(|_| json!({ "event": name }));
         if let Some(obj) = v.as_object_mut() {
+            obj.insert("timestamp".into(), json!(rfc3339(std::time::SystemTime::now())));
             obj.insert("cluster".into(), json!(self.cfg.cluster.name));
             obj.insert("reported_by".into(), json!(self.node));
-            obj.insert("severity".into(), json!(format!("{severity:?}").to_lowercase()));
+            obj.insert("severity".into(), json!(severity.as_str()));
+            obj.insert("message".into(), json!(message));
         }
         let cmd = Command::new([program.display().to_string()], NOTIFY_TIMEOUT)
             .with_stdin(format!("{v}\n"))
             .with_env("FAILOVERD_EVENT", name)
+            .with_env("FAILOVERD_SEVERITY", severity.as_str())
             .with_env("FAILOVERD_NODE", self.node.clone())
             .with_env("FAILOVERD_CLUSTER", self.cfg.cluster.name.clone());
         let label = Label { node: self.node.clone(), purpose: "notify".into(), target: String::new(), step: name.to_string() };

@@ -31,6 +31,24 @@
 //! the demo says so. Everything is bounded by [`HARD_TIMEOUT`]; the temporary directory (state, control
 //! sockets, configuration) is removed at the end, also on failure.
 
+
+/// `println!` that never panics: the demo goes on (and cleans up) when its reader has gone away
+/// (`failoverd demo | head`); the text is for a human only.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($t)*);
+    }};
+}
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::UdpSocket;
@@ -122,6 +140,10 @@ pub struct DemoArgs {
     /// What happens to mds1 a few seconds after the pair started.
     #[arg(long, value_enum, default_value_t = DemoFault::PowerLoss)]
     pub fault: DemoFault,
+    /// Set both daemons' `cluster.notify` to this program: see what on-call would receive (one JSON event on
+    /// stdin per run, README "Events").
+    #[arg(long, value_name = "PROGRAM")]
+    pub notify: Option<PathBuf>,
 }
 
 /// `failoverd demo`: run the demo, print its timeline and final status; exit 0 when mds2 took both targets
@@ -145,7 +167,7 @@ pub fn run(args: DemoArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = runtime.block_on(demo(dir.path(), args.fault));
+    let outcome = runtime.block_on(demo(dir.path(), args.fault, args.notify.as_deref()));
     // Stops both daemons' loops, their receive tasks and every simulated command still sleeping: every
     // socket is closed before the directory that holds the control sockets is removed.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -153,13 +175,13 @@ pub fn run(args: DemoArgs) -> ExitCode {
     let took = began.elapsed().as_secs_f64();
     match outcome {
         Ok(summary) => {
-            println!("RESULT: ok: {summary}");
-            println!("demo finished in {took:.1} s");
+            outln!("RESULT: ok: {summary}");
+            outln!("demo finished in {took:.1} s");
             ExitCode::SUCCESS
         }
         Err(why) => {
-            println!("RESULT: FAILED: {why}");
-            println!("demo finished in {took:.1} s");
+            outln!("RESULT: FAILED: {why}");
+            outln!("demo finished in {took:.1} s");
             eprintln!("failoverd demo: failed: {why}");
             ExitCode::FAILURE
         }
@@ -167,14 +189,14 @@ pub fn run(args: DemoArgs) -> ExitCode {
 }
 
 /// The demo inside the runtime: start, fail mds1, watch, judge. `Ok` carries the one-line summary.
-async fn demo(dir: &Path, fault: DemoFault) -> Result<String, String> {
+async fn demo(dir: &Path, fault: DemoFault, notify: Option<&Path>) -> Result<String, String> {
     let (notes_tx, notes_rx) = mpsc::unbounded_channel();
     let lab = Lab::new(notes_tx)?;
     let mut key = vec![0u8; 32];
     rand::rng().fill_bytes(&mut key);
     let keys = Keys::new(key, None);
     let (events_tx, events_rx) = mpsc::unbounded_channel();
-    let pair = start_pair(dir, &keys, &lab, &events_tx).await?;
+    let pair = start_pair(dir, &keys, &lab, &events_tx, notify).await?;
     drop(events_tx);
     print_header(&pair, fault);
 
@@ -187,7 +209,7 @@ async fn demo(dir: &Path, fault: DemoFault) -> Result<String, String> {
         _ = tokio::signal::ctrl_c() => Err("interrupted".to_string()),
     };
     if let Err(e) = &played {
-        println!("\n!! {e}");
+        outln!("\n!! {e}");
     }
     let verdict = show.final_report().await;
     for node in &pair.nodes {
@@ -558,7 +580,13 @@ struct Pair {
 
 /// Start mds1 and mds2 (the real [`Daemon`], with a [`SimExecutor`] and an event observer) and spawn their
 /// loops.
-async fn start_pair(dir: &Path, keys: &Keys, lab: &Arc<Lab>, events: &mpsc::UnboundedSender<(String, Event)>) -> Result<Pair, String> {
+async fn start_pair(
+    dir: &Path,
+    keys: &Keys,
+    lab: &Arc<Lab>,
+    events: &mpsc::UnboundedSender<(String, Event)>,
+    notify: Option<&Path>,
+) -> Result<Pair, String> {
     let mut last = String::new();
     for _ in 0..START_ATTEMPTS {
         let p = free_ports(4)?;
@@ -566,7 +594,11 @@ async fn start_pair(dir: &Path, keys: &Keys, lab: &Arc<Lab>, events: &mpsc::Unbo
         let mut started = Vec::new();
         let mut bind_failed = None;
         for n in &NODES {
-            let text = config_text(dir, n.name, &ports);
+            let mut text = config_text(dir, n.name, &ports);
+            if let Some(program) = notify {
+                let program = std::path::absolute(program).unwrap_or_else(|_| program.to_path_buf());
+                text = text.replacen("[cluster]\n", &format!("[cluster]\nnotify = {:?}\n", program.display().to_string()), 1);
+            }
             let cfg = Config::from_toml_str(&text).map_err(|e| format!("the demo's own configuration is invalid (a bug): {e}"))?;
             let nd = dir.join(n.name);
             std::fs::create_dir_all(&nd).map_err(|e| format!("cannot create {}: {e}", nd.display()))?;
@@ -619,37 +651,37 @@ async fn status_of(socket: &Path) -> Result<Status, String> {
 fn print_header(pair: &Pair, fault: DemoFault) {
     let [p1, p2] = pair.ports;
     let targets = demo_targets();
-    println!("failoverd demo: a two-node MDS pair in one process, on 127.0.0.1");
-    println!();
-    println!("  nodes      {VICTIM} (fence_priority {}) ring0 udp/{} ring1 udp/{}", NODES[0].fence_priority, p1[0], p1[1]);
-    println!("             {SURVIVOR} (fence_priority {}) ring0 udp/{} ring1 udp/{}", NODES[1].fence_priority, p2[0], p2[1]);
-    println!(
+    outln!("failoverd demo: a two-node MDS pair in one process, on 127.0.0.1");
+    outln!();
+    outln!("  nodes      {VICTIM} (fence_priority {}) ring0 udp/{} ring1 udp/{}", NODES[0].fence_priority, p1[0], p1[1]);
+    outln!("             {SURVIVOR} (fence_priority {}) ring0 udp/{} ring1 udp/{}", NODES[1].fence_priority, p2[0], p2[1]);
+    outln!(
         "  timing     heartbeat_interval {HEARTBEAT_INTERVAL_MS} ms, dead_after {DEAD_AFTER_MS} ms, fence_delay {FENCE_DELAY_MS} ms"
     );
     for t in &targets {
-        println!("  target     {:<8} {} on {} (lctl {}, start_order {}), held by {VICTIM}", t.name, t.dataset, t.mountpoint, t.lctl_device, t.start_order);
+        outln!("  target     {:<8} {} on {} (lctl {}, start_order {}), held by {VICTIM}", t.name, t.dataset, t.mountpoint, t.lctl_device, t.start_order);
     }
-    println!("  fencing    one IPMI BMC per node (ipmitool chassis power off, then status until it reads off)");
-    println!("  real       both daemons: engine, UDP heartbeats (HMAC-SHA256, fresh random key), state dirs, control sockets,");
-    println!("             the exact fence and storage command lines and the parsers that judge their output");
-    println!("  simulated  what those commands act on: the shared pools and Lustre mounts (zdb, zpool, zfs, mount, df, lctl)");
-    println!("             and the power (chassis, BMCs), answered in the real tools' formats, in real time");
-    println!(
+    outln!("  fencing    one IPMI BMC per node (ipmitool chassis power off, then status until it reads off)");
+    outln!("  real       both daemons: engine, UDP heartbeats (HMAC-SHA256, fresh random key), state dirs, control sockets,");
+    outln!("             the exact fence and storage command lines and the parsers that judge their output");
+    outln!("  simulated  what those commands act on: the shared pools and Lustre mounts (zdb, zpool, zfs, mount, df, lctl)");
+    outln!("             and the power (chassis, BMCs), answered in the real tools' formats, in real time");
+    outln!(
         "  (simulated MMP activity check shortened from ~20-25 s to {} s for the demo)",
         DEMO_ACTIVITY_CHECK.as_secs()
     );
-    println!();
+    outln!();
     let what = match fault {
         DemoFault::PowerLoss => format!("{VICTIM}'s power fails (its BMC stays reachable on standby power)"),
         DemoFault::Hang => format!("{VICTIM}'s kernel hangs with the power on"),
     };
-    println!("plan: let the pair settle, then {what}; {SURVIVOR} must detect it, fence {VICTIM} and take both targets over.");
-    println!(
+    outln!("plan: let the pair settle, then {what}; {SURVIVOR} must detect it, fence {VICTIM} and take both targets over.");
+    outln!(
         "      {SURVIVOR} has the lower fence_priority: with two nodes and no witness it cannot tell a dead peer from a network\n      \
          partition, so it waits fence_delay ({} s) before fencing; in a real partition {VICTIM} would fence first and win.",
         FENCE_DELAY_MS / 1000
     );
-    println!();
+    outln!();
 }
 
 // ----- the show --------------------------------------------------------------------------------------------
@@ -703,13 +735,13 @@ impl Show {
     async fn play(&mut self, fault: DemoFault) -> Result<(), String> {
         let settled_at = self.settle().await?;
         let cut_at = settled_at + STEADY;
-        println!("the pair runs for {} s: heartbeats on both links, {VICTIM} serving MGT and MDT0000 ...", STEADY.as_secs());
+        outln!("the pair runs for {} s: heartbeats on both links, {VICTIM} serving MGT and MDT0000 ...", STEADY.as_secs());
         self.pump_until(cut_at).await;
         if let Some(f) = self.fatal.take() {
             return Err(f);
         }
-        println!();
-        println!("timeline (ms since {VICTIM} failed):");
+        outln!();
+        outln!("timeline (ms since {VICTIM} failed):");
         self.t0 = Some(Instant::now());
         self.lab.fail(VICTIM, fault);
         loop {
@@ -740,9 +772,9 @@ impl Show {
             match self.statuses().await {
                 Ok(statuses) => match settled(&statuses) {
                     Ok(()) => {
-                        println!("the pair settled {} ms after start:", self.lab.clock.now().as_millis());
-                        print!("{}", self.table(&statuses));
-                        println!();
+                        outln!("the pair settled {} ms after start:", self.lab.clock.now().as_millis());
+                        out!("{}", self.table(&statuses));
+                        outln!();
                         return Ok(Instant::now());
                     }
                     Err(p) => last_problem = p,
@@ -802,7 +834,7 @@ impl Show {
     }
 
     fn line(&self, at: Instant, node: &str, text: &str) {
-        println!("  {}  {node:<5} {text}", self.stamp(at));
+        outln!("  {}  {node:<5} {text}", self.stamp(at));
     }
 
     fn on_note(&mut self, note: Note) {
@@ -959,20 +991,20 @@ impl Show {
         self.pump_until(Instant::now() + Duration::from_millis(50)).await;
         let survivor = match self.statuses().await {
             Ok(statuses) => {
-                println!();
-                println!("final status ({SURVIVOR}'s view from its control socket; POOL/MOUNTED from the simulated SAN):");
-                print!("{}", self.table(&statuses));
+                outln!();
+                outln!("final status ({SURVIVOR}'s view from its control socket; POOL/MOUNTED from the simulated SAN):");
+                out!("{}", self.table(&statuses));
                 statuses.into_iter().find(|(n, _)| *n == SURVIVOR).and_then(|(_, s)| s)
             }
             Err(e) => {
-                println!("\n!! no final status: {e}");
+                outln!("\n!! no final status: {e}");
                 None
             }
         };
-        println!();
+        outln!();
         if !self.milestones.is_empty() {
             let m: Vec<String> = self.milestones.iter().map(|(what, ms)| format!("{what} +{ms} ms")).collect();
-            println!("summary: {}", m.join(", "));
+            outln!("summary: {}", m.join(", "));
         }
         let mut problems = Vec::new();
         for t in demo_targets() {
@@ -997,14 +1029,14 @@ impl Show {
         }
         let violations = self.lab.violations();
         if violations.is_empty() {
-            println!("safety: no pool imported and no target mounted on two powered hosts; no forced import before the fence");
+            outln!("safety: no pool imported and no target mounted on two powered hosts; no forced import before the fence");
         } else {
             for v in &violations {
-                println!("!! SAFETY RULE BROKEN: {v}");
+                outln!("!! SAFETY RULE BROKEN: {v}");
             }
             problems.push(format!("{} safety rule(s) broken", violations.len()));
         }
-        println!();
+        outln!();
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }

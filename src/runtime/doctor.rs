@@ -541,7 +541,12 @@ fn check_secret_file(key: &str, path: &Path) -> Check {
     }
     if key.starts_with("cluster.") {
         if let Err(e) = load_key(path) {
-            return Check::fail(what, e.to_string(), "failoverd keygen --out FILE, then copy it to every node");
+            let fix = if matches!(&e, crate::config::KeyFileError::Unreadable { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied) {
+                "run doctor as root (do not make a new key: every node needs the same one)"
+            } else {
+                "failoverd keygen --out FILE, then copy it to every node"
+            };
+            return Check::fail(what, e.to_string(), fix);
         }
     }
     let mode = meta.permissions().mode() & 0o7777;

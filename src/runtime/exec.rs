@@ -61,10 +61,10 @@ impl Label {
     pub fn of(node: &str, purpose: &Purpose) -> Label {
         let (p, target, step) = match purpose {
             Purpose::Fence { victim, device, level, action } => {
-                ("fence", victim.clone(), format!("{} via {device} (level {})", format!("{action:?}").to_lowercase(), level + 1))
+                ("fence", victim.clone(), format!("{} via {device} (level {})", action.as_str(), level + 1))
             }
             Purpose::Storage { target, sequence, step } => {
-                ("storage", target.clone(), format!("{}/{step}", format!("{sequence:?}").to_lowercase()))
+                ("storage", target.clone(), format!("{}/{step}", sequence.as_str()))
             }
             Purpose::Discover => ("discover", String::new(), String::new()),
         };
@@ -90,27 +90,39 @@ impl Executor for Processes {
     }
 }
 
-/// Run `cmd` and log it: the command line before, the outcome and duration after (info when it exited 0,
-/// warn otherwise). Never logs stdin, the environment or secrets.
+/// Run `cmd` and log it: the command line before, the outcome and duration after. Never logs stdin, the
+/// environment or secrets.
+///
+/// Levels, so that an idle cluster is quiet at INFO: the periodic health checks (`monitor/...`) log at DEBUG
+/// unless they end badly. An exit code other than 0 is not a failure by itself (a fence agent's `status`
+/// exits 2 for "off", `zpool import` without a pool exits 1): failoverd judges every result, and the event that
+/// follows says what it meant, so such an exit is logged at INFO (DEBUG for health checks). Only a command
+/// that timed out, was killed or could not start is a WARN here.
 pub async fn run_logged(cmd: &Command, label: &Label) -> CommandResult {
-    tracing::info!(
-        node = %label.node,
-        purpose = %label.purpose,
-        target = %label.target,
-        step = %label.step,
-        command = %cmd.display(),
-        timeout_ms = cmd.timeout.as_millis() as u64,
-        "running command"
-    );
+    let routine = label.step.starts_with("monitor/");
+    if routine {
+        tracing::debug!(node = %label.node, purpose = %label.purpose, target = %label.target, step = %label.step,
+            command = %cmd.display(), timeout_ms = cmd.timeout.as_millis() as u64, "running command");
+    } else {
+        tracing::info!(node = %label.node, purpose = %label.purpose, target = %label.target, step = %label.step,
+            command = %cmd.display(), timeout_ms = cmd.timeout.as_millis() as u64, "running command");
+    }
     let result = run(cmd).await;
     let exit = exit_text(&result.exit);
     let duration_ms = result.duration.as_millis() as u64;
-    if result.success() {
-        tracing::info!(node = %label.node, purpose = %label.purpose, target = %label.target, step = %label.step,
-            command = %cmd.display(), exit = %exit, duration_ms, "command finished");
-    } else {
-        tracing::warn!(node = %label.node, purpose = %label.purpose, target = %label.target, step = %label.step,
-            command = %cmd.display(), exit = %exit, duration_ms, outcome = %result.summary(), "command failed");
+    match &result.exit {
+        Exit::Code(0) if routine => tracing::debug!(node = %label.node, purpose = %label.purpose, target = %label.target,
+            step = %label.step, command = %cmd.display(), exit = %exit, duration_ms, "command finished"),
+        Exit::Code(0) => tracing::info!(node = %label.node, purpose = %label.purpose, target = %label.target,
+            step = %label.step, command = %cmd.display(), exit = %exit, duration_ms, "command finished"),
+        Exit::Code(_) if routine => tracing::info!(node = %label.node, purpose = %label.purpose, target = %label.target,
+            step = %label.step, command = %cmd.display(), exit = %exit, duration_ms, outcome = %result.summary(),
+            "health check command exited non-zero (failoverd judges it: see the next event)"),
+        Exit::Code(_) => tracing::info!(node = %label.node, purpose = %label.purpose, target = %label.target,
+            step = %label.step, command = %cmd.display(), exit = %exit, duration_ms, outcome = %result.summary(),
+            "command finished (exit code judged by failoverd: see the next event)"),
+        _ => tracing::warn!(node = %label.node, purpose = %label.purpose, target = %label.target, step = %label.step,
+            command = %cmd.display(), exit = %exit, duration_ms, outcome = %result.summary(), "command failed"),
     }
     result
 }

@@ -32,7 +32,12 @@ impl Goal {
             Goal::TargetOn { target, node } => {
                 s.targets.iter().any(|t| t.target == *target && t.owner.as_deref() == Some(node) && t.state == "running")
             }
-            Goal::NodeEmpty { node } => !s.targets.iter().any(|t| t.owner.as_deref() == Some(node)),
+            // and every target that moved is verified where it went: nothing starting, releasing or handed
+            // off is left (a target with no owner stays stopped: its own line says why)
+            Goal::NodeEmpty { node } => {
+                !s.targets.iter().any(|t| t.owner.as_deref() == Some(node))
+                    && s.targets.iter().all(|t| t.owner.is_none() && !t.state.starts_with("handed off") || t.state == "running")
+            }
         }
     }
 
@@ -57,8 +62,15 @@ pub fn follow(socket: &Path, goal: &Goal, timeout: Duration) -> Result<()> {
         for t in goal.watched(&status) {
             let now = (t.owner.clone(), t.state.clone());
             if last.get(&t.target) != Some(&now) {
-                let owner = t.owner.as_deref().unwrap_or("-");
-                println!("  +{:>5.1}s  {:<16} {:<8} {}", start.elapsed().as_secs_f64(), t.target, owner, t.state);
+                let step = match (&t.sequence, &t.step) {
+                    (Some(seq), Some(step)) => format!(" ({seq}: {step})"),
+                    _ => String::new(),
+                };
+                let on = match &t.owner {
+                    Some(o) => format!("on {o}"),
+                    None => "-".into(),
+                };
+                println!("  +{:>5.1}s  {:<16} {:<8} {}{step}", start.elapsed().as_secs_f64(), t.target, on, t.state);
                 last.insert(t.target.clone(), now);
             }
             if let Some(why) = &t.blocked {

@@ -15,12 +15,12 @@
 //! |---|---|---|
 //! | `info` | gauge (1) | `node`, `cluster`, `version` |
 //! | `peer_alive` | gauge 0/1 | `node` |
+//! | `peer_config_mismatch` | gauge 0/1: the peer's cluster-wide configuration differs from this node's | `node` |
 //! | `peer_link_up` | gauge 0/1 | `node`, `link` |
 //! | `peer_last_heard_seconds` | gauge, age of the last valid heartbeat (absent until one arrived) | `node`, `link` |
 //! | `quorate`, `quorum_votes`, `quorum_votes_needed`, `witness_vote`, `maintenance` | gauge | |
 //! | `target_owned` | gauge 0/1: this node holds the target | `target` |
 //! | `target_blocked` | gauge 0/1: the target is blocked until an operator acts (`failoverd status` says why) | `target` |
-//! | `peer_config_mismatch` | gauge 0/1: the peer's configuration digest differs from this node's (from the `config_mismatch` and `config_agreed` events) | `node` |
 //! | `fence_attempts_total` | counter: fence attempts started by this node | `node` (the victim) |
 //! | `fence_outcomes_total` | counter | `node`, `outcome` = `confirmed`, `level_failed`, `failed`, `needs_operator`, `cancelled`, `confirmed_by_operator`, `lied` |
 //! | `migration_duration_seconds` | histogram of completed sequences on this node | `kind` = `forced` (takeover after a fence), `controlled` (import and mount without force: the receiving half of a controlled migration, or a first start), `release` (umount and export: the giving half) |
@@ -141,6 +141,7 @@ type SecondsGauge = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     peer_alive: Family<NodeLabels, Gauge>,
+    peer_config_mismatch: Family<NodeLabels, Gauge>,
     link_up: Family<LinkLabels, Gauge>,
     last_heard: Family<LinkLabels, SecondsGauge>,
     quorate: Gauge,
@@ -150,7 +151,6 @@ pub struct Metrics {
     maintenance: Gauge,
     target_owned: Family<TargetLabels, Gauge>,
     target_blocked: Family<TargetLabels, Gauge>,
-    config_mismatch: Family<NodeLabels, Gauge>,
     step_duration: Family<StepLabels, Histogram, fn() -> Histogram>,
     fence_attempts: Family<NodeLabels, Counter>,
     fence_outcomes: Family<OutcomeLabels, Counter>,
@@ -172,6 +172,7 @@ impl Metrics {
         registry.register("info", "This failoverd daemon: node, cluster and version (always 1)", info);
         let m = Metrics {
             peer_alive: Family::default(),
+            peer_config_mismatch: Family::default(),
             link_up: Family::default(),
             last_heard: Family::default(),
             quorate: Gauge::default(),
@@ -181,7 +182,6 @@ impl Metrics {
             maintenance: Gauge::default(),
             target_owned: Family::default(),
             target_blocked: Family::default(),
-            config_mismatch: Family::default(),
             step_duration: Family::new_with_constructor(duration_histogram),
             fence_attempts: Family::default(),
             fence_outcomes: Family::default(),
@@ -194,6 +194,11 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("peer_alive", "1 when this node considers the peer alive", m.peer_alive.clone());
+        registry.register(
+            "peer_config_mismatch",
+            "1 when the peer's cluster-wide configuration differs from this node's",
+            m.peer_config_mismatch.clone(),
+        );
         registry.register("peer_link_up", "1 when the link delivered a valid heartbeat from the peer within dead_after", m.link_up.clone());
         registry.register(
             "peer_last_heard_seconds",
@@ -207,11 +212,6 @@ impl Metrics {
         registry.register("maintenance", "1 when the cluster is in maintenance (no automatic action)", m.maintenance.clone());
         registry.register("target_owned", "1 when this node holds the target", m.target_owned.clone());
         registry.register("target_blocked", "1 when the target is blocked until an operator acts", m.target_blocked.clone());
-        registry.register(
-            "peer_config_mismatch",
-            "1 when the peer's configuration digest differs from this node's",
-            m.config_mismatch.clone(),
-        );
         registry.register(
             "step_duration_seconds",
             "Duration of completed steps of target sequences on this node, by step",
@@ -250,10 +250,10 @@ impl Metrics {
             Event::FenceConfirmedByOperator { node } => outcome(node, "confirmed_by_operator"),
             Event::FenceLied { node } => outcome(node, "lied"),
             Event::ConfigMismatch { node, .. } => {
-                self.config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(1);
+                self.peer_config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(1);
             }
             Event::ConfigAgreed { node } => {
-                self.config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(0);
+                self.peer_config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(0);
             }
             Event::StepDone { step, ms, .. } => {
                 self.step_duration.get_or_create(&StepLabels { step: step.clone() }).observe(*ms as f64 / 1000.0);
@@ -277,8 +277,8 @@ impl Metrics {
         for p in &status.peers {
             self.peer_alive.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.alive));
             // Present (0) for every peer from the first scrape on, so that `increase()` in alert rules sees the
-            // first fence or mismatch (a series born at 1 shows no increase); the events move them.
-            let _ = self.config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() });
+            // first fence (a series born at 1 shows no increase); the events move them.
+            self.peer_config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(!p.config_mismatch.is_empty()));
             let _ = self.fence_attempts.get_or_create(&NodeLabels { node: p.node.clone() });
             for outcome in FENCE_OUTCOMES {
                 let _ = self.fence_outcomes.get_or_create(&OutcomeLabels { node: p.node.clone(), outcome: outcome.into() });
@@ -544,14 +544,21 @@ mod tests {
             ],
             fenced: false,
             config_mismatch: vec![],
+            left: false,
+            conflict_incarnation: None,
         });
-        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None });
+        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
         s.targets.push(TargetStatus {
             target: "MDT0".into(),
             owner: Some("n2".into()),
             state: "running".into(),
             local: "stopped".into(),
             blocked: Some("label names a foreign host".into()),
+            sequence: None,
+            step: None,
+            step_ms: None,
+            sequence_ms: None,
+            step_of: None,
         });
         s
     }
@@ -575,6 +582,7 @@ mod tests {
         for line in [
             "failoverd_info{node=\"n1\",cluster=\"c1\",version=\"",
             "failoverd_peer_alive{node=\"n2\"} 1\n",
+            "failoverd_peer_config_mismatch{node=\"n2\"} 0\n",
             "failoverd_peer_link_up{node=\"n2\",link=\"ring0\"} 1\n",
             "failoverd_peer_link_up{node=\"n2\",link=\"ring1\"} 0\n",
             "failoverd_peer_last_heard_seconds{node=\"n2\",link=\"ring0\"} 0.25\n",

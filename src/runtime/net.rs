@@ -139,14 +139,16 @@ pub struct Links {
     send_log: Mutex<BTreeMap<String, RateLimit>>,
 }
 
-/// Make a nonblocking UDP socket with SO_REUSEADDR bound to `addr`: the tokio half receives, the std half
-/// (the same socket, duplicated) sends without waiting for the reactor to report it writable.
+/// Make a nonblocking UDP socket bound to `addr`, exclusively: the tokio half receives, the std half (the
+/// same socket, duplicated) sends without waiting for the reactor to report it writable.
 ///
-/// SO_REUSEADDR lets a restarted daemon bind at once; a second daemon on the same node is refused earlier, by
-/// the control socket (see [`super::control`]), which is bound first.
+/// No SO_REUSEADDR and no SO_REUSEPORT: on Linux either lets two UDP sockets share a port, and a second
+/// daemon started by mistake with the same addresses would then steal the heartbeats of the first (its peers
+/// hear two incarnations of one node, and the node itself goes deaf). UDP has no TIME_WAIT, so a restarted
+/// daemon binds at once without them.
 pub fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_address(true)?;
+    socket.set_reuse_address(false)?;
     if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
@@ -155,6 +157,48 @@ pub fn bind_udp(addr: SocketAddr) -> std::io::Result<(UdpSocket, std::net::UdpSo
     let std_socket: std::net::UdpSocket = socket.into();
     let sender = std_socket.try_clone()?;
     Ok((UdpSocket::from_std(std_socket)?, sender))
+}
+
+/// The pid of a process that holds a UDP socket bound to `addr` (or to the wildcard address of its port),
+/// read from /proc (Linux); `None` when it cannot be found (another user's process without privileges).
+pub fn udp_holder(addr: SocketAddr) -> Option<u32> {
+    let (table, ip_hex, any_hex) = match addr.ip() {
+        std::net::IpAddr::V4(ip) => ("/proc/net/udp", format!("{:08X}", u32::from_ne_bytes(ip.octets())), "00000000".to_string()),
+        std::net::IpAddr::V6(ip) => {
+            let words = |o: [u8; 16]| o.chunks(4).map(|c| format!("{:08X}", u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))).collect::<String>();
+            ("/proc/net/udp6", words(ip.octets()), "0".repeat(32))
+        }
+    };
+    let port = format!("{:04X}", addr.port());
+    let text = std::fs::read_to_string(table).ok()?;
+    let inodes: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let (ip, p) = cols.get(1)?.split_once(':')?;
+            ((ip == ip_hex || ip == any_hex) && p == port).then(|| cols.get(9).map(|s| format!("socket:[{s}]"))).flatten()
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    let me = std::process::id();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
+                    return Some(pid);
+                }
+            }
+        }
+    }
+    None
 }
 
 impl Links {
@@ -178,8 +222,19 @@ impl Links {
         for (link, addr) in me.addresses.iter().enumerate() {
             let name = &cfg.cluster.links[link];
             let (sock, sender) = bind_udp(*addr).map_err(|e| {
+                let holder = if e.kind() == std::io::ErrorKind::AddrInUse {
+                    match udp_holder(*addr) {
+                        Some(pid) => format!(
+                            ": pid {pid}{} holds it (another failoverd for this node? one daemon per node)",
+                            super::state::process_line(pid)
+                        ),
+                        None => ": another process holds it (another failoverd for this node? `ss -ulpn` names it)".into(),
+                    }
+                } else {
+                    String::new()
+                };
                 RuntimeError::new(format!(
-                    "node[{index}].addresses[{link}] (node {node}, link {name}): cannot bind UDP {addr}: {e}"
+                    "node[{index}].addresses[{link}] (node {node}, link {name}): cannot bind UDP {addr}: {e}{holder}"
                 ))
             })?;
             sockets.push(Arc::new(sock));
@@ -345,6 +400,9 @@ mod tests {
         assert!(err.is_err());
         let (s, sender) = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         assert!(s.local_addr().unwrap().port() != 0);
+        // exclusive: a second bind_udp on our own port is refused too (no SO_REUSEADDR sharing)
+        let again = bind_udp(s.local_addr().unwrap()).err().expect("a second socket bound to a taken port");
+        assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
         // the sender is the same socket: same address, never blocks
         assert_eq!(sender.local_addr().unwrap(), s.local_addr().unwrap());
         let peer = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

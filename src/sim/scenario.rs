@@ -187,6 +187,9 @@ pub enum FaultAction {
     Standby { node: String, on: bool, via: String },
     /// Operator: `failoverd override-wait-for-all`, asked on `via`.
     OverrideWaitForAll { via: String },
+    /// A second daemon claims `node` (`on = true`: started on another host, with a higher incarnation) or
+    /// stops (`on = false`).
+    Duplicate { node: String, on: bool },
 }
 
 /// What must hold at the end of a run (safety invariants are always checked).
@@ -291,6 +294,7 @@ impl Scenario {
             let nodes: Vec<&str> = match &f.action {
                 FaultAction::Crash { node } | FaultAction::PowerOff { node } | FaultAction::PowerOn { node } | FaultAction::Restart { node } => vec![node],
                 FaultAction::Bmc { node, .. } | FaultAction::Pdu { node, .. } | FaultAction::Replay { node } | FaultAction::Storage { node, .. } => vec![node],
+                FaultAction::Duplicate { node, .. } => vec![node],
                 FaultAction::Partition { groups, .. } => groups.iter().flatten().map(String::as_str).collect(),
                 FaultAction::Cut { from, to, .. } => vec![from, to],
                 FaultAction::Migrate { to, via, target } => {

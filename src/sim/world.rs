@@ -26,6 +26,8 @@ use super::network::Network;
 use super::scenario::{FaultAction, OrphanFate, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
+mod duplicate;
+
 /// How one run is done.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
@@ -423,6 +425,9 @@ impl World {
     }
 
     fn output(&mut self, host: &str, out: Output) {
+        if matches!(out, Output::Run { .. }) && duplicate::is_duplicate(host) {
+            return;
+        }
         match out {
             Output::Send { link, envelope } => self.send(host, link, &envelope),
             Output::SendWitness { envelope } => {
@@ -752,6 +757,7 @@ impl World {
             FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
             FaultAction::OverrideWaitForAll { via } => self.admin(&via, AdminRequest::OverrideWaitForAll),
+            FaultAction::Duplicate { node, on } => self.duplicate(&node, on),
         }
     }
 

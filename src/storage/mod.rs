@@ -70,17 +70,36 @@ pub struct StorageTimeouts {
 }
 
 /// Which sequence a run is: the engine picks it, the tables of `sequence.rs` give its steps.
+/// In JSON: `forced`, `release`, `acquire`, `monitor` (the capitalised names of earlier versions are still
+/// read, e.g. from a journal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SequenceKind {
     /// After a confirmed fence: zdb label check, import (-f decided from the label), checks, mount, verify.
+    #[serde(alias = "Forced")]
     Forced,
     /// Controlled migration, on the owner: umount, export.
+    #[serde(alias = "Release")]
     Release,
     /// Controlled migration or first start, on the destination: zdb check, import without -f, checks, mount,
     /// verify.
+    #[serde(alias = "Acquire")]
     Acquire,
     /// Periodic health check of a running target.
+    #[serde(alias = "Monitor")]
     Monitor,
+}
+
+impl SequenceKind {
+    /// `forced`, `release`, `acquire`, `monitor`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SequenceKind::Forced => "forced",
+            SequenceKind::Release => "release",
+            SequenceKind::Acquire => "acquire",
+            SequenceKind::Monitor => "monitor",
+        }
+    }
 }
 
 /// Why a sequence stopped. Every variant stops the sequence; none is a guess.

@@ -1242,7 +1242,7 @@ pub fn failover_once(mmp_wait: Duration, timeout: Duration) -> Result<FailoverTi
     let fenced = since("fence_confirmed", &[("node", "mds1")])?;
     let mut verified = Duration::ZERO;
     for t in &lab.spec.targets {
-        verified = verified.max(since("sequence_done", &[("target", &t.name), ("sequence", "Forced")])?);
+        verified = verified.max(since("sequence_done", &[("target", &t.name), ("sequence", "forced")])?);
     }
     Ok(FailoverTiming { detected, fenced, verified })
 }
