@@ -231,6 +231,15 @@ def lying_bmc_checks():
     evs_a = [(t, e) for t, e in events("oss-a") if t_cont and t >= t_cont]
     alerts_a = [e for t, e in evs_a if e.get("_level") == "ERROR"]
     print("    oss-a's events after SIGCONT: " + ", ".join(sorted(set(e.get("event", "?") for t, e in evs_a))))
+    t_stall, _ = first(evs_a, "local_stall")
+    show("oss-a: local_stall (it noticed its own freeze)", t_stall)
+    t_mon, _ = first(evs_a, "monitor_failed")
+    show("oss-a: first monitor_failed (pool SUSPENDED)", t_mon)
+    t_move, _ = first(evs_a, "target_moving")
+    show("oss-a: target_moving (stops serving: release)", t_move)
+    t_alert = next((t for t, e in evs_a if e.get("_level") == "ERROR"), None)
+    show("oss-a: first alert (%s)" % ", ".join(sorted(set(e.get("event", "?") for e in alerts_a))), t_alert)
+    check(t_move is not None, "failoverd on oss-a stopped serving its targets (target_moving: release)")
     check(alerts_a, "failoverd on oss-a raised an alert after it resumed (%s)"
           % ", ".join(sorted(set(e.get("event", "?") for e in alerts_a))))
     for t, e in evs_a:
@@ -263,7 +272,20 @@ def main():
     elif CASE == "restart-import":
         takeover_checks("oss-b", "oss-a", forced=True, exactly_one=False)
         t_restart = stamp("t_restart")
-        show("harness: SIGKILL of failoverd in oss-b (mid-import)", t_restart)
+        show("harness: SIGKILL of failoverd in oss-b (mid-import), started again 2 s later", t_restart)
+        t_over = stamp("t_override")
+        show("operator: failoverd override-wait-for-all --yes", t_over)
+        if t_restart and t_over:
+            waiting = [c for c in commands("oss-b") if t_restart + 1 < c["t"] < t_over
+                       and c["tool"] == "zpool" and c["args"].startswith("import")]
+            check(not waiting, "the restarted daemon imported nothing before the wait_for_all override (%d)" % len(waiting))
+            after = [c for c in commands("oss-b") if c["t"] >= t_over]
+            offs = [c for c in after if c["tool"] == "ipmitool" and c["args"].endswith("power off")]
+            print("    after the override: %d power-off(s), imports: %s" % (len(offs), "; ".join(
+                "%s rc %s" % (c["args"], c["rc"]) for c in after if c["tool"] == "zpool" and c["args"].startswith("import"))))
+            for target, pool in POOLS.items():
+                t_done, _ = first([(t, e) for t, e in events("oss-b") if t >= t_over], "sequence_done", target=target)
+                show("oss-b %s: sequence_done after the override" % target, t_done)
         pools = read("oss-b-pools.txt")
         for target, pool in POOLS.items():
             check(re.search(r"^%s\tONLINE$" % pool, pools, re.M) is not None,
