@@ -9,7 +9,11 @@ fn example() -> String {
 
 /// The example with its first target's `kind = "zfs"` line followed by `extra`.
 fn with_first_target(extra: &str) -> String {
-    example().replacen("name = \"lustre-OST0000\"\nkind = \"zfs\"\n", &format!("name = \"lustre-OST0000\"\nkind = \"zfs\"\n{extra}\n"), 1)
+    example().replacen(
+        "name = \"lustre-OST0000\"\nkind = \"zfs\"\n",
+        &format!("name = \"lustre-OST0000\"\nkind = \"zfs\"\n{extra}\n"),
+        1,
+    )
 }
 
 #[test]
@@ -39,7 +43,8 @@ fn fstype_errors_name_their_key() {
     let bad = Config::from_toml_str(&with_first_target("fstype = \"zfs\"\nlctl_device = \"OST0\"")).unwrap_err();
     let e = bad.get("target[0].lctl_device").expect("lctl_device refused");
     assert!(e.to_string().contains("fstype"), "{e}");
-    let bad = Config::from_toml_str(&with_first_target("fstype = \"zfs\"\nhealth_nids = [\"10.0.0.1@tcp\"]")).unwrap_err();
+    let bad =
+        Config::from_toml_str(&with_first_target("fstype = \"zfs\"\nhealth_nids = [\"10.0.0.1@tcp\"]")).unwrap_err();
     assert!(bad.has_key("target[0].health_nids"), "{bad}");
     let ldiskfs = example().replacen(
         "kind = \"zfs\"\npool = \"ost0pool\"\ndataset = \"ost0\"                          # a name without \"/\" is below the pool: ost0pool/ost0\n",

@@ -69,7 +69,10 @@ fn label_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
         .filter(|l| {
-            l.starts_with("name: ") || l.starts_with("state: ") || l.starts_with("hostid: ") || l.starts_with("hostname: ")
+            l.starts_with("name: ")
+                || l.starts_with("state: ")
+                || l.starts_with("hostid: ")
+                || l.starts_with("hostname: ")
         })
         .map(str::to_string)
         .take(4)
@@ -110,9 +113,15 @@ fn the_model_answers_the_takeover_like_real_openzfs() {
             assert_eq!(real_cmd, cmd, "{version}: the same command");
             assert_eq!(sim_rc, rc, "{version}: `{cmd}` exit code: model {sim_rc} ({sim_err}), real {rc}");
             match what {
-                "import" | "mount" => assert_eq!((sim_out.as_str(), out.as_str()), ("", ""), "{version}: `{cmd}` prints nothing"),
+                "import" | "mount" => {
+                    assert_eq!((sim_out.as_str(), out.as_str()), ("", ""), "{version}: `{cmd}` prints nothing")
+                }
                 "status" => assert_eq!(sim_out, out, "{version}: `{cmd}`"),
-                _ => assert_eq!(sim_out.split('\t').next(), out.split('\t').next(), "{version}: `{cmd}`: the dataset field"),
+                _ => assert_eq!(
+                    sim_out.split('\t').next(),
+                    out.split('\t').next(),
+                    "{version}: `{cmd}`: the dataset field"
+                ),
             }
         }
     }
@@ -123,7 +132,11 @@ fn the_model_answers_the_takeover_like_real_openzfs() {
     for (version, (cmd, out, _, rc)) in real!("cat-proc-mounts-ost0-mounted.txt") {
         let sim = san.run("oss-b", &cmd);
         assert_eq!(sim.2, rc);
-        let line = |t: &str| t.lines().find(|l| l.starts_with("ost0pool/data ")).map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "));
+        let line = |t: &str| {
+            t.lines()
+                .find(|l| l.starts_with("ost0pool/data "))
+                .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        };
         assert_eq!(line(&sim.0), line(&out), "{version}: the /proc/mounts line of the dataset");
         assert_eq!(line(&out).as_deref(), Some("ost0pool/data /srv/ost0 zfs"));
     }

@@ -15,7 +15,11 @@ use failoverd::storage::{
 };
 
 fn t() -> StorageTimeouts {
-    StorageTimeouts { import: Duration::from_secs(300), mount: Duration::from_secs(120), command: Duration::from_secs(60) }
+    StorageTimeouts {
+        import: Duration::from_secs(300),
+        mount: Duration::from_secs(120),
+        command: Duration::from_secs(60),
+    }
 }
 
 fn oss_a() -> HostIdentity {
@@ -164,7 +168,7 @@ fn verify_mount_wants_this_dataset_as_zfs_on_the_mount_point() {
         ("ost0pool/data /srv/ost0 zfs rw 0 0\n", true),
         ("ost0pool/other /srv/ost0 zfs rw 0 0\n", false), // another dataset there
         ("ost0pool/data /srv/ost1 zfs rw 0 0\n", false),  // mounted elsewhere
-        ("tmpfs /srv/ost0 tmpfs rw 0 0\n", false),       // something else on the mount point
+        ("tmpfs /srv/ost0 tmpfs rw 0 0\n", false),        // something else on the mount point
         ("ost0pool/data /srv/ost0 lustre rw 0 0\n", false),
         ("", false),
     ];
@@ -186,8 +190,10 @@ fn verify_mount_wants_this_dataset_as_zfs_on_the_mount_point() {
 #[test]
 fn mount_zfs_failure_stops_the_takeover() {
     let mut run = SequenceRun::forced(&dataset_target(), &oss_b(), &oss_a(), &[oss_a(), oss_b()], t());
-    let refused = CommandResult::exited(1, "", "filesystem 'ost0pool/data' cannot be mounted, unable to open the dataset\n");
-    let (issued, verdict) = drive(&mut run, |step, _| if step == "mount" { refused.clone() } else { world("2.3", step) });
+    let refused =
+        CommandResult::exited(1, "", "filesystem 'ost0pool/data' cannot be mounted, unable to open the dataset\n");
+    let (issued, verdict) =
+        drive(&mut run, |step, _| if step == "mount" { refused.clone() } else { world("2.3", step) });
     assert_eq!(issued.last().map(String::as_str), Some("mount -t zfs ost0pool/data /srv/ost0"));
     assert!(matches!(verdict, StepVerdict::Failed(StorageError::CommandFailed { ref step, .. }) if step == "mount"));
 }
@@ -206,7 +212,8 @@ fn monitor_checks_pool_and_mount_and_no_lustre() {
     // SUSPENDED (the real 2.1.11 answer after MMP suspended the pool) fails the health check
     let suspended = real!("2.1.11", "zpool-list-H-name-health-suspended.txt");
     let mut run = SequenceRun::monitor(&dataset_target(), t());
-    let (_, verdict) = drive(&mut run, |step, _| if step == "pool-health" { suspended.clone() } else { world("2.1", step) });
+    let (_, verdict) =
+        drive(&mut run, |step, _| if step == "pool-health" { suspended.clone() } else { world("2.1", step) });
     assert!(matches!(verdict, StepVerdict::Failed(StorageError::Unhealthy { ref step, .. }) if step == "pool-health"));
 }
 
