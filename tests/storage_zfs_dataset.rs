@@ -251,3 +251,28 @@ fn discovery_finds_a_mounted_dataset() {
     let held = parse_discovery(&pools, &ok("rpool / zfs rw 0 0\ntmpfs /run tmpfs rw 0 0\n")).expect("parsed");
     assert!(held.lustre_mounts.is_empty());
 }
+
+#[test]
+fn acquire_after_a_real_export_imports_without_f_on_both_releases() {
+    let zdb = [
+        real!("2.1.11", "zdb-e-C-ost0pool-exported-oss-a.txt"),
+        real!("2.3.2", "zdb-e-C-ost0pool-exported-oss-a.txt"),
+    ];
+    let import = [
+        real!("2.1.11", "zpool-import-ost0pool-exported.txt"),
+        real!("2.3.2", "zpool-import-ost0pool-exported.txt"),
+    ];
+    for (zdb, import) in zdb.into_iter().zip(import) {
+        assert!(zdb.stdout.contains("state: 1"), "the real label of an exported pool: {}", zdb.stdout);
+        let mut run = SequenceRun::acquire(&dataset_target(), &oss_b(), &[oss_a(), oss_b()], t());
+        let (issued, verdict) = drive(&mut run, |step, _| match step {
+            "zdb-check" => zdb.clone(),
+            "import" => import.clone(),
+            "verify-mount" => ok(MOUNTS_OK),
+            s => world("2.1", s),
+        });
+        assert_eq!(verdict, StepVerdict::Done);
+        assert!(!run.used_force());
+        assert_eq!(issued[1], "zpool import -o cachefile=none ost0pool");
+    }
+}
