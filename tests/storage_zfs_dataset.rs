@@ -254,14 +254,10 @@ fn discovery_finds_a_mounted_dataset() {
 
 #[test]
 fn acquire_after_a_real_export_imports_without_f_on_both_releases() {
-    let zdb = [
-        real!("2.1.11", "zdb-e-C-ost0pool-exported-oss-a.txt"),
-        real!("2.3.2", "zdb-e-C-ost0pool-exported-oss-a.txt"),
-    ];
-    let import = [
-        real!("2.1.11", "zpool-import-ost0pool-exported.txt"),
-        real!("2.3.2", "zpool-import-ost0pool-exported.txt"),
-    ];
+    let zdb =
+        [real!("2.1.11", "zdb-e-C-ost0pool-exported-oss-a.txt"), real!("2.3.2", "zdb-e-C-ost0pool-exported-oss-a.txt")];
+    let import =
+        [real!("2.1.11", "zpool-import-ost0pool-exported.txt"), real!("2.3.2", "zpool-import-ost0pool-exported.txt")];
     for (zdb, import) in zdb.into_iter().zip(import) {
         assert!(zdb.stdout.contains("state: 1"), "the real label of an exported pool: {}", zdb.stdout);
         let mut run = SequenceRun::acquire(&dataset_target(), &oss_b(), &[oss_a(), oss_b()], t());
@@ -274,5 +270,27 @@ fn acquire_after_a_real_export_imports_without_f_on_both_releases() {
         assert_eq!(verdict, StepVerdict::Done);
         assert!(!run.used_force());
         assert_eq!(issued[1], "zpool import -o cachefile=none ost0pool");
+    }
+}
+
+#[test]
+fn the_real_mmp_suspension_fails_the_pool_status_check() {
+    // `zpool status -x` on the resumed owner after MMP suspended its pools (the lab's lying-bmc case on 2.1.11;
+    // the file begins with the kernel's "MMP writes ... suspending pool" lines, which zpool does not print)
+    for text in [include_str!("fixtures/openzfs-2.1.11/real-zfs-lab/harness-lying-bmc-oss-a-status-after-resume.txt")] {
+        assert!(text.contains("suspending pool"), "the kernel's MMP message: {text}");
+        let status = &text[text.find("  pool: ").expect("a zpool status block")..];
+        assert!(status.contains("state: SUSPENDED"));
+        let mut run = SequenceRun::forced(&dataset_target(), &oss_b(), &oss_a(), &[oss_a(), oss_b()], t());
+        let (issued, verdict) =
+            drive(&mut run, |step, _| if step == "pool-status" { ok(status) } else { world("2.1", step) });
+        assert_eq!(issued.last().map(String::as_str), Some("zpool status -x ost0pool"));
+        match verdict {
+            StepVerdict::Failed(StorageError::Unhealthy { step, detail }) => {
+                assert_eq!(step, "pool-status");
+                assert!(detail.contains("SUSPENDED"), "{detail}");
+            }
+            v => panic!("a SUSPENDED pool must stop the takeover: {v:?}"),
+        }
     }
 }
