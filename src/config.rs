@@ -79,6 +79,7 @@
 //! mount_options = "abort_recov"             # optional
 //! health_nids = ["10.0.0.9@tcp"]            # default empty
 //! check_command = ["/usr/local/bin/check-mgt"]  # optional argv; exit 0 = healthy
+//! fstype = "lustre"                         # default; "zfs": a plain ZFS dataset (mount -t zfs, no lctl)
 //!
 //! [witness]                                 # optional
 //! address = "10.0.0.9:7406"
@@ -358,13 +359,36 @@ pub enum TargetKind {
     Zfs { pool: String, dataset: String },
     /// ldiskfs: a block device path.
     Ldiskfs { device: PathBuf },
+    /// A plain ZFS dataset (`kind = "zfs"` with `fstype = "zfs"`): the pool moves like a Lustre target's, and
+    /// the dataset is mounted with `mount -t zfs` and verified from `/proc/mounts`. No Lustre command runs for
+    /// it (no `df -ht lustre`, `lctl dl`, `lctl get_param health_check`, `lctl ping`).
+    ZfsDataset { pool: String, dataset: String },
+}
+
+/// The filesystem a target is mounted as (`fstype` in `[[target]]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Fstype {
+    /// `mount -t lustre`: a Lustre server target (the default).
+    Lustre,
+    /// `mount -t zfs`: a plain ZFS dataset (ZFS targets only; the dataset should have `mountpoint=legacy`).
+    Zfs,
+}
+
+impl Fstype {
+    /// The name `mount -t` and `/proc/mounts` use.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Fstype::Lustre => "lustre",
+            Fstype::Zfs => "zfs",
+        }
+    }
 }
 
 impl TargetKind {
     /// What `mount -t lustre` mounts: `pool/dataset` or the device path.
     pub fn mount_source(&self) -> String {
         match self {
-            TargetKind::Zfs { dataset, .. } => dataset.clone(),
+            TargetKind::Zfs { dataset, .. } | TargetKind::ZfsDataset { dataset, .. } => dataset.clone(),
             TargetKind::Ldiskfs { device } => device.display().to_string(),
         }
     }
@@ -372,9 +396,22 @@ impl TargetKind {
     /// The ZFS pool, if any.
     pub fn pool(&self) -> Option<&str> {
         match self {
-            TargetKind::Zfs { pool, .. } => Some(pool),
+            TargetKind::Zfs { pool, .. } | TargetKind::ZfsDataset { pool, .. } => Some(pool),
             TargetKind::Ldiskfs { .. } => None,
         }
+    }
+
+    /// What the target is mounted as: `lustre`, or `zfs` for a plain dataset.
+    pub fn fstype(&self) -> Fstype {
+        match self {
+            TargetKind::ZfsDataset { .. } => Fstype::Zfs,
+            TargetKind::Zfs { .. } | TargetKind::Ldiskfs { .. } => Fstype::Lustre,
+        }
+    }
+
+    /// A Lustre target (checked with `df -ht lustre` and `lctl`), as opposed to a plain ZFS dataset.
+    pub fn is_lustre(&self) -> bool {
+        self.fstype() == Fstype::Lustre
     }
 }
 
@@ -813,6 +850,7 @@ struct RawTarget {
     mount_options: Raw,
     health_nids: Raw,
     check_command: Raw,
+    fstype: Raw,
 }
 
 #[derive(Deserialize, Default)]
@@ -1818,6 +1856,25 @@ const TARGET_KEY_OWNERS: &[(&str, &[&str])] = &[("pool", &["zfs"]), ("dataset", 
 
 const TARGET_KINDS: &[(&str, &str)] = &[("zfs", "zfs"), ("ldiskfs", "ldiskfs")];
 
+const FSTYPES: &[(&str, Fstype)] = &[("lustre", Fstype::Lustre), ("zfs", Fstype::Zfs)];
+
+/// `fstype = "zfs"`: only on a ZFS target, and without the Lustre-only keys (`lctl_device`, `health_nids`).
+fn read_fstype(s: &mut Section, raw: &RawTarget, kind: Option<&str>) -> Fstype {
+    let fstype = s.or("fstype", &raw.fstype, |v| conv_choice(v, FSTYPES), Fstype::Lustre);
+    if fstype == Fstype::Zfs && s.clean("fstype") {
+        if kind == Some("ldiskfs") {
+            s.push("fstype", "\"zfs\" needs kind = \"zfs\" (a pool and a dataset); an ldiskfs device is mounted as lustre");
+        }
+        if raw.lctl_device.is_some() {
+            s.push("lctl_device", "a target with fstype = \"zfs\" is a plain ZFS dataset, it has no Lustre device: remove lctl_device (or set fstype = \"lustre\")");
+        }
+        if raw.health_nids.is_some() {
+            s.push("health_nids", "a target with fstype = \"zfs\" runs no lctl ping: remove health_nids, or check the service with check_command");
+        }
+    }
+    fstype
+}
+
 fn build_target(raw: &RawTarget, i: usize, known_nodes: &Known, p: &mut Problems) -> TargetConfig {
     let mut s = Section::new(p, format!("target[{i}]"));
     let name = s.req("name", &raw.name, conv_name, "\"lustre-MDT0000\"").unwrap_or_default();
@@ -1826,8 +1883,12 @@ fn build_target(raw: &RawTarget, i: usize, known_nodes: &Known, p: &mut Problems
     if let Some(kind) = kind {
         s.foreign_keys(kind, &present, TARGET_KEY_OWNERS);
     }
+    let fstype = read_fstype(&mut s, raw, kind);
     let kind = match kind {
-        Some("zfs") => read_zfs(&mut s, raw),
+        Some("zfs") => match (read_zfs(&mut s, raw), fstype) {
+            (TargetKind::Zfs { pool, dataset }, Fstype::Zfs) => TargetKind::ZfsDataset { pool, dataset },
+            (k, _) => k,
+        },
         Some(_) => TargetKind::Ldiskfs {
             device: s.req("device", &raw.device, conv_abs_path, "\"/dev/mapper/mdt0\"").unwrap_or_default(),
         },
@@ -2093,7 +2154,7 @@ fn check_target_storage(c: &Config, p: &mut Problems) {
     let (mut datasets, mut pools, mut devices) = (Vec::new(), Vec::new(), Vec::new());
     for (i, t) in c.targets.iter().enumerate().filter(|(i, _)| p.clean(&format!("target[{i}].kind"))) {
         match &t.kind {
-            TargetKind::Zfs { pool, dataset } => {
+            TargetKind::Zfs { pool, dataset } | TargetKind::ZfsDataset { pool, dataset } => {
                 let (pk, dk) = (format!("target[{i}].pool"), format!("target[{i}].dataset"));
                 let dataset = (p.clean(&pk) && p.clean(&dk)).then(|| dataset.clone());
                 if let Some(ds) = &dataset {

@@ -601,15 +601,19 @@ pub fn check_tools(cfg: &Config, node: &str) -> Vec<Check> {
         }
     };
     let mine: Vec<_> = cfg.targets.iter().filter(|t| t.nodes.iter().any(|n| n == node)).collect();
-    if let Some(t) = mine.iter().find(|t| matches!(t.kind, TargetKind::Zfs { .. })) {
+    if let Some(t) = mine.iter().find(|t| matches!(t.kind, TargetKind::Zfs { .. } | TargetKind::ZfsDataset { .. })) {
         for p in ["zpool", "zdb", "zfs"] {
             add(p, format!("ZFS target {}", t.name), "install zfsutils-linux");
         }
     }
     if let Some(t) = mine.first() {
-        for p in ["mount", "umount", "mkdir", "df"] {
+        for p in ["mount", "umount", "mkdir"] {
             add(p, format!("target {}", t.name), "install util-linux and coreutils");
         }
+    }
+    // df -ht lustre and lctl only for Lustre targets: a plain ZFS dataset (fstype = "zfs") needs neither
+    if let Some(t) = mine.iter().find(|t| t.kind.is_lustre()) {
+        add("df", format!("target {}", t.name), "install coreutils");
         add("lctl", format!("target {}", t.name), "install the Lustre server utilities");
     }
     for i in devices_run_by(cfg, node) {

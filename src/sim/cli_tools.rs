@@ -675,7 +675,7 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
         let first = t.nodes.first().ok_or_else(|| err(format!("target {} has no nodes", t.name)))?;
         let what = format!("target {}", t.name);
         match &t.kind {
-            TargetKind::Zfs { pool, dataset } => {
+            TargetKind::Zfs { pool, dataset } | TargetKind::ZfsDataset { pool, dataset } => {
                 let spec = PoolSpec::new(pool, stable_hash(pool)).multihost(true).target(dataset, &t.lctl_device);
                 let start = match owner {
                     Some(o) => PoolStart::ImportedOn(o.clone()),
@@ -691,7 +691,8 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
         let source = t.kind.mount_source();
         let mountpoint = t.mountpoint.display().to_string();
         if let Some(o) = owner {
-            for argv in [vec!["mkdir", "-p", &mountpoint], vec!["mount", "-t", "lustre", &source, &mountpoint]] {
+            let fstype = t.kind.fstype().as_str();
+            for argv in [vec!["mkdir", "-p", &mountpoint], vec!["mount", "-t", fstype, &source, &mountpoint]] {
                 let cmd = Command::new(argv, Duration::ZERO);
                 let p = st.begin(o, &cmd, t0, &mut rng);
                 let r = st.finish(o, p.op, t0);

@@ -73,11 +73,13 @@ pub(crate) fn plan_mount(st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &m
             s => pos.push(s.to_string()),
         }
     }
+    let [source, mountpoint] = pos.as_slice() else { return usage(ctx, rng) };
     let fstype = match fstype.as_deref() {
         Some(t @ ("lustre" | "lustre_tgt")) => t.to_string(),
+        // a plain ZFS dataset (`fstype = "zfs"` targets): only a `pool/dataset` source
+        Some("zfs") if zfs_pool_of(st, source).is_some() => "zfs".to_string(),
         _ => return usage(ctx, rng),
     };
-    let [source, mountpoint] = pos.as_slice() else { return usage(ctx, rng) };
     let Some(host) = st.hosts.get(ctx.host) else { return usage(ctx, rng) };
     let took = mount_duration(st, host, source, rng);
     (took, StorageOp::Mount { source: source.clone(), mountpoint: mountpoint.clone(), fstype, options })
@@ -148,6 +150,9 @@ fn mount_failed(source: &str, mountpoint: &str, errno: i32) -> CommandResult {
 }
 
 pub(crate) fn finish_mount(st: &mut SharedStorage, host: &str, req: MountRequest, now: Time) -> CommandResult {
+    if req.fstype == "zfs" {
+        return finish_mount_zfs(st, host, req, now);
+    }
     let Some(h) = st.hosts.get(host) else { return mount_failed(&req.source, &req.mountpoint, 2) };
     if let Some(m) = h.mounts.iter().find(|m| m.source == req.source) {
         let msg =
@@ -179,6 +184,46 @@ pub(crate) fn finish_mount(st: &mut SharedStorage, host: &str, req: MountRequest
         options: req.options,
         backing,
         lustre_name,
+        stale: false,
+        since: now,
+    };
+    if let Some(h) = st.hosts.get_mut(host) {
+        h.mounts.push(mount);
+    }
+    CommandResult::exited(0, "", "")
+}
+
+/// `mount -t zfs <pool/dataset> <mountpoint>` (util-linux `mount` → `mount.zfs`, OpenZFS 2.1/2.3 texts).
+fn finish_mount_zfs(st: &mut SharedStorage, host: &str, req: MountRequest, now: Time) -> CommandResult {
+    let Some(h) = st.hosts.get(host) else { return CommandResult::exited(1, "", "") };
+    if h.mounts.iter().any(|m| m.source == req.source) {
+        return CommandResult::exited(1, "", format!("filesystem '{}' is already mounted\n", req.source));
+    }
+    if !h.dirs.contains(&req.mountpoint) {
+        return CommandResult::exited(2, "", format!("mount: {}: mount point does not exist.\n", req.mountpoint));
+    }
+    if h.faults.mount_fails {
+        let msg = format!("filesystem '{}' can not be mounted: Input/output error\n", req.source);
+        return CommandResult::exited(1, "", msg);
+    }
+    let pool = match zfs_mountable(st, host, &req.source) {
+        Ok(pool) => pool,
+        Err(5) => {
+            let msg = format!("filesystem '{}' can not be mounted: Input/output error\n", req.source);
+            return CommandResult::exited(1, "", msg);
+        }
+        Err(_) => {
+            let msg = format!("filesystem '{}' cannot be mounted, unable to open the dataset\n", req.source);
+            return CommandResult::exited(1, "", msg);
+        }
+    };
+    let mount = SimMount {
+        lustre_name: String::new(),
+        source: req.source,
+        mountpoint: req.mountpoint,
+        fstype: req.fstype,
+        options: req.options,
+        backing: Backing::Zfs { pool },
         stale: false,
         since: now,
     };
@@ -425,7 +470,7 @@ pub(crate) fn finish_health(st: &SharedStorage, host: &str) -> CommandResult {
     let sick: Vec<String> = st
         .mounts(host)
         .iter()
-        .filter(|m| !mount_healthy(st, host, m))
+        .filter(|m| m.fstype != "zfs" && !mount_healthy(st, host, m))
         .map(|m| format!("device {}-osd reported unhealthy\n", m.lustre_name))
         .collect();
     if sick.is_empty() {
@@ -456,7 +501,7 @@ pub(crate) fn finish_lctl_dl(st: &SharedStorage, host: &str) -> CommandResult {
 fn lctl_devices(st: &SharedStorage, host: &str) -> Vec<(String, String, String, u32)> {
     let mut out = Vec::new();
     let (mut mgc, mut oss, mut mds) = (false, false, false);
-    for m in st.mounts(host) {
+    for m in st.mounts(host).iter().filter(|m| m.fstype != "zfs") {
         let name = m.lustre_name.as_str();
         let osd = if m.backing == Backing::Ldiskfs { "osd-ldiskfs" } else { "osd-zfs" };
         out.push((osd.into(), format!("{name}-osd"), format!("{name}-osd_UUID"), 4));

@@ -205,7 +205,7 @@ impl World {
         for t in &cfg.targets {
             let owner = self.scenario.world.initial_owners.get(&t.name).cloned().unwrap_or_else(|| t.nodes[0].clone());
             match &t.kind {
-                TargetKind::Zfs { pool, dataset } => {
+                TargetKind::Zfs { pool, dataset } | TargetKind::ZfsDataset { pool, dataset } => {
                     let guid = self.rng.random::<u64>() | 1;
                     let entry = pools.entry(pool.clone()).or_insert_with(|| (PoolSpec::new(pool, guid).multihost(self.scenario.world.multihost), owner.clone()));
                     entry.0 = entry.0.clone().target(dataset, &t.lctl_device);
@@ -222,7 +222,7 @@ impl World {
             let owner = self.scenario.world.initial_owners.get(&t.name).cloned().unwrap_or_else(|| t.nodes[0].clone());
             let mp = t.mountpoint.display().to_string();
             self.setup_command(&owner, &["mkdir", "-p", &mp])?;
-            self.setup_command(&owner, &["mount", "-t", "lustre", &t.kind.mount_source(), &mp])?;
+            self.setup_command(&owner, &["mount", "-t", t.kind.fstype().as_str(), &t.kind.mount_source(), &mp])?;
             self.running_on.insert(t.name.clone(), owner);
         }
         let times: Vec<Duration> = self.scenario.faults.iter().map(|f| f.at).collect();

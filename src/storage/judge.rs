@@ -90,6 +90,7 @@ pub(super) fn judge(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError
         Step::VerifyLctl => verify_lctl(ctx, r),
         Step::PoolHealth => pool_health(ctx, r),
         Step::Mounted => mounted(ctx, r),
+        Step::VerifyMount => verify_mount(ctx, r),
         Step::HealthCheck => health_check(ctx, r),
         Step::LnetPing | Step::CheckCommand => match exit_code(ctx, r)? {
             0 => Ok(()),
@@ -249,6 +250,24 @@ fn mounted(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
     } else {
         Err(ctx.unhealthy(format!("no lustre target is mounted on {}", ctx.target.mountpoint.display())))
     }
+}
+
+/// `cat /proc/mounts` for a plain ZFS dataset: the dataset is mounted on the mount point with fstype `zfs`.
+/// Anything else mounted there (another dataset, another filesystem) is not the target.
+fn verify_mount(ctx: &Ctx<'_>, r: &CommandResult) -> Result<(), StorageError> {
+    require_success(ctx, r)?;
+    let mounts = parse_proc_mounts(&r.stdout).map_err(|e| ctx.unparseable(e))?;
+    let source = ctx.target.kind.mount_source();
+    let fstype = ctx.target.kind.fstype().as_str();
+    let here: Vec<_> = mounts.iter().filter(|m| Path::new(&m.mountpoint) == ctx.target.mountpoint).collect();
+    if here.iter().any(|m| m.fstype == fstype && m.source == source) {
+        return Ok(());
+    }
+    let mountpoint = ctx.target.mountpoint.display();
+    Err(ctx.unhealthy(match here.last() {
+        Some(m) => format!("{mountpoint} holds {} ({}), not {source} ({fstype})", m.source, m.fstype),
+        None => format!("{source} is not mounted on {mountpoint} (/proc/mounts has no {fstype} mount there)"),
+    }))
 }
 
 /// `lctl get_param -n health_check`: `healthy`.

@@ -154,7 +154,8 @@ pub enum StepVerdict {
 pub struct LocalHoldings {
     /// Pools imported here.
     pub pools: Vec<String>,
-    /// Mount points with a lustre (or lustre_tgt) filesystem mounted here.
+    /// Mount points with a target mounted here: a lustre (or lustre_tgt) filesystem, or a ZFS dataset (fstype
+    /// `zfs`, the mounts of `fstype = "zfs"` targets; only a target's own mount point counts for the engine).
     pub lustre_mounts: Vec<String>,
 }
 
@@ -192,6 +193,10 @@ pub fn parse_discovery(pool_list: &CommandResult, mounts: &CommandResult) -> Res
     let mounted = parse::parse_proc_mounts(&mounts.stdout).map_err(|e| unparseable(MOUNTS, e))?;
     Ok(LocalHoldings {
         pools: pools.into_iter().map(|p| p.name).collect(),
-        lustre_mounts: mounted.into_iter().filter(|m| m.is_lustre_target()).map(|m| m.mountpoint).collect(),
+        lustre_mounts: mounted
+            .into_iter()
+            .filter(|m| m.is_lustre_target() || m.is_zfs_dataset())
+            .map(|m| m.mountpoint)
+            .collect(),
     })
 }

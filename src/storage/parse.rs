@@ -776,6 +776,11 @@ impl MountEntry {
     pub fn is_lustre_target(&self) -> bool {
         (self.fstype == "lustre" || self.fstype == "lustre_tgt") && !self.source.contains(":/")
     }
+
+    /// A mounted ZFS dataset (`pool/dataset`, fstype `zfs`): what a `fstype = "zfs"` target mounts.
+    pub fn is_zfs_dataset(&self) -> bool {
+        self.fstype == "zfs" && self.source.contains('/')
+    }
 }
 
 /// Decode the kernel's `\ooo` escapes (space `\040`, tab `\011`, newline `\012`, backslash `\134`).

@@ -19,10 +19,16 @@
 //!
 //! Controlled migration: `umount` + `zpool export` on the owner ([`RELEASE_ZFS`]), then the same as forced on
 //! the destination but never with `-f` ([`ACQUIRE_ZFS`]). ldiskfs targets have no pool: mount, verify, umount.
+//!
+//! A plain ZFS dataset (`fstype = "zfs"`, [`TargetKind::ZfsDataset`]) takes the same pool steps and is mounted
+//! with `mount -t zfs <pool/dataset> <mountpoint>`; the Lustre checks (`df -ht lustre`, `lctl dl`, `lctl
+//! get_param health_check`, `lctl ping`) are replaced by one `verify-mount`: `cat /proc/mounts` shows the
+//! dataset on the mount point with fstype `zfs` ([`FORCED_ZFS_DATASET`], [`ACQUIRE_ZFS_DATASET`],
+//! [`MONITOR_ZFS_DATASET`]; [`lustre_checks_skipped`] names what is left out).
 
 use std::time::Duration;
 
-use crate::config::TargetConfig;
+use crate::config::{TargetConfig, TargetKind};
 
 use super::parse::{PoolState, ZdbLabel};
 use super::{HostIdentity, SequenceKind, StorageError, StorageTimeouts};
@@ -65,6 +71,9 @@ pub enum Step {
     LnetPing,
     /// The target's own `check_command`, if it has one.
     CheckCommand,
+    /// `cat /proc/mounts`: a plain ZFS dataset (`fstype = "zfs"`) is mounted on its mount point with fstype
+    /// `zfs` (the verification of [`TargetKind::ZfsDataset`] targets, after the mount and in the monitor).
+    VerifyMount,
 }
 
 impl Step {
@@ -86,6 +95,7 @@ impl Step {
             Step::HealthCheck => "health-check",
             Step::LnetPing => "lnet-ping",
             Step::CheckCommand => "check-command",
+            Step::VerifyMount => "verify-mount",
         }
     }
 
@@ -142,6 +152,42 @@ pub const MONITOR_ZFS: &[Step] = &[
     Step::CheckCommand, // the operator's check_command
 ];
 
+/// Forced migration of a plain ZFS dataset (`fstype = "zfs"`): the pool steps of [`FORCED_ZFS`], then
+/// `mount -t zfs` and a check of `/proc/mounts` instead of `df -ht lustre` and `lctl dl`.
+pub const FORCED_ZFS_DATASET: &[Step] = &[
+    Step::ZdbCheck,    // zdb -e -C <pool>
+    Step::Import,      // zpool import [-f] -o cachefile=none <pool>
+    Step::PoolStatus,  // zpool status -x <pool>
+    Step::Dataset,     // zfs list -H <pool/dataset>
+    Step::Mkdir,       // mkdir -p <mountpoint>
+    Step::Mount,       // mount -t zfs <pool/dataset> <mountpoint>
+    Step::VerifyMount, // cat /proc/mounts: <pool/dataset> <mountpoint> zfs
+];
+
+/// Controlled acquire or first start of a plain ZFS dataset: as [`FORCED_ZFS_DATASET`], never with `-f`.
+pub const ACQUIRE_ZFS_DATASET: &[Step] = FORCED_ZFS_DATASET;
+
+/// Health check of a running plain ZFS dataset: pool health, the mount, and the operator's `check_command`.
+pub const MONITOR_ZFS_DATASET: &[Step] = &[
+    Step::PoolHealth,   // zpool list -H -o name,health <pool>: ONLINE or DEGRADED
+    Step::VerifyMount,  // cat /proc/mounts: <pool/dataset> <mountpoint> zfs
+    Step::CheckCommand, // the operator's check_command
+];
+
+/// The Lustre-only checks a target does not run: none for a Lustre target; for a plain ZFS dataset
+/// (`fstype = "zfs"`) the steps that need Lustre's `df -t lustre` and `lctl`, with their commands.
+pub fn lustre_checks_skipped(target: &TargetConfig) -> &'static [(&'static str, &'static str)] {
+    match target.kind {
+        TargetKind::ZfsDataset { .. } => &[
+            ("verify-df", "df -ht lustre"),
+            ("verify-lctl", "lctl dl"),
+            ("health-check", "lctl get_param -n health_check"),
+            ("lnet-ping", "lctl ping <nid>"),
+        ],
+        TargetKind::Zfs { .. } | TargetKind::Ldiskfs { .. } => &[],
+    }
+}
+
 /// Forced migration of an ldiskfs target: ext4 MMP in the kernel refuses the mount while another node holds it.
 pub const FORCED_LDISKFS: &[Step] = &[
     Step::Mkdir,      // mkdir -p <mountpoint>
@@ -175,6 +221,14 @@ pub const MONITOR_LDISKFS: &[Step] = &[Step::Mounted, Step::HealthCheck, Step::L
 
 /// The table of a sequence kind for a target's backing storage.
 pub fn steps(kind: SequenceKind, target: &TargetConfig) -> &'static [Step] {
+    if let TargetKind::ZfsDataset { .. } = target.kind {
+        return match kind {
+            SequenceKind::Forced => FORCED_ZFS_DATASET,
+            SequenceKind::Acquire => ACQUIRE_ZFS_DATASET,
+            SequenceKind::Release => RELEASE_ZFS,
+            SequenceKind::Monitor => MONITOR_ZFS_DATASET,
+        };
+    }
     let zfs = target.kind.pool().is_some();
     match (kind, zfs) {
         (SequenceKind::Forced, true) => FORCED_ZFS,
@@ -214,16 +268,19 @@ pub fn argv(step: Step, target: &TargetConfig, import: ImportMode, nid: Option<&
         Step::PoolStatus => v(&["zpool", "status", "-x", pool]),
         Step::Dataset => v(&["zfs", "list", "-H", &source]),
         Step::Mkdir => v(&["mkdir", "-p", &mountpoint]),
-        Step::Mount => match target.mount_options.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
-            Some(opts) => v(&["mount", "-t", "lustre", "-o", opts, &source, &mountpoint]),
-            None => v(&["mount", "-t", "lustre", &source, &mountpoint]),
-        },
+        Step::Mount => {
+            let fstype = target.kind.fstype().as_str();
+            match target.mount_options.as_deref().map(str::trim).filter(|o| !o.is_empty()) {
+                Some(opts) => v(&["mount", "-t", fstype, "-o", opts, &source, &mountpoint]),
+                None => v(&["mount", "-t", fstype, &source, &mountpoint]),
+            }
+        }
         Step::VerifyDf => v(&["df", "-ht", "lustre"]),
         Step::VerifyLctl => v(&["lctl", "dl"]),
         Step::UmountIfMounted => v(&["umount", &mountpoint]),
         Step::Export | Step::ExportIfImported => v(&["zpool", "export", pool]),
         Step::PoolHealth => v(&["zpool", "list", "-H", "-o", "name,health", pool]),
-        Step::Mounted => v(&["cat", "/proc/mounts"]),
+        Step::Mounted | Step::VerifyMount => v(&["cat", "/proc/mounts"]),
         Step::HealthCheck => v(&["lctl", "get_param", "-n", "health_check"]),
         Step::LnetPing => v(&["lctl", "ping", nid.unwrap_or_default()]),
         Step::CheckCommand => target.check_command.clone().unwrap_or_default(),
