@@ -23,10 +23,10 @@ fn t() -> StorageTimeouts {
 }
 
 fn oss_a() -> HostIdentity {
-    HostIdentity { name: "oss-a".into(), hostid: 0xa1a1a1a1 }
+    HostIdentity::new("oss-a", 0xa1a1a1a1)
 }
 fn oss_b() -> HostIdentity {
-    HostIdentity { name: "oss-b".into(), hostid: 0xb2b2b2b2 }
+    HostIdentity::new("oss-b", 0xb2b2b2b2)
 }
 
 fn dataset_target() -> TargetConfig {
