@@ -65,6 +65,9 @@ pub struct DoctorArgs {
     /// The spl module's hostid to check (tests).
     #[arg(long, value_name = "PATH", default_value = SPL_HOSTID_FILE, hide = true)]
     pub spl_hostid_file: PathBuf,
+    /// This host's `uname -n` instead of the real one (tests).
+    #[arg(long, value_name = "NAME", hide = true)]
+    pub uname: Option<String>,
 }
 
 /// How a check came out.
@@ -134,17 +137,19 @@ impl fmt::Display for Check {
 pub struct HostFiles {
     pub hostid: PathBuf,
     pub spl_hostid: PathBuf,
+    /// This host's `uname -n` instead of the real one (tests).
+    pub uname: Option<String>,
 }
 
 impl Default for HostFiles {
     fn default() -> HostFiles {
-        HostFiles { hostid: HOSTID_FILE.into(), spl_hostid: SPL_HOSTID_FILE.into() }
+        HostFiles { hostid: HOSTID_FILE.into(), spl_hostid: SPL_HOSTID_FILE.into(), uname: None }
     }
 }
 
 /// `failoverd doctor --config FILE [--node NAME]`: print every check, then a summary; exit 1 on any FAIL.
 pub fn run(args: DoctorArgs) -> ExitCode {
-    let files = HostFiles { hostid: args.hostid_file, spl_hostid: args.spl_hostid_file };
+    let files = HostFiles { hostid: args.hostid_file, spl_hostid: args.spl_hostid_file, uname: args.uname };
     let checks = checks_for_file(&args.config, args.node.as_deref(), &files);
     for c in &checks {
         println!("{c}");
@@ -190,7 +195,10 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_hostid(cfg, node, &files.hostid));
     out.extend(check_spl_hostid(cfg, node, &files.spl_hostid));
     if cfg.targets.iter().any(|t| t.kind.pool().is_some()) {
-        let uname = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+        let uname = match &files.uname {
+            Some(u) => u.clone(),
+            None => nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        };
         out.extend(check_label_hostname(cfg, node, &uname));
     }
     let pools = pools_of(cfg, node);
