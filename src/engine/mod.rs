@@ -584,7 +584,7 @@ impl Engine {
     }
 
     pub(crate) fn identity(&self, node: &NodeConfig) -> HostIdentity {
-        HostIdentity { name: node.name.clone(), hostid: node.hostid, hostname: node.hostname.clone() }
+        HostIdentity::of(node)
     }
 
     pub(crate) fn known_hosts(&self) -> Vec<HostIdentity> {

@@ -278,7 +278,7 @@ fn count(n: usize, thing: &str) -> String {
 /// takeover of this node's pools stops at `zdb-check` (ForeignOwner).
 pub fn check_label_hostname(cfg: &Config, node: &str, uname: &str) -> Vec<Check> {
     let what = "label hostname";
-    let ident = |n: &crate::config::NodeConfig| crate::storage::HostIdentity { name: n.name.clone(), hostid: n.hostid, hostname: n.hostname.clone() };
+    let ident = crate::storage::HostIdentity::of;
     let Some(me) = cfg.node(node) else { return Vec::new() };
     let others: Vec<&str> = cfg.nodes.iter().filter(|n| n.name != node && ident(n).is_named(uname)).map(|n| n.name.as_str()).collect();
     if !ident(me).is_named(uname) {

@@ -40,6 +40,11 @@ pub struct HostIdentity {
 }
 
 impl HostIdentity {
+    /// A configured node: its name, hostid and `[[node]] hostname`.
+    pub fn of(node: &crate::config::NodeConfig) -> HostIdentity {
+        HostIdentity { name: node.name.clone(), hostid: node.hostid, hostname: node.hostname.clone() }
+    }
+
     /// A node known by its name only (its `uname -n` is the node name or starts with it).
     pub fn new(name: impl Into<String>, hostid: u32) -> HostIdentity {
         HostIdentity { name: name.into(), hostid, hostname: None }
