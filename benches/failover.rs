@@ -6,7 +6,6 @@
 //! ipmitool). `--mmp-wait 20s` gives OpenZFS's real activity check.
 
 #[path = "../tests/support/lab/mod.rs"]
-#[allow(dead_code)]
 mod lab;
 
 use std::time::Duration;

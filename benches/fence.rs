@@ -227,7 +227,7 @@ fn summary(times: &[Duration]) -> (Duration, Duration, Duration) {
     let mut sorted = times.to_vec();
     sorted.sort();
     let n = sorted.len();
-    let median = if n % 2 == 0 { (sorted[n / 2 - 1] + sorted[n / 2]) / 2 } else { sorted[n / 2] };
+    let median = if n.is_multiple_of(2) { (sorted[n / 2 - 1] + sorted[n / 2]) / 2 } else { sorted[n / 2] };
     (median, sorted[0], sorted[n - 1])
 }
 

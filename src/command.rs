@@ -4,6 +4,7 @@
 //! `mount -t lustre` — is a [`Command`]: plain data built by the pure modules `fence/` and `storage/`.
 //! The daemon runs it as a real process; the simulator answers it in the real tools' formats. Both hand the
 //! engine a [`CommandResult`], which the same pure code then judges.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -99,6 +99,7 @@
 //!   by `failoverd keygen` are a 64-byte key.
 //! * A section of the wrong shape (`[node]` instead of `[[node]]`, `cluster = 1`) stops validation after the
 //!   structural problems are reported; every other problem is collected in one pass.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -8,6 +8,7 @@ pub mod command;
 pub mod config;
 pub mod engine;
 pub mod fence;
+pub mod lab;
 pub mod manpages;
 pub mod protocol;
 pub mod runtime;

@@ -53,7 +53,7 @@ enum Command {
     /// Run deterministic failure simulations of scenario files (or random ones with --swarm).
     Simulate(SimulateArgs),
     /// Watch a failover: a two-node pair on 127.0.0.1 with simulated storage and power; mds1 fails, mds2 takes over.
-    Demo(failoverd::runtime::demo::DemoArgs),
+    Demo(failoverd::lab::demo::DemoArgs),
     /// Check this host against the configuration: hostid, ZFS pool properties, mount points, key files, tools.
     Doctor(failoverd::runtime::doctor::DoctorArgs),
     /// Serve the witness vote (a third vote for two-node clusters) to any number of clusters over UDP.
@@ -66,10 +66,10 @@ enum Command {
     /// Lab only: answer a storage command (zpool, zdb, zfs, mount, umount, df, lctl, mkdir, cat) of the simulated
     /// host $FAILOVERD_SIM_HOST from the simulated SAN in $FAILOVERD_SAN.
     #[command(hide = true)]
-    SimTool(failoverd::sim::cli_tools::SimToolArgs),
+    SimTool(failoverd::lab::san::SimToolArgs),
     /// Lab only: make, power, show and check a simulated SAN directory.
     #[command(hide = true)]
-    SimSan(failoverd::sim::cli_tools::SimSanArgs),
+    SimSan(failoverd::lab::san::SimSanArgs),
 }
 
 #[derive(Args)]
@@ -164,13 +164,13 @@ fn main() -> ExitCode {
         Command::Unstandby(args) => cli::unstandby(args),
         Command::OverrideWaitForAll(args) => cli::override_wait_for_all(args),
         Command::Simulate(args) => simulate(args),
-        Command::Demo(args) => failoverd::runtime::demo::run(args),
+        Command::Demo(args) => failoverd::lab::demo::run(args),
         Command::Doctor(args) => failoverd::runtime::doctor::run(args),
         Command::Witness(args) => failoverd::runtime::witness_server::run(args),
         Command::Completions(args) => completions(&args),
         Command::Manpages(args) => manpages(&args),
-        Command::SimTool(args) => failoverd::sim::cli_tools::sim_tool(args),
-        Command::SimSan(args) => failoverd::sim::cli_tools::sim_san(args),
+        Command::SimTool(args) => failoverd::lab::san::sim_tool(args),
+        Command::SimSan(args) => failoverd::lab::san::sim_san(args),
     }
 }
 

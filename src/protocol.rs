@@ -68,6 +68,7 @@
 //! a postcard error, bytes left over after the envelope, or contents no correct sender produces, see
 //! [`validate`]). Nothing a sender without the key writes reaches the deserializer. Replay and cluster-name
 //! checks depend on the receiver's state and are done by the engine, not here.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};

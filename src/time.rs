@@ -2,6 +2,7 @@
 //!
 //! The engine never reads a clock: every call receives `now` as a [`Time`]. The runtime builds it from a
 //! monotonic clock, the simulator from its virtual clock. Same inputs, same outputs.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use std::fmt;
 use std::ops::{Add, Sub};

@@ -5,6 +5,7 @@
 //! the vote freely (it is quorate anyway). A node in a degraded partition gets it only if it holds the
 //! lease, or the lease expired (its holder stopped asking): so in a symmetric partition the side that held
 //! the lease wins, and a crashed holder's lease passes to the survivor after `lease`.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -11,7 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
 const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/real-zfs-lab/cluster.toml");
 
 /// A real capture: (command, stdout, stderr, rc).
-fn capture(text: &str) -> (String, String, String, i32) {
+fn capture(text: &str) -> Capture {
     let (mut cmd, mut out, mut err, mut rc, mut in_err) = (String::new(), String::new(), String::new(), -1, false);
     for line in text.lines() {
         if let Some(c) = line.strip_prefix("### CMD: ") {
@@ -28,6 +28,9 @@ fn capture(text: &str) -> (String, String, String, i32) {
     }
     (cmd, out, err, rc)
 }
+
+/// One captured command: what the wrapper logged (command line, stdout, stderr, exit code).
+type Capture = (String, String, String, i32);
 
 macro_rules! real {
     ($name:literal) => {
@@ -96,7 +99,7 @@ fn the_model_answers_the_takeover_like_real_openzfs() {
             "{version}: the real label of a pool oss-a held when it lost power"
         );
     }
-    let steps: [(&str, [(&str, (String, String, String, i32)); 2]); 4] = [
+    let steps: [(&str, [(&str, Capture); 2]); 4] = [
         ("import", real!("zpool-import-f-ost0pool.txt")),
         ("status", real!("zpool-status-x-ost0pool.txt")),
         ("list", real!("zfs-list-H-ost0pool-data.txt")),

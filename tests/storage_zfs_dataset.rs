@@ -277,7 +277,8 @@ fn acquire_after_a_real_export_imports_without_f_on_both_releases() {
 fn the_real_mmp_suspension_fails_the_pool_status_check() {
     // `zpool status -x` on the resumed owner after MMP suspended its pools (the lab's lying-bmc case on 2.1.11;
     // the file begins with the kernel's "MMP writes ... suspending pool" lines, which zpool does not print)
-    for text in [include_str!("fixtures/openzfs-2.1.11/real-zfs-lab/harness-lying-bmc-oss-a-status-after-resume.txt")] {
+    {
+        let text = include_str!("fixtures/openzfs-2.1.11/real-zfs-lab/harness-lying-bmc-oss-a-status-after-resume.txt");
         assert!(text.contains("suspending pool"), "the kernel's MMP message: {text}");
         let status = &text[text.find("  pool: ").expect("a zpool status block")..];
         assert!(status.contains("state: SUSPENDED"));

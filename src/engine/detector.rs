@@ -386,11 +386,9 @@ mod tests {
         assert_eq!(p.on_heartbeat(Time::from_millis(560), 0, 5, 2, &hb(0)), Err(Rejected::Replayed { incarnation: 5, seq: 2 }));
         assert_eq!(p.conflict(), Some(5));
         // the stray stops at 400 ms; the real one goes on: never dead, and its window follows it again
-        let mut seq = 7;
         let mut changes = Vec::new();
-        for t in (650..6000).step_by(100) {
+        for (seq, t) in (7..).zip((650..6000).step_by(100)) {
             let _ = p.on_heartbeat(Time::from_millis(t), 0, 5, seq, &hb(0));
-            seq += 1;
             changes.extend(p.evaluate(Time::from_millis(t), DEAD));
             assert!(p.alive(), "declared dead at {t} ms while a daemon of the node talks");
         }

@@ -168,11 +168,13 @@ impl Event {
     /// (`step_started`, `step_done`: progress, several per takeover) and routine health checks do not.
     pub fn notifiable(&self) -> bool {
         use crate::storage::SequenceKind;
-        match self {
-            Event::StepStarted { .. } | Event::StepDone { .. } => false,
-            Event::SequenceStarted { sequence: SequenceKind::Monitor, .. } | Event::SequenceDone { sequence: SequenceKind::Monitor, .. } => false,
-            _ => true,
-        }
+        !matches!(
+            self,
+            Event::StepStarted { .. }
+                | Event::StepDone { .. }
+                | Event::SequenceStarted { sequence: SequenceKind::Monitor, .. }
+                | Event::SequenceDone { sequence: SequenceKind::Monitor, .. }
+        )
     }
 
     /// Does the event belong in the history of fences and takeovers (`failoverd history`)?

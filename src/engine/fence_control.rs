@@ -1,6 +1,6 @@
 //! When to fence, who fences, and driving fence jobs to a confirmed power state.
 //!
-//! Rules enforced here (DESIGN.md §2): no fence without quorum (rule 4); one designated fencer per view;
+//! Rules enforced here (README.md "Safety rules"; ARCHITECTURE.md says where each is enforced): no fence without quorum (rule 4); one designated fencer per view;
 //! the two-node fence race delay (rule 5); retries with backoff when every level fails, loudly (rule 6);
 //! a node never seen since start is not fenced while wait_for_all holds.
 

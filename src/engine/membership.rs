@@ -167,7 +167,7 @@ impl Engine {
         let missing: Vec<String> = self
             .peers
             .iter()
-            .filter(|(n, p)| !p.alive() && !(self.off_checked.contains(*n) && self.fenced.contains_key(*n)))
+            .filter(|(n, p)| !p.alive() && (!self.off_checked.contains(*n) || !self.fenced.contains_key(*n)))
             .map(|(n, _)| n.clone())
             .collect();
         if !self.all_seen && missing.is_empty() {

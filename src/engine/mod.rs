@@ -5,6 +5,7 @@
 //! wait for the earliest of (datagram, finished command, admin request, [`Engine::next_deadline`]) →
 //! [`Engine::handle`]`(now, input)` → drain [`Engine::poll_output`] until `None` and carry out each output.
 //! Outputs are queued, never dropped: every heartbeat, command, journal write and event comes out in order.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 mod detector;
 mod events;

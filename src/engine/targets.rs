@@ -4,7 +4,7 @@
 //! over) by exactly one node: the first node of the target's preference list that is eligible in this
 //! node's view — and only when every other node that may run it is alive (and says it does not hold it)
 //! or confirmed off. A target held by a node that died is taken over by the forced sequence only after
-//! that node is confirmed off (DESIGN.md §2 rules 1–3).
+//! that node is confirmed off (README.md "Safety rules" 1–3).
 
 use std::collections::BTreeSet;
 use std::time::Duration;

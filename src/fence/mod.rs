@@ -22,6 +22,7 @@
 //!   logs. A failed off part ends the reboot with that failure and never sends on.
 //! * A command that ran past its timeout (`Exit::TimedOut`) is a failure (`TimedOut`), never a success.
 //! * **Manual**: Off/Reboot → `NeedsOperator` at once; Status/On → `Unsupported`.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 pub mod agent;
 pub mod ipmi;

@@ -14,7 +14,6 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod daemon;
-pub mod demo;
 pub mod doctor;
 pub mod exec;
 pub mod fence_probe;

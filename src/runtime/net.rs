@@ -401,7 +401,7 @@ mod tests {
         let (s, sender) = bind_udp("127.0.0.1:0".parse().unwrap()).unwrap();
         assert!(s.local_addr().unwrap().port() != 0);
         // exclusive: a second bind_udp on our own port is refused too (no SO_REUSEADDR sharing)
-        let again = bind_udp(s.local_addr().unwrap()).err().expect("a second socket bound to a taken port");
+        let again = bind_udp(s.local_addr().unwrap()).expect_err("a second socket bound to a taken port");
         assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
         // the sender is the same socket: same address, never blocks
         assert_eq!(sender.local_addr().unwrap(), s.local_addr().unwrap());

@@ -1,7 +1,7 @@
 //! Simulated power hardware: nodes' chassis power, BMCs (answering `ipmitool`), switched PDUs (answering
 //! `snmpget`/`snmpset` with the APC rPDU, APC MasterSwitch and Tripplite OIDs) and ClusterLabs fence agents
 //! (`fence_*`, stdin `key=value` API), in the real tools' output formats and exit codes (see
-//! `reference/fence-lab.md` §1–§2 and `reference/ha-stacks-facts.md` §3).
+//! `docs/reference/fence-lab.md` §1–§2 and `docs/reference/ha-stacks-facts.md` §3).
 //!
 //! # Power model
 //! A node is powered iff its chassis is on and, when PDU outlets feed it, its outlets allow it: with

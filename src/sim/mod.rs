@@ -1,7 +1,7 @@
 //! The deterministic simulator: a world of hosts, links, power, fence devices and shared storage driving the
 //! real engine on a virtual clock.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
-pub mod cli_tools;
 pub mod hardware;
 pub mod network;
 pub mod scenario;

@@ -1,6 +1,6 @@
 //! Simulated shared storage: the "SAN" every simulated host sees, and the storage tools failoverd runs on
 //! it (`zdb`, `zpool`, `zfs`, `mkdir`, `mount`, `umount`, `df`, `lctl`, `cat /proc/mounts`), answering in
-//! the real tools' formats and exit codes (see `reference/storage-tools-formats.md` and the OpenZFS 2.1.11
+//! the real tools' formats and exit codes (see `docs/reference/storage-tools-formats.md` and the OpenZFS 2.1.11
 //! captures).
 //!
 //! # Model

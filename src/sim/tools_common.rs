@@ -12,7 +12,7 @@ use crate::command::{Command, CommandResult, Exit};
 use crate::time::Time;
 
 /// Unix time of the simulator's `Time::ZERO` unless a scenario says otherwise: 2026-11-25 00:00:00 UTC, the
-/// day the OpenZFS captures in `reference/` were taken.
+/// day the OpenZFS captures in `tests/fixtures/openzfs-2.1.11/` were taken.
 pub const DEFAULT_EPOCH_UNIX: u64 = 1_795_564_800;
 
 /// A duration drawn uniformly from `[lo_ms, hi_ms]` milliseconds, at microsecond resolution.

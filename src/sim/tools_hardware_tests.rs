@@ -1,5 +1,5 @@
 //! Tests of the simulated power hardware through the `begin`/`finish` API: ipmitool against BMCs (outputs of
-//! `reference/fence-lab.md` §1), net-snmp against PDUs, and fence agents (FenceAgentAPI, §2).
+//! `docs/reference/fence-lab.md` §1), net-snmp against PDUs, and fence agents (FenceAgentAPI, §2).
 #![cfg(test)]
 
 use std::path::PathBuf;

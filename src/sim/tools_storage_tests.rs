@@ -1,5 +1,5 @@
 //! End-to-end tests of the simulated storage tools through the `begin`/`finish` API, replaying the real
-//! OpenZFS 2.1.11 captures (`reference/openzfs-2.1.11-captures/`).
+//! OpenZFS 2.1.11 captures (`tests/fixtures/openzfs-2.1.11/`).
 #![cfg(test)]
 
 use std::time::Duration;

@@ -466,7 +466,7 @@ pub(crate) fn finish_list(
     let rows: Vec<Vec<String>> = st
         .pools
         .values()
-        .filter(|p| pool.map_or(true, |n| n == p.name))
+        .filter(|p| pool.is_none_or(|n| n == p.name))
         .filter_map(|p| st.health_on(&p.name, host).map(|h| fields.iter().map(|f| list_field(p, h, f)).collect()))
         .collect();
     if rows.is_empty() && !scripted {
@@ -619,7 +619,7 @@ pub fn nicenum(n: u64) -> String {
     }
     let unit = UNITS[index];
     let scale = 1u64 << (10 * index);
-    if n % scale == 0 {
+    if n.is_multiple_of(scale) {
         return format!("{}{unit}", n / scale);
     }
     let val = n as f64 / scale as f64;

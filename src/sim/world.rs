@@ -1,7 +1,7 @@
 //! The simulated world: hosts running the real engine, links, power, fence devices and the shared SAN, on a
 //! virtual clock with one seeded RNG. Same scenario and seed ⇒ byte-identical trace.
 //!
-//! After every event the safety invariants are checked (DESIGN.md §2): never a pool imported or a target
+//! After every event the safety invariants are checked (README.md "Safety rules"; ARCHITECTURE.md says where each is enforced): never a pool imported or a target
 //! mounted on two powered hosts; never a forced import by a node that has not confirmed the previous owner
 //! off; never a fence started by a node without quorum. At the end, the scenario's expectations.
 
@@ -455,7 +455,7 @@ impl World {
         // them later, so it encodes when the scenario replays captures, and one send in 16 otherwise to
         // keep checking live traffic against the size limit and the MAC. (The codec has its own tests.)
         self.sends += 1;
-        if self.captures || self.sends % 16 == 0 {
+        if self.captures || self.sends.is_multiple_of(16) {
             let bytes = match protocol::encode(env, &self.key) {
                 Ok(b) => Arc::new(b),
                 Err(e) => {

@@ -8,6 +8,7 @@
 //! - `judge.rs`: what each step's result means;
 //! - `parse.rs`: the parsers of the real tools' outputs (also used by `doctor` and the simulator's tests);
 //! - `run.rs`: [`SequenceRun`], walking one table for one target.
+#![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Parsers of what the real storage tools print: `zdb`, `zpool`, `zfs`, `df`, `lctl`, `/proc/mounts`.
 //!
-//! Rules every parser here follows (see `reference/storage-tools-formats.md` and the OpenZFS 2.1.11 captures):
+//! Rules every parser here follows (see `docs/reference/storage-tools-formats.md` and the OpenZFS 2.1.11 captures):
 //! - parse by keys and tokens, tolerate any amount of whitespace and extra lines; never cut at column positions
 //!   (layouts change between releases: the `zpool import` listing gained a column of indent in 2.1);
 //! - an answer that cannot be understood is a [`ParseError`], never a guess: callers abort on it.

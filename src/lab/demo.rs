@@ -75,10 +75,10 @@ use crate::storage::parse::parse_zdb_mos_config;
 use crate::storage::SequenceKind;
 use crate::time::Time;
 
-use super::clock::Clock;
-use super::daemon::Daemon;
-use super::exec::{Executor, Label};
-use super::logging::{self, LogFormat};
+use crate::runtime::clock::Clock;
+use crate::runtime::daemon::Daemon;
+use crate::runtime::exec::{Executor, Label};
+use crate::runtime::logging::{self, LogFormat};
 
 /// The whole demo is stopped (and fails) if it has not finished after this long.
 pub const HARD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -568,7 +568,7 @@ fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 struct NodeRun {
     name: &'static str,
     socket: PathBuf,
-    join: JoinHandle<super::Result<()>>,
+    join: JoinHandle<crate::runtime::Result<()>>,
 }
 
 /// Both daemons, running.
@@ -638,7 +638,7 @@ async fn start_pair(
 /// A node's status, asked through its control socket (as `failoverd status` does).
 async fn status_of(socket: &Path) -> Result<Status, String> {
     let socket = socket.to_path_buf();
-    let reply = tokio::task::spawn_blocking(move || super::cli::request(&socket, &json!({ "request": "status" }), Duration::from_secs(2)))
+    let reply = tokio::task::spawn_blocking(move || crate::runtime::cli::request(&socket, &json!({ "request": "status" }), Duration::from_secs(2)))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
@@ -801,7 +801,7 @@ impl Show {
     }
 
     fn daemon_stopped(&self, node: &str) -> bool {
-        self.daemons.get(node).map_or(true, AbortHandle::is_finished)
+        self.daemons.get(node).is_none_or(AbortHandle::is_finished)
     }
 
     /// Handle events and lab notes as they come, until `until`.

@@ -45,8 +45,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::storage::{Backing, PoolSpec, PoolStart, SharedStorage, StorageTiming};
-use super::tools_common::stable_hash;
+use crate::sim::storage::{Backing, PoolSpec, PoolStart, SharedStorage, StorageTiming};
+use crate::sim::tools_common::stable_hash;
 use crate::command::{Command, CommandResult, Exit};
 use crate::config::{Config, KeyCheck, TargetKind};
 use crate::time::Time;
@@ -380,11 +380,11 @@ impl SanState {
 }
 
 /// A mount that can write: not stale, and its pool (if any) not suspended on that host.
-fn live_mount(st: &SharedStorage, host: &str, m: &super::storage::SimMount) -> bool {
+fn live_mount(st: &SharedStorage, host: &str, m: &crate::sim::storage::SimMount) -> bool {
     match &m.backing {
         Backing::Ldiskfs => !m.stale,
         Backing::Zfs { pool } => {
-            st.health_on(pool, host).is_some_and(|h| h != super::storage::PoolHealth::Suspended)
+            st.health_on(pool, host).is_some_and(|h| h != crate::sim::storage::PoolHealth::Suspended)
         }
     }
 }
@@ -901,7 +901,7 @@ mod tests {
         assert_eq!(st.storage.host("mds2").map(|h| h.hostid), Some(0xb2c3_d4e5));
         let mgs = st.storage.pool("mgspool").unwrap();
         assert!(mgs.imported_on.is_empty());
-        assert_eq!((mgs.label.state, mgs.label.hostname.as_str()), (super::super::storage::LabelState::Exported, "mds1"));
+        assert_eq!((mgs.label.state, mgs.label.hostname.as_str()), (crate::sim::storage::LabelState::Exported, "mds1"));
         let s = st.summary();
         assert_eq!(s["targets"]["OST0000"]["mounted_on"], json!(["oss1"]));
         assert_eq!(s["targets"]["MGT"]["mounted_on"], json!([]));
