@@ -69,6 +69,7 @@ use crate::command::{Command, CommandResult, Exit};
 use crate::config::Config;
 use crate::engine::{Event, Status};
 use crate::protocol::Keys;
+use crate::sim::checker;
 use crate::sim::hardware::{HwOp, Hardware, PowerEffect};
 use crate::sim::storage::{PendingOp, PoolSpec, PoolStart, SharedStorage, StorageTiming};
 use crate::storage::parse::parse_zdb_mos_config;
@@ -415,7 +416,7 @@ impl Lab {
     }
 
     fn check_invariants(&self, w: &mut World) {
-        for v in w.storage.invariant_violations() {
+        for v in checker::storage_invariants(&w.storage) {
             self.violation(w, v);
         }
     }
@@ -458,14 +459,10 @@ impl World {
         self.storage.host(node).is_some_and(|h| h.powered && h.frozen_since.is_none())
     }
 
-    /// Rule 2 as the hardware sees it: a forced import of a pool whose label names another host that is
-    /// still powered.
+    /// Rule 2 as the hardware sees it (the demo's SAN knows power, not fence confirmations): see
+    /// [`checker::forced_import_after_fence`].
     fn forced_import_too_early(&self, host: &str, cmd: &Command) -> Option<String> {
-        let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
-        let pool = cmd.argv.last()?;
-        let owner = &self.storage.label(pool)?.hostname;
-        (forced && owner != host && self.hardware.node_powered(owner))
-            .then(|| format!("{host} ran `{}` while {owner}, the pool's last owner, was still powered", cmd.display()))
+        checker::forced_import_after_fence(&self.storage, host, cmd, |owner| !self.hardware.node_powered(owner), "still powered")
     }
 }
 

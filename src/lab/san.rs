@@ -26,7 +26,7 @@
 //! command of a powered-off host never completes. Its stdout, stderr and exit status are the model's answer.
 //! A command the model says hangs sleeps until the caller's timeout kills it.
 //!
-//! The safety invariants ([`SharedStorage::invariant_violations`]) and rule 2 (no `zpool import -f` while the
+//! The safety invariants ([`crate::sim::checker`]) and rule 2 (no `zpool import -f` while the
 //! pool's last owner is still powered) are checked at every mutation; `sim-san check` reports every one ever
 //! seen.
 
@@ -45,6 +45,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::sim::checker;
 use crate::sim::storage::{Backing, PoolSpec, PoolStart, SharedStorage, StorageTiming};
 use crate::sim::tools_common::stable_hash;
 use crate::command::{Command, CommandResult, Exit};
@@ -264,7 +265,7 @@ impl SanLock<'_> {
 impl SanState {
     /// Note every invariant violation the model shows now that was not seen before.
     fn note_violations(&mut self, out: &mut Vec<HistoryRecord>) {
-        for what in self.storage.invariant_violations() {
+        for what in checker::storage_invariants(&self.storage) {
             self.note_violation(what, out);
         }
     }
@@ -279,17 +280,10 @@ impl SanState {
         self.violations.push(SeenViolation { mono_ms, what });
     }
 
-    /// Rule 2 as the hardware sees it: `zpool import -f` of a pool whose label names another host that is
-    /// still powered.
+    /// Rule 2 as the hardware sees it (the SAN knows power, not fence confirmations): see
+    /// [`checker::forced_import_after_fence`].
     fn forced_import_too_early(&self, host: &str, cmd: &Command) -> Option<String> {
-        let a = &cmd.argv;
-        let forced = a.first().is_some_and(|p| p.ends_with("zpool"))
-            && a.get(1).is_some_and(|s| s == "import")
-            && a.iter().skip(2).any(|x| x == "-f");
-        let pool = a.last()?;
-        let owner = &self.storage.label(pool)?.hostname;
-        (forced && owner != host && self.storage.host(owner).is_some_and(|h| h.powered))
-            .then(|| format!("{host} ran `{}` while {owner}, the pool's last owner, was still powered", cmd.display()))
+        checker::forced_import_after_fence(&self.storage, host, cmd, |owner| !self.storage.host(owner).is_some_and(|h| h.powered), "still powered")
     }
 
     /// Switch a host's power. Returns false when it already was in that state.
@@ -780,7 +774,7 @@ fn show(san: &San) -> Result<ExitCode, SanError> {
 
 fn check(san: &San) -> Result<ExitCode, SanError> {
     let st = san.lock()?.load()?;
-    let now_violations = st.storage.invariant_violations();
+    let now_violations = checker::storage_invariants(&st.storage);
     let mut text = String::new();
     for v in &st.violations {
         let _ = writeln!(text, "VIOLATION at +{:.3}s: {}", ms_since(&st, v.mono_ms), v.what);
@@ -906,7 +900,7 @@ mod tests {
         assert_eq!(s["targets"]["OST0000"]["mounted_on"], json!(["oss1"]));
         assert_eq!(s["targets"]["MGT"]["mounted_on"], json!([]));
         assert_eq!(s["hosts"]["oss1"]["mounts"][0]["lustre_name"], "lfs-OST0000");
-        assert!(st.storage.invariant_violations().is_empty());
+        assert!(checker::storage_invariants(&st.storage).is_empty());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! real engine on a virtual clock.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
+pub mod checker;
 pub mod hardware;
 pub mod network;
 pub mod scenario;

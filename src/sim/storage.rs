@@ -8,7 +8,7 @@
 //!   (state ACTIVE/EXPORTED, hostid, hostname, txg, time of last use) and the set of hosts that have it
 //!   imported. That set is normally one host, but `multihost=off` + `zpool import -f` (or two hosts sharing a
 //!   hostid) can make it two: the double import failoverd's fencing must prevent, kept representable so that
-//!   [`SharedStorage::invariant_violations`] can catch it.
+//!   [`super::checker::storage_invariants`] can catch it.
 //! * MMP (multihost): a pool imported on a powered, non-frozen host whose copy is not suspended "writes"
 //!   continuously. The last write is recorded lazily: whenever a writer stops (power off, freeze, export,
 //!   suspension) its stop time goes into `last_mmp_write`; while a writer runs, the last write is "now".
@@ -709,40 +709,21 @@ impl SharedStorage {
         Some(if imp.suspended { PoolHealth::Suspended } else { p.health })
     }
 
-    /// Breaches of the safety rules: a pool imported (not suspended) on two powered hosts, a Lustre target
-    /// mounted (live) on two powered hosts. Suspended copies and stale ldiskfs mounts cannot write, so they
-    /// do not count.
-    pub fn invariant_violations(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        for pool in self.pools.values() {
-            let live: Vec<&str> = pool
-                .imported_on
-                .iter()
-                .filter(|(h, imp)| !imp.suspended && self.is_powered(h))
-                .map(|(h, _)| h.as_str())
-                .collect();
-            if live.len() > 1 {
-                out.push(format!(
-                    "pool {} imported on {} powered hosts at once: {}",
-                    pool.name,
-                    live.len(),
-                    live.join(", ")
-                ));
-            }
-        }
-        for (source, hosts) in self.live_mounts_by_source() {
-            if hosts.len() > 1 {
-                out.push(format!(
-                    "target {source} mounted on {} powered hosts at once: {}",
-                    hosts.len(),
-                    hosts.join(", ")
-                ));
-            }
-        }
-        out
+    /// Each pool with a live copy (imported, not suspended) on a powered host, and those hosts: what
+    /// [`super::checker::pool_imported_once`] checks.
+    pub(crate) fn pools_live_on(&self) -> Vec<(String, Vec<String>)> {
+        self.pools
+            .values()
+            .map(|pool| {
+                let live = pool.imported_on.iter().filter(|(h, imp)| !imp.suspended && self.is_powered(h)).map(|(h, _)| h.clone());
+                (pool.name.clone(), live.collect())
+            })
+            .collect()
     }
 
-    fn live_mounts_by_source(&self) -> BTreeMap<String, Vec<String>> {
+    /// Each mounted source and the powered hosts where its mount is live: what
+    /// [`super::checker::target_mounted_once`] checks.
+    pub(crate) fn live_mounts_by_source(&self) -> BTreeMap<String, Vec<String>> {
         let mut by_source: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for host in self.hosts.values().filter(|h| h.powered) {
             for m in host.mounts.iter().filter(|m| self.mount_is_live(&host.name, m)) {

@@ -159,7 +159,7 @@ fn forced_import_after_a_crash_succeeds_after_the_activity_check() {
         \t  vda       ONLINE       0     0     0\n\
         \nerrors: No known data errors\n";
     assert_eq!(r.stdout, capture_status);
-    assert!(st.invariant_violations().is_empty());
+    assert!(crate::sim::checker::storage_invariants(&st).is_empty());
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn forced_import_from_a_frozen_owner_succeeds_and_suspends_the_owner() {
     assert!(r.duration >= secs(20));
     assert_eq!(st.health_on("tank", "oss-a"), Some(PoolHealth::Suspended));
     assert_eq!(st.health_on("tank", "oss-b"), Some(PoolHealth::Online));
-    assert!(st.invariant_violations().is_empty(), "a suspended copy cannot write");
+    assert!(crate::sim::checker::storage_invariants(&st).is_empty(), "a suspended copy cannot write");
     st.set_frozen("oss-a", false, at + secs(5));
     let (r, _) = run(&mut st, &mut rng, "oss-a", &["zpool", "status", "-x", "tank"], at + secs(6));
     assert_eq!(r.exit, Exit::Code(0));
@@ -272,16 +272,16 @@ fn multihost_off_allows_a_double_import_that_the_invariants_catch() {
     let (r, at) = run(&mut st, &mut rng, "oss-b", IMPORT_F, Time::from_secs(20));
     assert_eq!(r.exit, Exit::Code(0));
     assert_eq!(st.holders("tank"), vec!["oss-a".to_string(), "oss-b".to_string()]);
-    let v = st.invariant_violations();
+    let v = crate::sim::checker::storage_invariants(&st);
     assert_eq!(v, vec!["pool tank imported on 2 powered hosts at once: oss-a, oss-b".to_string()]);
     for host in ["oss-a", "oss-b"] {
         run(&mut st, &mut rng, host, &["mkdir", "-p", "/lustre/ost0"], at);
         let (r, _) = run(&mut st, &mut rng, host, &["mount", "-t", "lustre", "tank/ost0", "/lustre/ost0"], at);
         assert_eq!(r.exit, Exit::Code(0), "{}", r.stderr);
     }
-    assert_eq!(st.invariant_violations().len(), 2);
+    assert_eq!(crate::sim::checker::storage_invariants(&st).len(), 2);
     st.set_powered("oss-a", false, at + secs(10));
-    assert!(st.invariant_violations().is_empty());
+    assert!(crate::sim::checker::storage_invariants(&st).is_empty());
 }
 
 #[test]
@@ -400,7 +400,7 @@ fn ldiskfs_mmp_refuses_a_live_device_and_waits_on_a_crashed_one() {
     let (r, _) = run(&mut st, &mut rng, "mds-b", &mount, at + secs(1));
     assert_eq!(r.exit, Exit::Code(0), "{}", r.stderr);
     assert!(r.duration >= secs(22), "unclean device: two MMP waits");
-    assert!(st.invariant_violations().is_empty());
+    assert!(crate::sim::checker::storage_invariants(&st).is_empty());
 }
 
 #[test]
@@ -419,7 +419,7 @@ fn ldiskfs_without_mmp_can_be_double_mounted() {
         );
     }
     assert_eq!(
-        st.invariant_violations(),
+        crate::sim::checker::storage_invariants(&st),
         vec!["target /dev/shared mounted on 2 powered hosts at once: a, b".to_string()]
     );
 }

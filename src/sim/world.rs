@@ -21,6 +21,7 @@ use crate::storage::SequenceKind;
 use crate::time::Time;
 use crate::witness::Witness;
 
+use super::checker;
 use super::hardware::{Hardware, HwPending};
 use super::network::Network;
 use super::scenario::{FaultAction, OrphanFate, Scenario};
@@ -532,33 +533,28 @@ impl World {
         if let Purpose::Fence { victim, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } = purpose {
             self.fence_commands.insert((host.to_string(), victim.clone()));
         }
-        let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
-        if forced {
-            let pool = cmd.argv.last().cloned().unwrap_or_default();
-            let last = self.storage.label(&pool).map(|l| self.storage.host_named_in_label(&l.hostname).unwrap_or_else(|| l.hostname.clone()));
-            if let Some(last) = last.filter(|l| l != host) {
-                // legitimate when the importer confirmed the label's host off (rule 2) and that host has not
-                // imported the pool again since (a rebooted host holds nothing: pools use cachefile=none)
-                let confirmed_at = self.confirmed_off.get(&(host.to_string(), last.clone())).copied();
-                let imported_since = self.storage.pool(&pool).and_then(|p| p.imported_on.get(&last)).map(|i| i.since);
-                let powered = self.hosts.get(&last).is_some_and(|h| h.powered);
-                let stale = match (confirmed_at, imported_since) {
-                    (None, _) => true,
-                    (Some(c), Some(i)) => powered && i > c,
-                    (Some(_), None) => false,
-                };
-                if stale {
-                    found.push(format!("{host} ran `{display}` but {last}, the pool's last owner, was not confirmed off"));
-                }
+        // rule 2 with the importer's own knowledge: legitimate when the importer confirmed the label's host
+        // off and that host has not imported the pool again since (a rebooted host holds nothing: pools use
+        // cachefile=none)
+        let pool = checker::forced_import_pool(cmd).unwrap_or_default().to_string();
+        let cleared = |last: &str| {
+            let confirmed_at = self.confirmed_off.get(&(host.to_string(), last.to_string())).copied();
+            let imported_since = self.storage.pool(&pool).and_then(|p| p.imported_on.get(last)).map(|i| i.since);
+            let powered = self.hosts.get(last).is_some_and(|h| h.powered);
+            match (confirmed_at, imported_since) {
+                (None, _) => false,
+                (Some(c), Some(i)) => !(powered && i > c),
+                (Some(_), None) => true,
             }
-        }
+        };
+        found.extend(checker::forced_import_after_fence(&self.storage, host, cmd, cleared, "not confirmed off"));
         for v in found {
             self.violation(v);
         }
     }
 
     fn check_storage_invariants(&mut self) {
-        for v in self.storage.invariant_violations() {
+        for v in checker::storage_invariants(&self.storage) {
             self.violation(v);
         }
     }
