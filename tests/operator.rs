@@ -466,17 +466,65 @@ fn a_timing_mismatch_is_reported_with_both_values() {
     assert!(err.contains(&format!("differs: cluster.dead_after: {} = 500ms, {} = 700ms", c1.display(), c2.display())), "{err}");
 }
 
-/// An idle pair is quiet at INFO: after start-up, a handful of lines at most in 10 s (issue 12: 72 INFO lines
-/// a minute at idle). Each daemon logs at INFO (RUST_LOG=info) as a packaged one does.
+/// An idle pair is quiet at INFO: after start-up, a handful of lines at most in 10 s (issue 12: 72 INFO lines a
+/// minute at idle, mostly the health checks' command lines). n1 runs the MGT on the simulated SAN (`sim-san`
+/// wrappers first on its PATH, as the lab does) with a health check every second, so ten checks fall in the
+/// window; each daemon logs at INFO (RUST_LOG=info) as a packaged one does.
 #[test]
 fn an_idle_pair_is_quiet_at_info() {
-    let cluster = Cluster::new(&["n1", "n2"], "");
-    let n1 = cluster.start("n1");
-    let n2 = cluster.start("n2");
-    wait_until("both see each other", Duration::from_secs(10), || n1.peer_alive("n2") && n2.peer_alive("n1"));
-    std::thread::sleep(Duration::from_secs(1));
+    let cluster = Cluster::new(&["n1", "n2"], "monitor_interval = \"1s\"");
+    let mut text = std::fs::read_to_string(&cluster.config).unwrap();
+    text.push_str(
+        "[[target]]\nname = \"MGT\"\nkind = \"zfs\"\npool = \"mgspool\"\ndataset = \"mgspool/mgt\"\n\
+         mountpoint = \"/lustre/mgt\"\nnodes = [\"n1\", \"n2\"]\nlctl_device = \"MGS\"\n",
+    );
+    std::fs::write(&cluster.config, text).unwrap();
+    let san = cluster.dir.path().join("san");
+    let sim_san = |args: &[&str]| {
+        let out = Command::new(BIN).arg("sim-san").arg("--san").arg(&san).args(args).output().unwrap();
+        assert!(out.status.success(), "sim-san {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    sim_san(&["init", "--config", cluster.config.to_str().unwrap(), "--owner", "MGT=n1", "--mmp-wait", "1s"]);
+    let start = |node: &str| {
+        let bin = cluster.dir.path().join(format!("bin-{node}"));
+        sim_san(&["wrappers", bin.to_str().unwrap(), "--host", node]);
+        let (config, socket) = cluster.node_config(node);
+        let log = cluster.dir.path().join(node).join("log.jsonl");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .args(["--node", node, "--log-format", "json"])
+            .env("RUST_LOG", "info")
+            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .spawn()
+            .unwrap();
+        let d = cluster::Daemon { name: node.to_string(), child: Some(child), socket, log };
+        d.wait_for_socket();
+        d
+    };
+    let n1 = start("n1");
+    let n2 = start("n2");
+    wait_until("both see each other and n1 runs the MGT", Duration::from_secs(30), || {
+        n1.peer_alive("n2")
+            && n2.peer_alive("n1")
+            && n1.status()["targets"].as_array().is_some_and(|t| t.iter().any(|t| t["target"] == json!("MGT") && t["local"] == json!("running")))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    // the health checks run in the window (at DEBUG): the SAN's history has them
+    let checks = || {
+        let out = Command::new(BIN).arg("sim-san").arg("--san").arg(&san).arg("history").output().unwrap();
+        let history = String::from_utf8_lossy(&out.stdout).to_string();
+        history.lines().filter(|l| l.contains("n1") && l.contains("lctl") && l.contains("health_check")).count()
+    };
+    let checks_before = checks();
     let before: Vec<usize> = [&n1, &n2].iter().map(|d| d.log_lines().len()).collect();
     std::thread::sleep(Duration::from_secs(10));
+    let checks = checks() - checks_before;
+    println!("n1 ran {checks} health checks (lctl get_param health_check) in the 10 s window");
+    assert!(checks >= 5, "the MGT's health checks did not run about every second: {checks}");
     for (d, skip) in [&n1, &n2].into_iter().zip(before) {
         let lines = d.log_lines();
         let idle: Vec<&Value> = lines.iter().skip(skip).filter(|l| l["level"] != json!("DEBUG") && l["level"] != json!("TRACE")).collect();
