@@ -380,7 +380,10 @@ fn maintenance_stops_fencing_and_takeover() {
     assert!(h.engine.status(h.now).maintenance);
 }
 
-fn mismatch_of(e: &Event) -> Option<(&String, &Vec<String>, &Vec<KeyDiff>, bool, bool)> {
+/// A `config_mismatch`'s fields: (node, targets, keys, keys_known, blocks_fencing).
+type MismatchFields<'a> = (&'a String, &'a Vec<String>, &'a Vec<KeyDiff>, bool, bool);
+
+fn mismatch_of(e: &Event) -> Option<MismatchFields<'_>> {
     match e {
         Event::ConfigMismatch { node, targets, keys, keys_known, blocks_fencing } => Some((node, targets, keys, *keys_known, *blocks_fencing)),
         _ => None,
