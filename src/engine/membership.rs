@@ -49,7 +49,7 @@ impl Mismatch {
     /// The differences in words, for alerts and status: `cluster.dead_after: 3s here, 5s on mds2; ...`.
     pub(crate) fn describe(&self, node: &str) -> String {
         match &self.keys {
-            None => "which settings differ is not known yet (the peer sent no summary): compare the files with \
+            None => "which settings differ is not known yet (no summary from the peer yet): compare the files with \
                      `failoverd check-config A B`"
                 .to_string(),
             Some(keys) if keys.is_empty() => "a setting not shown in clear differs (an agent's secret option, or a key \
