@@ -688,6 +688,21 @@ impl Config {
         out
     }
 
+    /// What nodes exchange when their digests differ (the `ConfigSummary` datagrams): the
+    /// [`Config::cluster_wide_values`], except that the value of an agent option whose name looks like a
+    /// secret (`community`, `*pass*`, `*secret*`, `*key*`, `*token*`) is never sent in clear: it is replaced by
+    /// `(secret, N bytes)`. A difference there still shows in the digest; the summary then explains nothing
+    /// and the mismatch is reported as a hidden one.
+    pub fn agreement_values(&self) -> BTreeMap<String, String> {
+        let mut values = self.cluster_wide_values();
+        for (key, value) in values.iter_mut() {
+            if agreement_secret(key) {
+                *value = format!("(secret, {} bytes)", value.len());
+            }
+        }
+        values
+    }
+
     /// Digest of one target's definition (first 4 bytes of SHA-256 of its canonical form, big-endian), so
     /// that nodes can refuse to take over a target whose definition differs from theirs.
     pub fn target_digest(&self, name: &str) -> Option<u32> {
@@ -2275,6 +2290,34 @@ fn flatten_setting(path: &str, v: &serde_json::Value, out: &mut std::collections
             out.insert(path.to_string(), other.to_string());
         }
     }
+}
+
+/// An agent option whose value may be a secret (see [`Config::agreement_values`]).
+fn agreement_secret(key: &str) -> bool {
+    let Some((_, option)) = key.split_once(".options.") else { return false };
+    let option = option.to_ascii_lowercase();
+    option == "community" || ["pass", "secret", "key", "token", "auth", "priv"].iter().any(|w| option.contains(w))
+}
+
+/// One cluster-wide setting on which configurations differ: its key (as [`Config::cluster_wide_values`] names
+/// it) and each configuration's value, in the order they were given (`None`: not set in that one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingDiff {
+    pub key: String,
+    pub values: Vec<Option<String>>,
+}
+
+/// Every key on which the settings of several configurations (each [`Config::cluster_wide_values`] or
+/// [`Config::agreement_values`]) differ, in key order. The one comparison behind both `failoverd check-config A
+/// B ...` and the daemons' runtime agreement (`config_mismatch`).
+pub fn diff_settings(each: &[&BTreeMap<String, String>]) -> Vec<SettingDiff> {
+    let keys: BTreeSet<&String> = each.iter().flat_map(|v| v.keys()).collect();
+    keys.into_iter()
+        .filter_map(|key| {
+            let values: Vec<Option<String>> = each.iter().map(|v| v.get(key).cloned()).collect();
+            (!values.windows(2).all(|w| w[0] == w[1])).then(|| SettingDiff { key: key.clone(), values })
+        })
+        .collect()
 }
 
 /// The cluster-wide part of a configuration, in the canonical form hashed by [`Config::digest`].

@@ -14,7 +14,7 @@ use rand::RngCore;
 
 /// `failoverd --version`: the release and the heartbeat wire-format version (nodes of a cluster must share
 /// it: a node drops datagrams of another format version). A test checks it against `PROTOCOL_VERSION`.
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 2)");
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 3)");
 
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
 #[derive(Parser)]
@@ -311,30 +311,25 @@ fn unreadable_secrets(cfg: &Config) -> Vec<String> {
 /// Print every cluster-wide key on which the files differ, with each file's value. True when they agree.
 fn compare_configs(loaded: &[(String, Config)]) -> bool {
     let values: Vec<std::collections::BTreeMap<String, String>> = loaded.iter().map(|(_, c)| c.cluster_wide_values()).collect();
-    let keys: std::collections::BTreeSet<&String> = values.iter().flat_map(|v| v.keys()).collect();
-    let mut differ = 0;
-    for key in keys {
-        let vals: Vec<Option<&String>> = values.iter().map(|v| v.get(key)).collect();
-        if vals.windows(2).all(|w| w[0] == w[1]) {
-            continue;
-        }
-        differ += 1;
+    let diffs = failoverd::config::diff_settings(&values.iter().collect::<Vec<_>>());
+    for d in &diffs {
         let each: Vec<String> = loaded
             .iter()
-            .zip(&vals)
-            .map(|((name, _), v)| format!("{name} = {}", v.map_or("(not set)".to_string(), |s| s.to_string())))
+            .zip(&d.values)
+            .map(|((name, _), v)| format!("{name} = {}", v.as_deref().unwrap_or("(not set)")))
             .collect();
-        eprintln!("differs: {key}: {}", each.join(", "));
+        eprintln!("differs: {}: {}", d.key, each.join(", "));
     }
     let names: Vec<&str> = loaded.iter().map(|(n, _)| n.as_str()).collect();
-    if differ == 0 {
+    if diffs.is_empty() {
         println!("{}: the cluster-wide settings agree (node-local keys such as state_dir may differ)", names.join(", "));
         true
     } else {
         eprintln!(
-            "{}: {differ} cluster-wide setting(s) differ: the daemons would report config_mismatch and not take over what \
+            "{}: {} cluster-wide setting(s) differ: the daemons would report config_mismatch and not take over what \
              differs; make the files agree",
-            names.join(", ")
+            names.join(", "),
+            diffs.len()
         );
         false
     }

@@ -1,14 +1,14 @@
 //! The wire format of failoverd datagrams: versioned, compact (serde + postcard), authenticated with a keyed
 //! MAC over the whole datagram, and bounded in size. Pure: bytes in, typed message out, never a panic.
 //!
-//! # Datagram layout (frozen, version 2: version 1 had no standby fields)
+//! # Datagram layout (frozen, version 3: version 2 had no `ConfigSummary`, version 1 no standby fields)
 //!
 //! One UDP datagram carries exactly one [`Envelope`]:
 //!
 //! ```text
 //! offset    length  content
 //! 0         3       magic: ASCII "FOD" (0x46 0x4F 0x44)
-//! 3         1       format version: PROTOCOL_VERSION (0x02)
+//! 3         1       format version: PROTOCOL_VERSION (0x03)
 //! 4         n       body: the Envelope in postcard encoding, n >= 1
 //! 4 + n     32      tag: HMAC-SHA256(key, bytes[0 .. 4 + n])  (header and body, everything before the tag)
 //! ```
@@ -40,7 +40,7 @@
 //!
 //! ```text
 //! Envelope     = cluster: String, sender: String, incarnation: u64, seq: u64, body: Body
-//! Body         = 0 Heartbeat | 1 WitnessQuery | 2 WitnessReply
+//! Body         = 0 Heartbeat | 1 WitnessQuery | 2 WitnessReply | 3 ConfigSummary
 //! Heartbeat    = link: u8, peers: Vec<PeerView>, quorate: bool, discovered: bool, leaving: bool,
 //!                maintenance: bool, maintenance_epoch: u64 (varint), standby: Vec<String>, standby_epoch: u64 (varint),
 //!                fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
@@ -51,6 +51,7 @@
 //!                | 4 Failed
 //! WitnessQuery = sees: Vec<String>, cluster_size: u8
 //! WitnessReply = query_seq: u64, node: String, granted: bool, holder: Option<String>
+//! ConfigSummary = digest: [u8; 16], part: u8, parts: u8, entries: Vec<(String, String)>
 //! ```
 //!
 //! Example: `Envelope { cluster: "c1", sender: "n1", incarnation: 1, seq: 2, body: WitnessQuery { sees: ["n1"],
@@ -75,7 +76,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Format version carried in every datagram; a receiver drops other versions.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
+
+/// Most datagrams one [`ConfigSummary`] may span (`parts`). A configuration whose summary needs more is
+/// refused at start, like one whose heartbeat would not fit.
+pub const MAX_SUMMARY_PARTS: u8 = 64;
 
 /// Hard upper bound of an encoded datagram, MAC included (fits a 1500-byte MTU with room to spare).
 pub const MAX_DATAGRAM: usize = 1200;
@@ -125,6 +130,25 @@ pub enum Body {
     WitnessQuery(WitnessQuery),
     /// Witness → node: the answer to the query with sequence `query_seq`.
     WitnessReply(WitnessReply),
+    /// Node → peers, only while some peer's heartbeats carry another `config_digest`: one part of the
+    /// sender's cluster-wide settings, so that the peers can name every differing key with both values.
+    ConfigSummary(ConfigSummary),
+}
+
+/// One part of a node's cluster-wide settings (`Config::agreement_values`: `key`, `value` as
+/// `failoverd check-config` prints them, secrets replaced), sent only while a peer's digest differs. The
+/// entries of all `parts` parts, in key order, are the whole list; a receiver uses a summary only when its
+/// `digest` is the one the sender's latest accepted heartbeat carried, so a replayed or stale one is ignored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigSummary {
+    /// The sender's `config_digest` (the same as in its heartbeats).
+    pub digest: [u8; 16],
+    /// This part's index, from 0.
+    pub part: u8,
+    /// How many parts the summary has (1 to [`MAX_SUMMARY_PARTS`]).
+    pub parts: u8,
+    /// (key, value) pairs in key order.
+    pub entries: Vec<(String, String)>,
 }
 
 /// What a node tells its peers every `heartbeat_interval` on every link.
@@ -424,6 +448,17 @@ pub fn validate(env: &Envelope) -> Result<(), String> {
                 named("vote holder", holder)?;
             }
         }
+        Body::ConfigSummary(c) => {
+            if c.parts == 0 || c.parts > MAX_SUMMARY_PARTS || c.part >= c.parts {
+                return Err(format!("summary part {} of {} (at most {MAX_SUMMARY_PARTS} parts)", c.part, c.parts));
+            }
+            for (key, _) in &c.entries {
+                named("summary key", key)?;
+            }
+            if c.entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+                return Err("summary keys not in strictly increasing order".into());
+            }
+        }
     }
     Ok(())
 }
@@ -642,6 +677,22 @@ mod tests {
                     holder: Some("mds01a".into()),
                 }),
             },
+            Envelope {
+                cluster: "lustre-prod".into(),
+                sender: "mds01b".into(),
+                incarnation: 42,
+                seq: 9,
+                body: Body::ConfigSummary(ConfigSummary {
+                    digest: [3; 16],
+                    part: 1,
+                    parts: 2,
+                    entries: vec![
+                        ("cluster.dead_after".into(), "5s".into()),
+                        ("cluster.fence_delay".into(), "15s".into()),
+                        ("node[mds01a].fence_priority".into(), "10".into()),
+                    ],
+                }),
+            },
         ]
     }
 
@@ -712,6 +763,14 @@ mod tests {
             1 => (any::<u64>(), ident(), any::<bool>(), proptest::option::of(ident())).prop_map(
                 |(query_seq, node, granted, holder)| Body::WitnessReply(WitnessReply { query_seq, node, granted, holder })
             ),
+            1 => (any::<[u8; 16]>(), 1..=MAX_SUMMARY_PARTS, any::<prop::sample::Index>(),
+                  proptest::collection::btree_map(ident(), "\\PC{0,40}", 0..12))
+                .prop_map(|(digest, parts, at, entries)| Body::ConfigSummary(ConfigSummary {
+                    digest,
+                    part: at.index(parts as usize) as u8,
+                    parts,
+                    entries: entries.into_iter().collect(),
+                })),
         ]
     }
 
@@ -753,9 +812,9 @@ mod tests {
         };
         let bytes = encode(&env, b"key").expect("encodes");
         // Header, then the body spelled out in the module documentation, then HMAC-SHA256("key", header+body).
-        let expected = "464f4402\
+        let expected = "464f4403\
                         026331026e3101020101026e3102\
-                        d9455b8e535cc91134d46ccdb8989da9c85e2369b64e881a295f9e4da5bcd72c";
+                        f593036da69bfb4092d1de4fcc1e855f3c32310c2844259d634fa3938c26be36";
         assert_eq!(hex::encode(&bytes), expected);
         assert_eq!(decode(&bytes, &Keys::new(b"key".to_vec(), None)), Ok(env));
     }
@@ -928,8 +987,8 @@ mod tests {
 
     #[test]
     fn undecodable_authenticated_body_is_malformed() {
-        // Variant index 3 of Body does not exist.
-        let body = [0x01, b'c', 0x01, b'n', 0x00, 0x00, 0x03];
+        // Variant index 4 of Body does not exist.
+        let body = [0x01, b'c', 0x01, b'n', 0x00, 0x00, 0x04];
         assert!(matches!(
             decode(&seal(&body, KEY_A), &keys_a()),
             Err(DecodeError::Malformed(_))
@@ -961,7 +1020,34 @@ mod tests {
         if let Body::WitnessReply(r) = &mut empty_holder.body {
             r.holder = Some(String::new());
         }
-        for env in [empty_sender, empty_cluster, bad_link, empty_target, empty_holder] {
+        let summary = |part: u8, parts: u8, entries: Vec<(&str, &str)>| Envelope {
+            body: Body::ConfigSummary(ConfigSummary {
+                digest: [1; 16],
+                part,
+                parts,
+                entries: entries.into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            }),
+            ..typical_heartbeat()
+        };
+        let no_parts = summary(0, 0, vec![]);
+        let part_out_of_range = summary(2, 2, vec![]);
+        let too_many_parts = summary(0, MAX_SUMMARY_PARTS + 1, vec![]);
+        let empty_key = summary(0, 1, vec![("", "x")]);
+        let unordered = summary(0, 1, vec![("b", "1"), ("a", "2")]);
+        let repeated = summary(0, 1, vec![("a", "1"), ("a", "2")]);
+        for env in [
+            empty_sender,
+            empty_cluster,
+            bad_link,
+            empty_target,
+            empty_holder,
+            no_parts,
+            part_out_of_range,
+            too_many_parts,
+            empty_key,
+            unordered,
+            repeated,
+        ] {
             assert!(matches!(encode(&env, KEY_A), Err(EncodeError::Invalid(_))), "{env:?}");
             let sealed = seal(&postcard::to_allocvec(&env).expect("serializes"), KEY_A);
             assert!(

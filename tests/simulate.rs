@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use failoverd::engine::FaultSwitches;
 use failoverd::sim::runner::{run_seeds, scenario_files, summarize};
@@ -98,4 +99,27 @@ fn swarm_runs_random_clusters_without_violations() {
     let reports = failoverd::sim::swarm::run(&(1..=40).collect::<Vec<u64>>(), FaultSwitches::default(), 2);
     let bad: Vec<_> = reports.iter().filter(|r| !r.violations.is_empty()).map(|r| (r.seed, r.violations.clone())).collect();
     assert!(bad.is_empty(), "{bad:#?}");
+}
+
+/// `[node_config.NODE]` overlays the cluster's config for one node only: tables merge key by key, an array
+/// of tables merges by `name`; an unknown node is an error.
+#[test]
+fn node_config_overlays_one_node() {
+    let s = scenario("config-timing-mismatch");
+    let mds2 = &s.node_configs["mds2"];
+    assert_eq!(mds2.cluster.dead_after, Duration::from_secs(5));
+    assert_eq!(mds2.cluster.fence_delay, Duration::from_secs(15));
+    assert_eq!(s.config.cluster.dead_after, Duration::from_secs(3));
+    assert!(!s.node_configs.contains_key("mds1"));
+    assert_eq!(mds2.targets, s.config.targets);
+    let t = scenario("config-target-mismatch");
+    let mds2 = &t.node_configs["mds2"];
+    assert_eq!(mds2.targets.len(), t.config.targets.len(), "merged by name, not appended");
+    assert_eq!(mds2.target("lustre-MDT0000").unwrap().mount_options.as_deref(), Some("abort_recov"));
+    assert_eq!(mds2.target("MGT"), t.config.target("MGT"));
+    assert_eq!(mds2.cluster, t.config.cluster);
+    let bad = "[scenario]\nname = \"x\"\nduration = \"1m\"\nconfig = \"../config/two-node-mds.toml\"\n[node_config.mds9.cluster]\ndead_after = \"5s\"\n";
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("simulations").join("x.toml");
+    let err = Scenario::parse(bad, &dir).unwrap_err();
+    assert!(err.contains("node_config.mds9: unknown node"), "{err}");
 }

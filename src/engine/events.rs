@@ -76,6 +76,29 @@ impl FenceReason {
     }
 }
 
+/// One cluster-wide setting on which a peer's configuration differs from this node's: its key (as
+/// `failoverd check-config` names it: `cluster.dead_after`, `node[mds1].fence_levels`, `target[MGT].mountpoint`)
+/// and both values (`None`: not set there).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyDiff {
+    pub key: String,
+    pub here: Option<String>,
+    pub there: Option<String>,
+}
+
+impl KeyDiff {
+    /// The target this key belongs to, if it is part of a target's definition.
+    pub fn target(&self) -> Option<&str> {
+        self.key.strip_prefix("target[").and_then(|rest| rest.split_once(']')).map(|(name, _)| name)
+    }
+
+    /// `cluster.dead_after: 3s here, 5s on mds2`.
+    pub fn describe(&self, node: &str) -> String {
+        let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "not set".into());
+        format!("{}: {} here, {} on {node}", self.key, v(&self.here), v(&self.there))
+    }
+}
+
 /// Something that happened inside the engine. Serialized as JSON for `notify` programs and logs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -91,7 +114,11 @@ pub enum Event {
     AllNodesSeen,
     /// This process stalled (a tick served `late_ms` late): nobody is convicted on it; detection re-armed.
     LocalStall { late_ms: u64 },
-    ConfigMismatch { node: String, targets: Vec<String> },
+    /// `node`'s configuration digest differs from this node's. `keys`: every differing setting with both
+    /// values (`keys_known` false while the peer sent no summary); `targets` whose definitions differ are not
+    /// taken over automatically; `blocks_fencing`: a cluster-wide setting differs (or which one is not known),
+    /// so `node` is not fenced automatically either.
+    ConfigMismatch { node: String, targets: Vec<String>, keys: Vec<KeyDiff>, keys_known: bool, blocks_fencing: bool },
     ConfigAgreed { node: String },
     FenceDelayed { node: String, delay_ms: u64 },
     FenceStarted { node: String, reason: FenceReason, action: FenceAction, attempt: u32 },
@@ -143,6 +170,9 @@ pub enum Event {
     NodeConflictEnded { node: String, incarnation: u64 },
     /// `node` stopped gracefully (its last heartbeat said it was leaving): not a failure.
     PeerLeft { node: String },
+    /// `node` needs fencing (silent, or it asked) but is not fenced automatically: `reason` (its configuration
+    /// differs in a setting that fencing depends on). Its targets stay where they are until an operator acts.
+    FenceBlocked { node: String, reason: String },
 }
 
 impl Event {
@@ -151,7 +181,8 @@ impl Event {
         match self {
             PeerDead { .. } | QuorumLost { .. } | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceLied { .. }
             | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. }
-            | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } | NodeConflict { .. } => {
+            | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } | NodeConflict { .. }
+            | FenceBlocked { .. } => {
                 Severity::Alert
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
@@ -185,7 +216,7 @@ impl Event {
             FenceDelayed { .. } | FenceStarted { .. } | FenceLevelFailed { .. } | FenceConfirmed { .. } | FenceStatus { .. }
             | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceCancelled { .. } | FenceConfirmedByOperator { .. }
             | FenceLied { .. } | TargetBlocked { .. } | TargetMoving { .. } | AskingToBeFenced { .. } | NodeConflict { .. }
-            | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } => true,
+            | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } | FenceBlocked { .. } => true,
             SequenceStarted { sequence, .. } | SequenceDone { sequence, .. } | SequenceFailed { sequence, .. } => {
                 *sequence != SequenceKind::Monitor
             }
@@ -209,11 +240,28 @@ impl Event {
             QuorumLost { reason } => format!("quorum LOST: {reason}; no automatic action until it is back"),
             AllNodesSeen => "every node has been seen since this daemon started".into(),
             LocalStall { late_ms } => format!("this daemon stalled for {} (VM pause, swap?): nobody is convicted on that gap", secs(*late_ms)),
-            ConfigMismatch { node, targets } if targets.is_empty() => {
-                format!("{node}'s configuration differs from this node's (see `failoverd status`)")
-            }
-            ConfigMismatch { node, targets } => {
-                format!("{node}'s configuration differs from this node's ({}); no automatic takeover of what differs", targets.join(", "))
+            ConfigMismatch { node, targets, keys, keys_known, blocks_fencing } => {
+                const SHOWN: usize = 6;
+                let what = if !keys_known {
+                    format!("{node} sent no summary, so which settings differ is not known")
+                } else if keys.is_empty() {
+                    "a setting not shown in clear differs (an agent's secret option?)".to_string()
+                } else {
+                    let mut list: Vec<String> = keys.iter().take(SHOWN).map(|k| k.describe(node)).collect();
+                    if keys.len() > SHOWN {
+                        list.push(format!("and {} more (failoverd status)", keys.len() - SHOWN));
+                    }
+                    list.join("; ")
+                };
+                let blocked = match (*blocks_fencing, targets.is_empty()) {
+                    (true, _) => format!("no automatic fencing of {node} nor takeover from it"),
+                    (false, false) => format!("no automatic takeover of {}", targets.join(", ")),
+                    (false, true) => "nothing blocked".to_string(),
+                };
+                format!(
+                    "{node}'s configuration differs from this node's: {what}; {blocked} until they agree: make the files \
+                     agree (`failoverd check-config A B` names every difference) and restart the daemon whose file was wrong"
+                )
             }
             ConfigAgreed { node } => format!("{node}'s configuration now agrees with this node's"),
             FenceDelayed { node, delay_ms } => format!("{node} will be fenced in {} unless it is heard again", secs(*delay_ms)),
@@ -279,6 +327,12 @@ impl Event {
                 incarnations.iter().map(u64::to_string).collect::<Vec<_>>().join(" and ")
             ),
             NodeConflictEnded { node, incarnation } => format!("only one daemon of {node} is heard again (incarnation {incarnation})"),
+            FenceBlocked { node, reason } => format!(
+                "{node} needs fencing but is NOT fenced automatically: {reason}; its targets stay where they are. Make the \
+                 files agree (`failoverd check-config A B`) and restart the daemon whose file was wrong, or act by hand: \
+                 `failoverd fence {node}` (its targets are then taken over), or power it off yourself and run \
+                 `failoverd confirm-fenced {node}`"
+            ),
         }
     }
 

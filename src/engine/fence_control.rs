@@ -42,6 +42,10 @@ impl Engine {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
                     continue;
                 }
+                if let Some(why) = job.reason.needs_quorum().then(|| self.fence_blocked_by_config(&victim)).flatten() {
+                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: why });
+                    continue;
+                }
                 let progress = job.start_attempt(&self.cfg, now);
                 self.emit_fence_started(now, &job);
                 progress
@@ -192,6 +196,7 @@ impl Engine {
         }
         let Some(reason) = self.fence_need(now, victim) else {
             self.fence_not_before.remove(victim);
+            self.fence_blocked.remove(victim);
             return;
         };
         if !self.quorum.quorate || self.in_maintenance() || self.left || !self.fresh_quorum_against(now, victim) {
@@ -202,6 +207,21 @@ impl Engine {
         let designated = quorum::designated_fencer(&self.cfg.nodes, &alive).map(|n| n.name.clone());
         if designated.as_deref() != Some(self.me.name.as_str()) {
             return;
+        }
+        // a peer whose timings, links, node list or fencing topology differ from ours: our view of it may be
+        // wrong (the wrong outlet, too early), so no automatic fence, and with it no takeover of what it holds
+        match self.fence_blocked_by_config(victim) {
+            Some(why) => {
+                self.fence_not_before.remove(victim);
+                if self.fence_blocked.get(victim) != Some(&why) {
+                    self.fence_blocked.insert(victim.to_string(), why.clone());
+                    self.emit(now, Event::FenceBlocked { node: victim.to_string(), reason: why });
+                }
+                return;
+            }
+            None => {
+                self.fence_blocked.remove(victim);
+            }
         }
         let Some(victim_cfg) = self.cfg.node(victim).cloned() else { return };
         if reason == FenceReason::PeerDead {

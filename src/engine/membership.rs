@@ -1,16 +1,124 @@
 //! Membership: heartbeats in, liveness and quorum out, plus config agreement and the witness vote.
 
-use crate::protocol::{Body, Envelope, Heartbeat, WitnessQuery, WitnessReply};
+use std::collections::BTreeMap;
+
+use crate::protocol::{Body, ConfigSummary, Envelope, Heartbeat, WitnessQuery, WitnessReply, HEADER_LEN, MAC_LEN, MAX_DATAGRAM, MAX_SUMMARY_PARTS};
 use crate::time::Time;
+
+use super::events::KeyDiff;
 
 use super::detector::Change;
 use super::quorum::{self, Membership};
 use super::{Engine, Event};
 
-/// What `status` lists for a peer whose configuration differs from ours in a cluster-wide setting while every
-/// target's definition agrees.
-pub(crate) const CLUSTER_WIDE_MISMATCH: &str =
-    "cluster-wide settings (timings, links, nodes or fencing): compare the nodes' files with `failoverd check-config FILE...`";
+/// How long a node waits for a peer's [`ConfigSummary`] before it reports a digest mismatch without the keys.
+pub(crate) fn summary_grace(cfg: &crate::config::Config) -> std::time::Duration {
+    cfg.cluster.dead_after
+}
+
+/// How often a node sends its summary again while some peer's digest differs (a part may be lost, a peer may
+/// restart).
+pub(crate) const SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A peer whose configuration digest differs from ours, as known from its last heartbeats. It stays known
+/// after the peer goes silent: that is when it matters.
+#[derive(Clone, Debug)]
+pub(crate) struct Mismatch {
+    /// The peer's digest this record is about.
+    pub digest: [u8; 16],
+    /// Targets whose definition digests differ.
+    pub targets: Vec<String>,
+    /// Every differing key with both values, once the peer's summary arrived.
+    pub keys: Option<Vec<KeyDiff>>,
+    pub since: Time,
+    /// What the last `config_mismatch` said (targets, keys known, keys).
+    pub reported: Option<(Vec<String>, bool, Vec<KeyDiff>)>,
+}
+
+impl Mismatch {
+    /// Automatic fencing of the peer (and so the takeover of what it holds) is blocked unless the summary shows
+    /// that only target definitions differ: timings, links, the node list or the fencing topology may make
+    /// this node fence the wrong host, or at the wrong time. Unexplained differences block too.
+    pub(crate) fn blocks_fencing(&self) -> bool {
+        match &self.keys {
+            None => true,
+            Some(keys) => keys.is_empty() || keys.iter().any(|k| k.target().is_none()),
+        }
+    }
+
+    /// The differences in words, for alerts and status: `cluster.dead_after: 3s here, 5s on mds2; ...`.
+    pub(crate) fn describe(&self, node: &str) -> String {
+        match &self.keys {
+            None => "which settings differ is not known yet (no summary from the peer yet): compare the files with \
+                     `failoverd check-config A B`"
+                .to_string(),
+            Some(keys) if keys.is_empty() => "a setting not shown in clear differs (an agent's secret option, or a key \
+                 of another failoverd version): compare the files with `failoverd check-config A B`"
+                .to_string(),
+            Some(keys) => keys.iter().map(|k| k.describe(node)).collect::<Vec<_>>().join("; "),
+        }
+    }
+}
+
+/// A summary being received from one peer.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PartialSummary {
+    pub digest: [u8; 16],
+    pub parts: Vec<Option<Vec<(String, String)>>>,
+}
+
+impl PartialSummary {
+    fn complete(&self) -> Option<BTreeMap<String, String>> {
+        if self.parts.iter().any(Option::is_none) {
+            return None;
+        }
+        Some(self.parts.iter().flatten().flatten().cloned().collect())
+    }
+}
+
+/// Split this node's agreement values into [`ConfigSummary`] parts that each fit one datagram of this
+/// cluster (the longest sender name, the largest incarnation and sequence number). A value too long for one
+/// datagram is cut (with `…`). `Err` when more than [`MAX_SUMMARY_PARTS`] would be needed.
+pub(crate) fn summary_parts(cfg: &crate::config::Config, digest: [u8; 16]) -> Result<Vec<ConfigSummary>, String> {
+    let longest = cfg.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
+    // envelope: two strings with 1-2 byte lengths, two 10-byte varints, the variant, digest, part, parts, count
+    let overhead = HEADER_LEN + MAC_LEN + cfg.cluster.name.len() + longest + 4 + 20 + 1 + 16 + 2 + 2;
+    let budget = MAX_DATAGRAM - overhead - 8;
+    let mut parts: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    let mut used = 0;
+    for (key, value) in cfg.agreement_values() {
+        let mut value = value;
+        let size = |k: &str, v: &str| k.len() + v.len() + 4;
+        if size(&key, &value) > budget {
+            let keep = budget.saturating_sub(key.len() + 4 + 3);
+            let mut cut = keep.min(value.len());
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value = format!("{}…", &value[..cut]);
+        }
+        let n = size(&key, &value);
+        if used + n > budget {
+            parts.push(Vec::new());
+            used = 0;
+        }
+        used += n;
+        parts.last_mut().expect("one part at least").push((key, value));
+    }
+    if parts.len() > MAX_SUMMARY_PARTS as usize {
+        return Err(format!(
+            "the cluster-wide settings of this configuration would take {} datagrams to summarize (at most {MAX_SUMMARY_PARTS}); \
+             use shorter names or fewer devices and targets per cluster",
+            parts.len()
+        ));
+    }
+    let count = parts.len() as u8;
+    Ok(parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, entries)| ConfigSummary { digest, part: i as u8, parts: count, entries })
+        .collect())
+}
 
 impl Engine {
     pub(crate) fn on_datagram(&mut self, now: Time, link: usize, env: Envelope) {
@@ -20,6 +128,7 @@ impl Engine {
         match env.body {
             Body::Heartbeat(hb) => self.on_heartbeat(now, link, &env.sender, env.incarnation, env.seq, hb),
             Body::WitnessReply(r) => self.on_witness_reply(now, r),
+            Body::ConfigSummary(c) => self.on_config_summary(now, &env.sender, c),
             Body::WitnessQuery(_) => {}
         }
     }
@@ -81,37 +190,136 @@ impl Engine {
     }
 
     fn check_config_agreement(&mut self, now: Time, sender: &str, hb: &Heartbeat) {
-        let differing: Vec<String> = if hb.config_digest == self.config_digest {
-            Vec::new()
-        } else {
-            self.cfg
-                .targets
-                .iter()
-                .filter(|t| {
-                    let mine = self.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
-                    let theirs = hb.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
-                    mine != theirs
+        if hb.config_digest == self.config_digest {
+            if let Some(m) = self.mismatches.remove(sender) {
+                if m.reported.is_some() {
+                    self.emit(now, Event::ConfigAgreed { node: sender.to_string() });
+                }
+            }
+            return;
+        }
+        let targets: Vec<String> = self
+            .cfg
+            .targets
+            .iter()
+            .filter(|t| {
+                let mine = self.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
+                let theirs = hb.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
+                mine != theirs
+            })
+            .map(|t| t.name.clone())
+            .collect();
+        match self.mismatches.get_mut(sender) {
+            Some(m) if m.digest == hb.config_digest => m.targets = targets,
+            _ => {
+                let keys = self.summary_keys(sender, hb.config_digest);
+                let m = Mismatch { digest: hb.config_digest, targets, keys, since: now, reported: None };
+                self.mismatches.insert(sender.to_string(), m);
+                // tell the peers what this node runs with, so they can name the differences too
+                self.next_summary = Some(self.next_summary.map_or(now, |t| t.min(now)));
+            }
+        }
+    }
+
+    /// A part of a peer's summary. Parts are gathered per digest; once all are in and the digest is the one
+    /// the peer's heartbeats carry, the differences are known.
+    fn on_config_summary(&mut self, now: Time, sender: &str, c: ConfigSummary) {
+        if !self.peers.contains_key(sender) {
+            return;
+        }
+        let partial = self.summaries_in.entry(sender.to_string()).or_default();
+        if partial.digest != c.digest || partial.parts.len() != c.parts as usize {
+            *partial = PartialSummary { digest: c.digest, parts: vec![None; c.parts as usize] };
+        }
+        partial.parts[c.part as usize] = Some(c.entries);
+        let digest = c.digest;
+        if self.mismatches.get(sender).is_some_and(|m| m.digest == digest && m.keys.is_none()) {
+            if let Some(keys) = self.summary_keys(sender, digest) {
+                if let Some(m) = self.mismatches.get_mut(sender) {
+                    m.keys = Some(keys);
+                }
+                self.report_mismatches(now);
+            }
+        }
+    }
+
+    /// The differences between this node's settings and `sender`'s complete summary of `digest`, if received.
+    fn summary_keys(&self, sender: &str, digest: [u8; 16]) -> Option<Vec<KeyDiff>> {
+        let partial = self.summaries_in.get(sender).filter(|p| p.digest == digest)?;
+        let theirs = partial.complete()?;
+        let diffs = crate::config::diff_settings(&[&self.agreement_values, &theirs]);
+        Some(
+            diffs
+                .into_iter()
+                .map(|d| {
+                    let mut values = d.values.into_iter();
+                    KeyDiff { key: d.key, here: values.next().flatten(), there: values.next().flatten() }
                 })
-                .map(|t| t.name.clone())
-                .collect()
-        };
-        let mismatch = hb.config_digest != self.config_digest;
-        // every target agrees, so a cluster-wide setting differs (timings, links, nodes, fencing): say so, so
-        // that status and metrics show it (this entry names no target, so it blocks no takeover by itself)
-        let differing = if mismatch && differing.is_empty() { vec![CLUSTER_WIDE_MISMATCH.to_string()] } else { differing };
-        let known = self.mismatches.get(sender);
-        if mismatch && known != Some(&differing) {
-            self.mismatches.insert(sender.to_string(), differing.clone());
-            self.emit(now, Event::ConfigMismatch { node: sender.to_string(), targets: differing });
-        } else if !mismatch && known.is_some() {
-            self.mismatches.remove(sender);
-            self.emit(now, Event::ConfigAgreed { node: sender.to_string() });
+                .collect(),
+        )
+    }
+
+    /// Raise `config_mismatch` once the differences are known (or the peer's summary is overdue), and again
+    /// whenever what differs changes.
+    pub(crate) fn report_mismatches(&mut self, now: Time) {
+        let grace = summary_grace(&self.cfg);
+        let due: Vec<(String, Event)> = self
+            .mismatches
+            .iter()
+            .filter(|(_, m)| m.keys.is_some() || now >= m.since + grace)
+            .filter_map(|(node, m)| {
+                let content = (m.targets.clone(), m.keys.is_some(), m.keys.clone().unwrap_or_default());
+                (m.reported.as_ref() != Some(&content)).then(|| {
+                    let ev = Event::ConfigMismatch {
+                        node: node.clone(),
+                        targets: m.targets.clone(),
+                        keys: content.2.clone(),
+                        keys_known: content.1,
+                        blocks_fencing: m.blocks_fencing(),
+                    };
+                    (node.clone(), ev)
+                })
+            })
+            .collect();
+        for (node, ev) in due {
+            if let (Some(m), Event::ConfigMismatch { targets, keys, keys_known, .. }) = (self.mismatches.get_mut(&node), &ev) {
+                m.reported = Some((targets.clone(), *keys_known, keys.clone()));
+            }
+            self.emit(now, ev);
+        }
+    }
+
+    /// While some peer's digest differs: send this node's summary on every link now and then.
+    pub(crate) fn send_summaries(&mut self, now: Time) {
+        let Some(at) = self.next_summary else { return };
+        if now < at {
+            return;
+        }
+        if self.mismatches.is_empty() || self.left {
+            self.next_summary = None;
+            return;
+        }
+        self.next_summary = Some(now + SUMMARY_EVERY);
+        for link in 0..self.cfg.link_count() {
+            for part in self.summary_parts.clone() {
+                let env = self.next_envelope(Body::ConfigSummary(part));
+                self.outputs.push_back(super::Output::Send { link, envelope: env });
+            }
         }
     }
 
     /// True when some peer's definition of `target` differs from ours: no automatic takeover of it.
     pub(crate) fn target_disputed(&self, target: &str) -> bool {
-        self.mismatches.values().any(|ts| ts.iter().any(|t| t == target))
+        self.mismatches.values().any(|m| {
+            m.targets.iter().any(|t| t == target) || m.keys.iter().flatten().any(|k| k.target() == Some(target))
+        })
+    }
+
+    /// Why `victim` must not be fenced automatically, if its configuration differs from ours in a way that
+    /// matters for fencing (see [`Mismatch::blocks_fencing`]).
+    pub(crate) fn fence_blocked_by_config(&self, victim: &str) -> Option<String> {
+        let m = self.mismatches.get(victim).filter(|m| m.blocks_fencing())?;
+        Some(format!("its configuration differs from this node's: {}", m.describe(victim)))
     }
 
     pub(crate) fn witness_query(&self) -> WitnessQuery {

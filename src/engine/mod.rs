@@ -37,11 +37,11 @@ use crate::storage::{HostIdentity, SequenceKind, StorageTimeouts};
 use crate::time::Time;
 
 pub use detector::{PeerLiveness, Rejected};
-pub use events::{Event, FenceReason, Severity};
+pub use events::{Event, FenceReason, KeyDiff, Severity};
 pub use fencing::{FenceJob, JobProgress};
 pub use journal::{FencedRecord, Journal};
 pub use quorum::QuorumView;
-pub use status::{FenceJobStatus, LinkStatus, PeerStatus, PendingFence, Status, TargetStatus};
+pub use status::{ConfigMismatchStatus, FenceJobStatus, LinkStatus, PeerStatus, PendingFence, Status, TargetStatus};
 pub use targets::Local;
 
 /// Identifies a command the engine asked for, so its result finds its way back (a stale one is ignored).
@@ -198,7 +198,19 @@ pub struct Engine {
     pub(crate) next_heartbeat: Time,
     pub(crate) recent: VecDeque<(Time, Event)>,
     pub(crate) move_requests: BTreeMap<String, (String, Time)>,
-    pub(crate) mismatches: BTreeMap<String, Vec<String>>,
+    /// Peers whose configuration digest differs from ours (kept after they go silent).
+    pub(crate) mismatches: BTreeMap<String, membership::Mismatch>,
+    /// This node's agreement values (`Config::agreement_values`), compared with the peers' summaries.
+    pub(crate) agreement_values: BTreeMap<String, String>,
+    /// This node's summary, ready to send (see `membership.rs`).
+    pub(crate) summary_parts: Vec<crate::protocol::ConfigSummary>,
+    /// Peers' summaries being received.
+    pub(crate) summaries_in: BTreeMap<String, membership::PartialSummary>,
+    /// When to send this node's summary next (`None`: no peer's digest differs).
+    pub(crate) next_summary: Option<Time>,
+    /// Victims whose automatic fence a configuration mismatch blocks, with the reason (reported once by
+    /// [`Event::FenceBlocked`]).
+    pub(crate) fence_blocked: BTreeMap<String, String>,
     pub(crate) config_digest: [u8; 16],
     /// Each target's definition digest, computed once (they are sent in every heartbeat).
     pub(crate) target_digests: Vec<(String, u32)>,
@@ -207,7 +219,8 @@ pub struct Engine {
 }
 
 /// Refuse a configuration whose largest possible heartbeat (every target moving, every move requested,
-/// every peer listed) would not fit in one datagram: heartbeats must never be cut.
+/// every peer listed) would not fit in one datagram: heartbeats must never be cut. Its config summary must
+/// fit in [`crate::protocol::MAX_SUMMARY_PARTS`] datagrams as well.
 pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
     use crate::protocol::{TargetState, TargetView};
     let longest = cfg.nodes.iter().map(|n| n.name.clone()).max_by_key(String::len).unwrap_or_default();
@@ -229,7 +242,8 @@ pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
     };
     let env = Envelope { cluster: cfg.cluster.name.clone(), sender: longest.clone(), incarnation: u64::MAX, seq: u64::MAX, body: Body::Heartbeat(hb) };
     match crate::protocol::encode(&env, &[0u8; 32]) {
-        Ok(_) => Ok(()),
+        // the summary exchanged while configurations differ must fit its datagrams too
+        Ok(_) => membership::summary_parts(cfg, cfg.digest()).map(|_| ()),
         Err(e) => Err(format!(
             "the heartbeat of this cluster ({} nodes, {} targets) would not fit in one datagram: {e}; use shorter node/target names or fewer targets per cluster",
             cfg.nodes.len(),
@@ -246,6 +260,8 @@ impl Engine {
     /// persists and bumps it); `journal` is what the previous run persisted; `seed` feeds the engine's RNG.
     pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, seed: u64, now: Time) -> Result<Engine, String> {
         heartbeat_fits(&cfg)?;
+        let summary_parts = membership::summary_parts(&cfg, cfg.digest())?;
+        let agreement_values = cfg.agreement_values();
         let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
         let links = cfg.link_count();
         let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
@@ -296,6 +312,11 @@ impl Engine {
             recent: VecDeque::new(),
             move_requests: BTreeMap::new(),
             mismatches: BTreeMap::new(),
+            agreement_values,
+            summary_parts,
+            summaries_in: BTreeMap::new(),
+            next_summary: None,
+            fence_blocked: BTreeMap::new(),
             config_digest,
             target_digests,
             journal_dirty: true,
@@ -375,6 +396,9 @@ impl Engine {
         candidates.extend(self.peers.values().filter_map(|p| p.next_deadline(dead_after)));
         candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied());
         candidates.extend(self.discovery_retry_at);
+        candidates.extend(self.next_summary);
+        let grace = membership::summary_grace(&self.cfg);
+        candidates.extend(self.mismatches.values().filter(|m| m.reported.is_none()).map(|m| m.since + grace));
         candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
         candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))
     }
@@ -409,6 +433,7 @@ impl Engine {
     /// Everything that follows from the current state: detection, quorum, fencing, targets, heartbeats.
     fn step(&mut self, now: Time) {
         self.evaluate_membership(now);
+        self.report_mismatches(now);
         self.drive_fencing(now);
         self.drive_targets(now);
         self.drive_leave(now);
@@ -416,6 +441,7 @@ impl Engine {
             self.send_heartbeats(now);
             self.next_heartbeat = now + self.cfg.cluster.heartbeat_interval;
         }
+        self.send_summaries(now);
         if self.journal_dirty {
             self.journal_dirty = false;
             let j = self.journal();

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::time::Time;
 
 use super::quorum::QuorumView;
-use super::{Engine, Event};
+use super::{Engine, Event, KeyDiff};
 
 /// One link of one peer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,13 +24,28 @@ pub struct PeerStatus {
     pub incarnation: Option<u64>,
     pub links: Vec<LinkStatus>,
     pub fenced: bool,
-    pub config_mismatch: Vec<String>,
+    /// Its configuration differs from this node's (known from its last heartbeats, kept while it is silent).
+    #[serde(default)]
+    pub config_mismatch: Option<ConfigMismatchStatus>,
     /// Its last heartbeat said it was leaving and it is silent now: a graceful stop, not a failure.
     #[serde(default)]
     pub left: bool,
     /// Another incarnation of this node heard live at the same time (two daemons claim it).
     #[serde(default)]
     pub conflict_incarnation: Option<u64>,
+}
+
+/// How a peer's configuration differs from this node's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigMismatchStatus {
+    /// Every differing setting with both values (empty while `keys_known` is false).
+    pub keys: Vec<KeyDiff>,
+    /// False until the peer's summary arrived (a peer of an older version never sends one).
+    pub keys_known: bool,
+    /// Targets whose definitions differ: not taken over automatically.
+    pub targets: Vec<String>,
+    /// The peer is not fenced automatically (a cluster-wide setting differs, or which one is not known).
+    pub blocks_fencing: bool,
 }
 
 /// One target: who runs it and in what state, as this node knows it.
@@ -106,6 +121,9 @@ pub struct Status {
     /// Nodes whose automatic fencing an operator cancelled (until they are heard again).
     #[serde(default)]
     pub fence_cancelled: Vec<String>,
+    /// Nodes that need fencing but are not fenced automatically, with why (their configuration differs).
+    #[serde(default)]
+    pub fence_blocked: Vec<(String, String)>,
     /// The time of this snapshot on the engine's clock (to turn event times into wall-clock times).
     #[serde(default)]
     pub now: Time,
@@ -133,7 +151,12 @@ impl Engine {
                     })
                     .collect(),
                 fenced: self.fenced.contains_key(name),
-                config_mismatch: self.mismatches.get(name).cloned().unwrap_or_default(),
+                config_mismatch: self.mismatches.get(name).map(|m| ConfigMismatchStatus {
+                    keys: m.keys.clone().unwrap_or_default(),
+                    keys_known: m.keys.is_some(),
+                    targets: m.targets.clone(),
+                    blocks_fencing: m.blocks_fencing(),
+                }),
                 left: self.peer_left(name),
                 conflict_incarnation: p.conflict(),
             })
@@ -212,6 +235,7 @@ impl Engine {
             cluster: self.cfg.cluster.name.clone(),
             fence_pending,
             fence_cancelled: self.fence_cancelled.iter().cloned().collect(),
+            fence_blocked: self.fence_blocked.iter().map(|(n, w)| (n.clone(), w.clone())).collect(),
             now,
         }
     }

@@ -618,12 +618,29 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
         rows.push(row);
     }
     out.push_str(&table(&rows));
-    for p in s.peers.iter().filter(|p| !p.config_mismatch.is_empty()) {
-        out.push_str(&format!("  CONFIG MISMATCH with {}: {}\n", p.node, p.config_mismatch.join("; ")));
+    for p in &s.peers {
+        let Some(m) = &p.config_mismatch else { continue };
+        let blocked = if m.blocks_fencing {
+            format!("no automatic fencing of {} nor takeover from it", p.node)
+        } else if !m.targets.is_empty() {
+            format!("no automatic takeover of {}", m.targets.join(", "))
+        } else {
+            "nothing blocked".into()
+        };
+        out.push_str(&format!("  CONFIG MISMATCH with {} ({blocked}):\n", p.node));
+        if !m.keys_known {
+            out.push_str(&format!("    which settings differ is not known ({} sent no summary)\n", p.node));
+        } else if m.keys.is_empty() {
+            out.push_str("    a setting not shown in clear differs (an agent's secret option?)\n");
+        }
+        for k in &m.keys {
+            out.push_str(&format!("    {}\n", k.describe(&p.node)));
+        }
+        out.push_str("    fix: make the files agree (`failoverd check-config A B` names every difference), then restart the daemon whose file was wrong\n");
     }
 
     out.push_str("\nfencing:\n");
-    if s.fencing.is_empty() && s.fence_pending.is_empty() && s.fence_cancelled.is_empty() {
+    if s.fencing.is_empty() && s.fence_pending.is_empty() && s.fence_cancelled.is_empty() && s.fence_blocked.is_empty() {
         out.push_str("  (nothing in progress)\n");
     }
     for f in &s.fence_pending {
@@ -648,6 +665,12 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
             _ => format!("fencing now (for {})", age(f.running_ms)),
         };
         out.push_str(&format!("  {}: power {}, attempt {}, reason {}: {what}\n", f.victim, f.action, f.attempt, f.reason));
+    }
+    for (v, why) in &s.fence_blocked {
+        out.push_str(&format!(
+            "  {v}: NOT FENCED AUTOMATICALLY: {why}. Fix the files and restart, or act by hand: `failoverd fence {v}` \
+             (its targets are then taken over) or power it off and `failoverd confirm-fenced {v}`\n"
+        ));
     }
     for v in &s.fence_cancelled {
         out.push_str(&format!("  {v}: fencing cancelled by an operator; not fenced automatically until it is heard again\n"));

@@ -16,6 +16,7 @@
 //! | `info` | gauge (1) | `node`, `cluster`, `version` |
 //! | `peer_alive` | gauge 0/1 | `node` |
 //! | `peer_config_mismatch` | gauge 0/1: the peer's cluster-wide configuration differs from this node's | `node` |
+//! | `config_mismatch` | gauge 1 per differing cluster-wide setting (absent when they agree; key `(unknown)` while the peer has not said which) | `peer`, `key` (as `failoverd check-config` names it: `cluster.dead_after`) |
 //! | `peer_link_up` | gauge 0/1 | `node`, `link` |
 //! | `peer_last_heard_seconds` | gauge, age of the last valid heartbeat (absent until one arrived) | `node`, `link` |
 //! | `quorate`, `quorum_votes`, `quorum_votes_needed`, `witness_vote`, `maintenance` | gauge | |
@@ -93,6 +94,12 @@ struct NodeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MismatchLabels {
+    peer: String,
+    key: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LinkLabels {
     node: String,
     link: String,
@@ -142,6 +149,7 @@ pub struct Metrics {
     registry: Registry,
     peer_alive: Family<NodeLabels, Gauge>,
     peer_config_mismatch: Family<NodeLabels, Gauge>,
+    config_mismatch: Family<MismatchLabels, Gauge>,
     link_up: Family<LinkLabels, Gauge>,
     last_heard: Family<LinkLabels, SecondsGauge>,
     quorate: Gauge,
@@ -173,6 +181,7 @@ impl Metrics {
         let m = Metrics {
             peer_alive: Family::default(),
             peer_config_mismatch: Family::default(),
+            config_mismatch: Family::default(),
             link_up: Family::default(),
             last_heard: Family::default(),
             quorate: Gauge::default(),
@@ -198,6 +207,11 @@ impl Metrics {
             "peer_config_mismatch",
             "1 when the peer's cluster-wide configuration differs from this node's",
             m.peer_config_mismatch.clone(),
+        );
+        registry.register(
+            "config_mismatch",
+            "1 for each cluster-wide setting on which the peer's configuration differs from this node's (key `(unknown)` while the peer has not said)",
+            m.config_mismatch.clone(),
         );
         registry.register("peer_link_up", "1 when the link delivered a valid heartbeat from the peer within dead_after", m.link_up.clone());
         registry.register(
@@ -274,11 +288,18 @@ impl Metrics {
 
     /// Set the status-based series from the engine's status and the links' counters.
     pub fn refresh(&self, status: &Status, net: &NetCounters) {
+        self.config_mismatch.clear();
         for p in &status.peers {
+            for key in p.config_mismatch.iter().flat_map(|m| {
+                let keys: Vec<String> = m.keys.iter().map(|k| k.key.clone()).collect();
+                if keys.is_empty() { vec!["(unknown)".to_string()] } else { keys }
+            }) {
+                self.config_mismatch.get_or_create(&MismatchLabels { peer: p.node.clone(), key }).set(1);
+            }
             self.peer_alive.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.alive));
             // Present (0) for every peer from the first scrape on, so that `increase()` in alert rules sees the
             // first fence (a series born at 1 shows no increase); the events move them.
-            self.peer_config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(!p.config_mismatch.is_empty()));
+            self.peer_config_mismatch.get_or_create(&NodeLabels { node: p.node.clone() }).set(i64::from(p.config_mismatch.is_some()));
             let _ = self.fence_attempts.get_or_create(&NodeLabels { node: p.node.clone() });
             for outcome in FENCE_OUTCOMES {
                 let _ = self.fence_outcomes.get_or_create(&OutcomeLabels { node: p.node.clone(), outcome: outcome.into() });
@@ -543,10 +564,19 @@ mod tests {
                 LinkStatus { link: "ring1".into(), up: false, last_heard_ms: None },
             ],
             fenced: false,
-            config_mismatch: vec![],
+            config_mismatch: None,
             left: false,
             conflict_incarnation: None,
         });
+        let mut n5 = s.peers[0].clone();
+        n5.node = "n5".into();
+        n5.config_mismatch = Some(crate::engine::ConfigMismatchStatus {
+            keys: vec![crate::engine::KeyDiff { key: "cluster.dead_after".into(), here: Some("3s".into()), there: Some("5s".into()) }],
+            keys_known: true,
+            targets: vec![],
+            blocks_fencing: true,
+        });
+        s.peers.push(n5);
         s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
         s.targets.push(TargetStatus {
             target: "MDT0".into(),
@@ -575,8 +605,9 @@ mod tests {
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Forced, ms: 25_500 });
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Monitor, ms: 10 });
         m.on_event(&Event::StepDone { target: "MDT0".into(), sequence: SequenceKind::Forced, step: "import".into(), ms: 21_000 });
-        m.on_event(&Event::ConfigMismatch { node: "n3".into(), targets: vec![] });
-        m.on_event(&Event::ConfigMismatch { node: "n4".into(), targets: vec!["MGT".into()] });
+        let mismatch = |node: &str, targets: Vec<String>| Event::ConfigMismatch { node: node.into(), targets, keys: vec![], keys_known: false, blocks_fencing: true };
+        m.on_event(&mismatch("n3", vec![]));
+        m.on_event(&mismatch("n4", vec!["MGT".into()]));
         m.on_event(&Event::ConfigAgreed { node: "n4".into() });
         let text = m.encode();
         for line in [
@@ -597,6 +628,8 @@ mod tests {
             "failoverd_peer_config_mismatch{node=\"n2\"} 0\n",
             "failoverd_peer_config_mismatch{node=\"n3\"} 1\n",
             "failoverd_peer_config_mismatch{node=\"n4\"} 0\n",
+            "failoverd_peer_config_mismatch{node=\"n5\"} 1\n",
+            "failoverd_config_mismatch{peer=\"n5\",key=\"cluster.dead_after\"} 1\n",
             "failoverd_step_duration_seconds_count{step=\"import\"} 1\n",
             "failoverd_fence_outcomes_total{node=\"n2\",outcome=\"failed\"} 0\n",
             "failoverd_migration_failures_total{kind=\"forced\"} 0\n",
@@ -614,5 +647,11 @@ mod tests {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }
         assert!(!text.contains("link=\"ring1\"} 0.") && !text.contains("kind=\"monitor\""), "{text}");
+        assert!(!text.contains("failoverd_config_mismatch{peer=\"n2\""), "{text}");
+        // once they agree, the series is gone at the next refresh
+        let mut agreed = status();
+        agreed.peers[1].config_mismatch = None;
+        m.refresh(&agreed, &net);
+        assert!(!m.encode().contains("failoverd_config_mismatch{"), "{}", m.encode());
     }
 }

@@ -16,6 +16,9 @@
 //! openzfs = "2.1"           # MMP timings of OpenZFS 2.1 (one activity check) or 2.3 (two)
 //! domain = "lab.example"    # hosts' uname -n is <node>.<domain> (what ZFS writes into labels)
 //!
+//! [node_config.mds2.cluster]  # mds2 runs with the cluster's config overlaid with these keys (an operator's
+//! dead_after = "5s"           # drift); [[node_config.mds2.target]] entries overlay the target of that name
+//!
 //! [[fault]]
 //! at = "60s"
 //! action = "crash"          # crash | power-off | power-on | restart | partition | heal | loss | delay |
@@ -47,6 +50,8 @@ pub struct Scenario {
     pub world: WorldSettings,
     pub faults: Vec<Fault>,
     pub expect: Expect,
+    /// Nodes that run with another configuration than `config` (`[node_config.NODE]` overlays).
+    pub node_configs: BTreeMap<String, Config>,
 }
 
 /// Settings of the simulated world.
@@ -225,6 +230,10 @@ pub struct Expect {
     /// Commands (argv prefix, space-joined) that must never be run, e.g. "zpool import -f".
     #[serde(default)]
     pub never_commands: Vec<String>,
+    /// Text that must appear in the message (`notify`'s `message`, status) of some event, e.g.
+    /// "cluster.dead_after: 3s here, 5s on mds2".
+    #[serde(default)]
+    pub messages: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +247,8 @@ struct RawScenario {
     fault: Vec<Fault>,
     #[serde(default)]
     expect: Expect,
+    #[serde(default)]
+    node_config: BTreeMap<String, toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -249,6 +260,29 @@ struct RawHead {
     #[serde(with = "humantime_serde")]
     duration: Duration,
     config: Option<PathBuf>,
+}
+
+/// Lay `over` onto `base`: tables merge key by key, an array of tables merges entry by entry on `name` (an
+/// entry naming nothing in `base` is added), anything else is replaced.
+fn overlay(base: &mut toml::Table, over: &toml::Table) {
+    use toml::Value;
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(Value::Table(b)), Value::Table(o)) => overlay(b, o),
+            (Some(Value::Array(b)), Value::Array(o)) if o.iter().all(|v| v.get("name").is_some()) && !o.is_empty() => {
+                for entry in o {
+                    let Some(t) = entry.as_table() else { continue };
+                    match b.iter_mut().find(|x| x.get("name") == entry.get("name")) {
+                        Some(Value::Table(existing)) => overlay(existing, t),
+                        _ => b.push(entry.clone()),
+                    }
+                }
+            }
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
 }
 
 impl Scenario {
@@ -271,6 +305,17 @@ impl Scenario {
             (None, None) => return Err(format!("{}: no cluster: add scenario.config = \"FILE\" or a [config] table", path.display())),
         };
         let config = Config::from_toml_str(&config_text).map_err(|e| format!("{}: config: {e}", path.display()))?;
+        let mut node_configs = BTreeMap::new();
+        for (node, over) in &raw.node_config {
+            if config.node(node).is_none() {
+                return Err(format!("{}: node_config.{node}: unknown node", path.display()));
+            }
+            let mut table: toml::Table = config_text.parse().map_err(|e| format!("{}: config: {e}", path.display()))?;
+            overlay(&mut table, over);
+            let text = toml::to_string(&table).map_err(|e| format!("{}: node_config.{node}: {e}", path.display()))?;
+            let c = Config::from_toml_str(&text).map_err(|e| format!("{}: node_config.{node}: {e}", path.display()))?;
+            node_configs.insert(node.clone(), c);
+        }
         let s = Scenario {
             name: raw.scenario.name,
             description: raw.scenario.description,
@@ -280,6 +325,7 @@ impl Scenario {
             world: raw.world.unwrap_or_default(),
             faults: raw.fault,
             expect: raw.expect,
+            node_configs,
         };
         s.check_names()?;
         Ok(s)

@@ -125,6 +125,8 @@ pub struct World {
     report: RunReport,
     seen_violations: BTreeSet<String>,
     events_seen: BTreeSet<String>,
+    /// `expect.messages` not yet found in any event's message.
+    messages_missing: BTreeSet<String>,
     detect_pending: BTreeMap<String, Time>,
     failover_pending: Vec<(Time, String, BTreeSet<String>)>,
     running_on: BTreeMap<String, String>,
@@ -165,6 +167,7 @@ impl World {
             opts,
             seen_violations: BTreeSet::new(),
             events_seen: BTreeSet::new(),
+            messages_missing: scenario.expect.messages.iter().cloned().collect(),
             detect_pending: BTreeMap::new(),
             failover_pending: Vec::new(),
             running_on: BTreeMap::new(),
@@ -389,7 +392,10 @@ impl World {
         h.incarnation += 1;
         let seed = self.rng.random::<u64>();
         let (inc, journal) = (h.incarnation, h.journal.clone());
-        match Engine::new(self.cfg.clone(), host, inc, journal, seed, self.now) {
+        // a node of `[node_config]` runs with its own file (an operator's drift); the world itself (power,
+        // storage, links) follows the cluster's config
+        let cfg = self.scenario.node_configs.get(host).map_or_else(|| self.cfg.clone(), |c| Arc::new(c.clone()));
+        match Engine::new(cfg, host, inc, journal, seed, self.now) {
             Ok(mut e) => {
                 e.set_faults(self.opts.faults);
                 self.hosts.get_mut(host).expect("host").engine = Some(e);
@@ -572,6 +578,10 @@ impl World {
         let name = e.name();
         self.trace(host, &format!("event {}", serde_json::to_string(&e).unwrap_or(name.clone())));
         self.events_seen.insert(name);
+        if !self.messages_missing.is_empty() {
+            let message = e.message();
+            self.messages_missing.retain(|m| !message.contains(m.as_str()));
+        }
         match &e {
             Event::PeerDead { node, .. } => {
                 if let Some(t) = self.detect_pending.remove(node) {
@@ -889,6 +899,9 @@ impl World {
             if self.events_seen.contains(ev) {
                 unmet.push(format!("event {ev} happened"));
             }
+        }
+        for m in &self.messages_missing {
+            unmet.push(format!("no event said \"{m}\""));
         }
         for n in &e.powered_off {
             if self.hosts.get(n).is_some_and(|h| h.powered) {
