@@ -370,12 +370,15 @@ impl Engine {
     pub fn next_deadline(&self) -> Time {
         let dead_after = self.cfg.cluster.dead_after;
         let floor = self.last_now.map_or(Time::ZERO, |t| Time(t.0 + 1));
-        let mut candidates: Vec<Time> = vec![self.next_heartbeat];
-        candidates.extend(self.peers.values().filter_map(|p| p.next_deadline(dead_after)));
-        candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied());
-        candidates.extend(self.discovery_retry_at);
-        candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
-        candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))
+        // (an iterator, not a Vec: drivers ask after every input)
+        std::iter::once(self.next_heartbeat)
+            .chain(self.peers.values().filter_map(|p| p.next_deadline(dead_after)))
+            .chain(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied())
+            .chain(self.discovery_retry_at)
+            .chain(self.targets.values().filter_map(|s| s.next_deadline()))
+            .filter(|t| *t >= floor)
+            .min()
+            .unwrap_or(self.next_heartbeat.max(floor))
     }
 
     /// True when this node holds a confirmation that `node` is powered off (by a device or an operator).

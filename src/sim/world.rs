@@ -64,9 +64,9 @@ impl RunReport {
 #[derive(Clone, Debug)]
 enum Ev {
     Boot { host: String },
-    Tick { host: String, boot: u32 },
+    Tick { host: Arc<str>, boot: u32 },
     /// A datagram already authenticated and decoded once at send time (all copies of one send are equal).
-    Deliver { to: String, link: usize, envelope: Arc<Envelope> },
+    Deliver { to: Arc<str>, link: usize, envelope: Arc<Envelope> },
     /// Raw bytes (replayed captures): decoded and authenticated at delivery, like a real receiver does.
     DeliverBytes { to: String, link: usize, bytes: Arc<Vec<u8>> },
     WitnessQuery { bytes: Arc<Vec<u8>> },
@@ -80,6 +80,8 @@ enum Ev {
 
 /// One simulated server.
 struct Host {
+    /// The host's name, shared by the events addressed to it.
+    name: Arc<str>,
     engine: Option<Engine>,
     powered: bool,
     boot: u32,
@@ -91,6 +93,23 @@ struct Host {
     inflight: BTreeMap<(u32, u64), String>,
     /// The current daemon waits for unkillable leftovers of an earlier run to end.
     orphans_waited: bool,
+}
+
+impl Host {
+    fn new(name: &str) -> Host {
+        Host {
+            name: name.into(),
+            engine: None,
+            powered: true,
+            boot: 0,
+            incarnation: 0,
+            journal: None,
+            tick_at: None,
+            sent: Vec::new(),
+            inflight: BTreeMap::new(),
+            orphans_waited: false,
+        }
+    }
 }
 
 const STORAGE_TOOLS: &[&str] = &["zdb", "zpool", "zfs", "mkdir", "mount", "umount", "df", "lctl", "cat"];
@@ -136,6 +155,9 @@ pub struct World {
     fence_commands: BTreeSet<(String, String)>,
     /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
     killed: BTreeSet<(String, u32, u64)>,
+    /// The shared storage or the hosts' power changed since the storage invariants were last checked (they
+    /// depend on nothing else, so an unchanged SAN cannot break them).
+    storage_dirty: bool,
 }
 
 impl World {
@@ -172,6 +194,7 @@ impl World {
             sends: 0,
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
+            storage_dirty: true,
         };
         world.setup()?;
         Ok(world)
@@ -187,17 +210,7 @@ impl World {
             if let (Some(domain), Some(h)) = (&self.scenario.world.domain, self.storage.hosts.get_mut(&n.name)) {
                 h.uname = Some(format!("{}.{domain}", n.name));
             }
-            self.hosts.insert(n.name.clone(), Host {
-                    engine: None,
-                    powered: true,
-                    boot: 0,
-                    incarnation: 0,
-                    journal: None,
-                    tick_at: None,
-                    sent: Vec::new(),
-                    inflight: BTreeMap::new(),
-                    orphans_waited: false,
-                });
+            self.hosts.insert(n.name.clone(), Host::new(&n.name));
             let start = Duration::from_millis(self.rng.random_range(0..200));
             self.schedule(Time::ZERO + start, Ev::Boot { host: n.name.clone() });
         }
@@ -259,7 +272,10 @@ impl World {
             }
             self.now = t;
             self.process(ev);
-            self.check_storage_invariants();
+            if self.storage_dirty {
+                self.storage_dirty = false;
+                self.check_storage_invariants();
+            }
         }
         self.now = end;
         self.finish()
@@ -269,13 +285,17 @@ impl World {
         match ev {
             Ev::Boot { host } => self.boot(&host),
             Ev::Tick { host, boot } => {
-                let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
+                let current = self.hosts.get(&*host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
                 if current {
-                    self.hosts.get_mut(&host).expect("host").tick_at = None;
+                    self.hosts.get_mut(&*host).expect("host").tick_at = None;
                     self.feed(&host, Input::Tick);
                 }
             }
-            Ev::Deliver { to, link, envelope } => self.feed(&to, Input::Datagram { link, envelope: (*envelope).clone() }),
+            Ev::Deliver { to, link, envelope } => {
+                // the last copy of a send still queued takes the envelope without cloning it
+                let envelope = Arc::try_unwrap(envelope).unwrap_or_else(|shared| (*shared).clone());
+                self.feed(&to, Input::Datagram { link, envelope });
+            }
             Ev::DeliverBytes { to, link, bytes } => match protocol::decode(&bytes, &self.keys) {
                 Ok(envelope) => self.feed(&to, Input::Datagram { link, envelope }),
                 Err(e) => self.trace(&to, &format!("datagram rejected: {e}")),
@@ -294,6 +314,7 @@ impl World {
                 if self.command_ended(&host, boot, id) {
                     return; // killed by the restarted daemon before it looked at the storage
                 }
+                self.storage_dirty = true;
                 let result = self.storage.finish(&host, pending.op, self.now);
                 self.trace(&host, &format!("done #{} {}", id.0, result.summary()));
                 if self.hosts[&host].boot == boot {
@@ -419,8 +440,8 @@ impl World {
         let next = e.next_deadline().max(self.now);
         if h.tick_at.is_none_or(|t| next < t || t < self.now) {
             h.tick_at = Some(next);
-            let boot = h.boot;
-            self.schedule(next, Ev::Tick { host: host.to_string(), boot });
+            let (boot, name) = (h.boot, h.name.clone());
+            self.schedule(next, Ev::Tick { host: name, boot });
         }
     }
 
@@ -429,7 +450,7 @@ impl World {
             return;
         }
         match out {
-            Output::Send { link, envelope } => self.send(host, link, &envelope),
+            Output::Send { link, envelope } => self.send(host, link, envelope),
             Output::SendWitness { envelope } => {
                 if self.witness.is_some() && !self.net.witness_cut.contains(host) {
                     if let Ok(bytes) = protocol::encode(&envelope, &self.key) {
@@ -450,7 +471,8 @@ impl World {
         }
     }
 
-    fn send(&mut self, host: &str, link: usize, env: &Envelope) {
+    fn send(&mut self, host: &str, link: usize, envelope: Envelope) {
+        let env = &envelope;
         // Encoding (postcard + HMAC) is what a real sender does; the world needs the bytes only to replay
         // them later, so it encodes when the scenario replays captures, and one send in 16 otherwise to
         // keep checking live traffic against the size limit and the MAC. (The codec has its own tests.)
@@ -475,12 +497,12 @@ impl World {
                 }
             }
         }
-        let envelope = Arc::new(env.clone());
-        let peers: Vec<String> = self.hosts.keys().filter(|n| *n != host).cloned().collect();
-        for to in peers {
-            if let Some(d) = self.net.transit(&mut self.rng, link, host, &to) {
-                let at = self.now + d;
-                self.schedule(at, Ev::Deliver { to, link, envelope: envelope.clone() });
+        let envelope = Arc::new(envelope);
+        for (name, h) in self.hosts.iter().filter(|(n, _)| *n != host) {
+            if let Some(d) = self.net.transit(&mut self.rng, link, host, name) {
+                // (`schedule` inlined: the hosts are borrowed)
+                self.seq += 1;
+                self.queue.insert((self.now + d, self.seq), Ev::Deliver { to: h.name.clone(), link, envelope: envelope.clone() });
             }
         }
     }
@@ -510,6 +532,7 @@ impl World {
             h.inflight.insert((boot, id.0), cmd.display());
         }
         if STORAGE_TOOLS.contains(&cmd.program()) {
+            self.storage_dirty = true;
             let pending = self.storage.begin(host, &cmd, self.now, &mut self.rng);
             let at = pending.finish_at.max(self.now);
             self.schedule(at, Ev::StorageDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
@@ -670,6 +693,7 @@ impl World {
             return;
         }
         h.powered = false;
+        self.storage_dirty = true;
         h.engine = None;
         h.boot += 1;
         h.tick_at = None;
@@ -686,6 +710,7 @@ impl World {
             return;
         }
         h.powered = true;
+        self.storage_dirty = true;
         self.storage.set_powered(node, true, self.now);
         self.hardware.set_chassis(node, true);
         for (pdu, outlet) in device_outlets(&self.cfg, node) {
@@ -785,6 +810,7 @@ impl World {
     }
 
     fn storage_fault(&mut self, node: &str, fault: &str, target: Option<&str>) {
+        self.storage_dirty = true;
         let pool = target.and_then(|t| self.cfg.target(t)).and_then(|t| t.kind.pool().map(str::to_string));
         match fault {
             "suspend-pool" => match pool {
