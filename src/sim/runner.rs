@@ -19,6 +19,8 @@ pub struct SimArgs {
     pub seeds: u64,
     pub seed: Option<u64>,
     pub swarm: bool,
+    /// Swarm: check liveness after the faults stop, too.
+    pub liveness: bool,
     pub trace: bool,
     pub json: bool,
     pub junit: Option<PathBuf>,
@@ -211,10 +213,10 @@ pub fn simulate(args: &SimArgs) -> i32 {
     };
     if args.swarm {
         if let (Some(seed), true) = (args.seed, args.trace) {
-            return i32::from(!trace_one(Arc::new(swarm::scenario(seed)), seed, args.faults));
+            return i32::from(!trace_one(Arc::new(swarm::scenario_with(seed, args.liveness)), seed, args.faults));
         }
         let started = Instant::now();
-        let reports = swarm::run(&seeds, args.faults, threads);
+        let reports = swarm::run_with(&seeds, args.faults, threads, args.liveness);
         let s = summarize("swarm", "", &reports, started.elapsed().as_secs_f64());
         return report(&[s], args);
     }

@@ -27,6 +27,7 @@ use super::scenario::{FaultAction, OrphanFate, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
 mod duplicate;
+mod liveness;
 
 /// How one run is done.
 #[derive(Clone, Debug, Default)]
@@ -76,6 +77,12 @@ enum Ev {
     OrphansGone { host: String, boot: u32 },
     HardwareDone { host: String, boot: u32, id: CommandId, pending: Box<HwPending> },
     Fault(usize),
+    /// A paused daemon (`pause` with a duration) gets SIGCONT.
+    Resume { host: String, since: Time },
+    /// After a settle: undo the operator's maintenance and standby.
+    UndoOperator,
+    /// After a settle: has the cluster converged?
+    ConvergeCheck,
 }
 
 /// One simulated server.
@@ -93,6 +100,10 @@ struct Host {
     inflight: BTreeMap<(u32, u64), String>,
     /// The current daemon waits for unkillable leftovers of an earlier run to end.
     orphans_waited: bool,
+    /// The daemon is stopped (SIGSTOP) since then: it gets no input until it resumes.
+    paused_since: Option<Time>,
+    /// What reached the paused daemon (datagrams in its sockets, finished commands, admin requests).
+    paused_inputs: Vec<Input>,
 }
 
 impl Host {
@@ -108,9 +119,14 @@ impl Host {
             sent: Vec::new(),
             inflight: BTreeMap::new(),
             orphans_waited: false,
+            paused_since: None,
+            paused_inputs: Vec::new(),
         }
     }
 }
+
+/// How many inputs a paused daemon's sockets and pipes hold; later datagrams are dropped (a full socket buffer).
+const PAUSED_INPUTS: usize = 2000;
 
 const STORAGE_TOOLS: &[&str] = &["zdb", "zpool", "zfs", "mkdir", "mount", "umount", "df", "lctl", "cat"];
 /// How many datagrams per host are kept for `replay`.
@@ -158,6 +174,16 @@ pub struct World {
     /// The shared storage or the hosts' power changed since the storage invariants were last checked (they
     /// depend on nothing else, so an unchanged SAN cannot break them).
     storage_dirty: bool,
+    /// When every fault stopped (`settle`): liveness is judged from then on.
+    settled_at: Option<Time>,
+    /// Alerts raised (time, host, event): what may explain a liveness failure.
+    alerts: Vec<(Time, String, Event)>,
+    /// Did an operator action put the cluster in maintenance, and which nodes in standby (undone by `settle`).
+    operator_touched: (bool, BTreeSet<String>),
+    /// Nodes whose timers fire late (`clock`): by how much.
+    clock_faults: BTreeMap<String, Duration>,
+    /// The cluster converged after the settle: the run ended early.
+    converged: bool,
 }
 
 impl World {
@@ -195,6 +221,11 @@ impl World {
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
             storage_dirty: true,
+            settled_at: None,
+            alerts: Vec::new(),
+            operator_touched: (false, BTreeSet::new()),
+            clock_faults: BTreeMap::new(),
+            converged: false,
         };
         world.setup()?;
         Ok(world)
@@ -276,8 +307,13 @@ impl World {
                 self.storage_dirty = false;
                 self.check_storage_invariants();
             }
+            if self.converged {
+                break;
+            }
         }
-        self.now = end;
+        if !self.converged {
+            self.now = end;
+        }
         self.finish()
     }
 
@@ -288,7 +324,13 @@ impl World {
                 let current = self.hosts.get(&*host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
                 if current {
                     self.hosts.get_mut(&*host).expect("host").tick_at = None;
-                    self.feed(&host, Input::Tick);
+                    // as the daemon does: a deadline served later than stall_threshold is a stall of its own
+                    let late = self.clock_faults.get(&*host).copied().unwrap_or_default();
+                    if late > self.cfg.cluster.stall_threshold {
+                        self.feed(&host, Input::Stalled { late });
+                    } else {
+                        self.feed(&host, Input::Tick);
+                    }
                 }
             }
             Ev::Deliver { to, link, envelope } => {
@@ -311,8 +353,11 @@ impl World {
                 if !powered {
                     return; // the host lost power: the command never finished
                 }
-                if self.command_ended(&host, boot, id) {
-                    return; // killed by the restarted daemon before it looked at the storage
+                // a command of a run whose host has lost power since died with it (power_off forgets them all),
+                // even when the host is powered again by now
+                let died = !self.hosts.get(&host).is_some_and(|h| h.inflight.contains_key(&(boot, id.0)));
+                if self.command_ended(&host, boot, id) || died {
+                    return; // killed by the restarted daemon before it looked at the storage, or died
                 }
                 self.storage_dirty = true;
                 let result = self.storage.finish(&host, pending.op, self.now);
@@ -341,6 +386,21 @@ impl World {
                 }
             }
             Ev::Fault(i) => self.fault(i),
+            Ev::Resume { host, since } => {
+                if self.hosts.get(&host).is_some_and(|h| h.paused_since == Some(since)) {
+                    self.resume(&host);
+                }
+            }
+            Ev::UndoOperator => self.undo_operator(),
+            Ev::ConvergeCheck => {
+                if self.converged() {
+                    self.trace("CHECK", "converged after the faults stopped: the run ends");
+                    self.converged = true;
+                } else {
+                    let at = self.now + liveness::CONVERGE_CHECK;
+                    self.schedule(at, Ev::ConvergeCheck);
+                }
+            }
             Ev::OrphansGone { host, boot } => {
                 let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.engine.is_some());
                 if current {
@@ -424,6 +484,14 @@ impl World {
     /// Feed an input to a host's engine (if its daemon runs) and carry out what it asks.
     fn feed(&mut self, host: &str, input: Input) {
         let now = self.now;
+        if let Some(h) = self.hosts.get_mut(host).filter(|h| h.paused_since.is_some() && h.engine.is_some()) {
+            // a stopped process reads nothing: its overdue timer is seen at resume, the rest waits in its sockets
+            let datagram = matches!(input, Input::Datagram { .. });
+            if !matches!(input, Input::Tick | Input::Stalled { .. }) && !(datagram && h.paused_inputs.len() >= PAUSED_INPUTS) {
+                h.paused_inputs.push(input);
+            }
+            return;
+        }
         let Some(engine) = self.hosts.get_mut(host).and_then(|h| h.engine.as_mut()) else { return };
         engine.handle(now, input);
         self.drain(host);
@@ -437,7 +505,10 @@ impl World {
         }
         let Some(h) = self.hosts.get_mut(host) else { return };
         let Some(e) = h.engine.as_ref() else { return };
-        let next = e.next_deadline().max(self.now);
+        let mut next = e.next_deadline().max(self.now);
+        if let Some(late) = self.clock_faults.get(host) {
+            next = next + *late; // this host's timers fire late
+        }
         if h.tick_at.is_none_or(|t| next < t || t < self.now) {
             h.tick_at = Some(next);
             let (boot, name) = (h.boot, h.name.clone());
@@ -599,12 +670,15 @@ impl World {
         let name = e.name();
         self.trace(host, &format!("event {}", serde_json::to_string(&e).unwrap_or(name.clone())));
         self.events_seen.insert(name);
+        self.note_alert(host, &e);
         match &e {
             Event::PeerDead { node, .. } => {
                 if let Some(t) = self.detect_pending.remove(node) {
                     self.report.detect_ms.push(self.now.since(t).as_millis() as u64);
                 }
-                let node_fine = self.hosts.get(node).is_some_and(|h| h.powered && h.engine.is_some());
+                // a paused daemon, or one whose timers fire late, is silent or late for real: not a false failover
+                let node_fine = self.hosts.get(node).is_some_and(|h| h.powered && h.engine.is_some() && h.paused_since.is_none())
+                    && !self.clock_faults.contains_key(node);
                 if node_fine && self.net.connected(host, node) && self.net.connected(node, host) && !self.partitioned_recently(node) {
                     self.report.false_failovers += 1;
                 }
@@ -684,6 +758,8 @@ impl World {
                 h.boot += 1;
                 h.tick_at = None;
             }
+            h.paused_since = None; // SIGKILL ends a stopped process too
+            h.paused_inputs.clear();
         }
     }
 
@@ -699,6 +775,8 @@ impl World {
         h.tick_at = None;
         h.inflight.clear(); // every command dies with the power
         h.orphans_waited = false;
+        h.paused_since = None;
+        h.paused_inputs.clear();
         self.storage.set_powered(node, false, self.now);
         self.hardware.set_chassis(node, false);
         self.running_on.retain(|_, h| h != node);
@@ -778,11 +856,46 @@ impl World {
                 }
             }
             FaultAction::Storage { node, fault, target } => self.storage_fault(&node, &fault, target.as_deref()),
-            FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
-            FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
+            FaultAction::Maintenance { on, via } => {
+                self.operator_touched.0 |= on;
+                self.admin(&via, AdminRequest::Maintenance { on })
+            }
+            FaultAction::Standby { node, on, via } => {
+                if on {
+                    self.operator_touched.1.insert(node.clone());
+                }
+                self.admin(&via, AdminRequest::Standby { node, on })
+            }
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
             FaultAction::OverrideWaitForAll { via } => self.admin(&via, AdminRequest::OverrideWaitForAll),
             FaultAction::Duplicate { node, on } => self.duplicate(&node, on),
+            FaultAction::Settle => self.settle(),
+            FaultAction::Pause { node, duration } => {
+                let now = self.now;
+                let Some(h) = self.hosts.get_mut(&node).filter(|h| h.engine.is_some() && h.paused_since.is_none()) else { return };
+                h.paused_since = Some(now);
+                if let Some(d) = duration {
+                    self.schedule(now + d, Ev::Resume { host: node, since: now });
+                }
+            }
+            FaultAction::Resume { node } => self.resume(&node),
+            FaultAction::Clock { node, late } => {
+                if late.is_zero() {
+                    self.clock_faults.remove(&node);
+                } else {
+                    self.clock_faults.insert(node.clone(), late);
+                }
+                // re-arm the host's timer with the new lag
+                if let Some(h) = self.hosts.get_mut(&node) {
+                    h.tick_at = None;
+                }
+                self.drain(&node);
+            }
+            FaultAction::WitnessCut { nodes } => {
+                for n in nodes {
+                    self.net.witness_cut.insert(n);
+                }
+            }
         }
     }
 
@@ -871,9 +984,13 @@ impl World {
         let e = self.scenario.expect.clone();
         let mut unmet = Vec::new();
         let liveness = e.liveness.unwrap_or(e.not_running.is_empty());
+        let settled = self.settled_at.is_some();
+        if liveness && settled {
+            unmet.extend(self.judge_liveness());
+        }
         for t in &self.cfg.targets {
             let on = self.mounted_on(&t.mountpoint.display().to_string());
-            if liveness && on.len() != 1 {
+            if liveness && !settled && on.len() != 1 {
                 unmet.push(format!("liveness: {} runs on {} hosts ({})", t.name, on.len(), on.join(", ")));
             }
             if let Some(want) = e.owners.get(&t.name) {
@@ -926,7 +1043,7 @@ impl World {
             }
         }
         self.report.unmet = unmet;
-        self.report.sim_time = self.scenario.duration;
+        self.report.sim_time = self.now.since(Time::ZERO);
         self.report.trace_sha256 = hex::encode(self.hasher.clone().finalize());
         self.report
     }
