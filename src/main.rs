@@ -105,6 +105,9 @@ struct SimulateArgs {
     /// alert that says why not).
     #[arg(long, requires = "swarm")]
     liveness: bool,
+    /// The first of the --seeds seeds (default 1): a long soak runs in slices.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
     /// Print the event trace of the run given by --seed, ending with `trace-sha256: <hex>`.
     #[arg(long, requires = "seed")]
     trace: bool,
@@ -216,6 +219,7 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         seed: a.seed,
         swarm: a.swarm,
         liveness: a.liveness,
+        first_seed: a.first_seed,
         trace: a.trace,
         json: a.json,
         junit: a.junit,
