@@ -98,9 +98,16 @@ struct SimulateArgs {
     /// Run only this seed (with --trace: print its event trace).
     #[arg(long)]
     seed: Option<u64>,
-    /// Random clusters and fault schedules, one per seed, checking only the safety invariants.
+    /// Random clusters and fault schedules, one per seed, checking the safety invariants.
     #[arg(long)]
     swarm: bool,
+    /// With --swarm: also check liveness once the faults stop (every target verified on one live node, or an
+    /// alert that says why not).
+    #[arg(long, requires = "swarm")]
+    liveness: bool,
+    /// The first of the --seeds seeds (default 1): a long soak runs in slices.
+    #[arg(long, default_value_t = 1)]
+    first_seed: u64,
     /// Print the event trace of the run given by --seed, ending with `trace-sha256: <hex>`.
     #[arg(long, requires = "seed")]
     trace: bool,
@@ -211,6 +218,8 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         seeds: a.seeds,
         seed: a.seed,
         swarm: a.swarm,
+        liveness: a.liveness,
+        first_seed: a.first_seed,
         trace: a.trace,
         json: a.json,
         junit: a.junit,

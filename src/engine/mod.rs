@@ -392,15 +392,18 @@ impl Engine {
     pub fn next_deadline(&self) -> Time {
         let dead_after = self.cfg.cluster.dead_after;
         let floor = self.last_now.map_or(Time::ZERO, |t| Time(t.0 + 1));
-        let mut candidates: Vec<Time> = vec![self.next_heartbeat];
-        candidates.extend(self.peers.values().filter_map(|p| p.next_deadline(dead_after)));
-        candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied());
-        candidates.extend(self.discovery_retry_at);
-        candidates.extend(self.next_summary);
+        // (an iterator, not a Vec: drivers ask after every input)
         let grace = membership::summary_grace(&self.cfg);
-        candidates.extend(self.mismatches.values().filter(|m| m.reported.is_none()).map(|m| m.since + grace));
-        candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
-        candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))
+        std::iter::once(self.next_heartbeat)
+            .chain(self.peers.values().filter_map(|p| p.next_deadline(dead_after)))
+            .chain(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied())
+            .chain(self.discovery_retry_at)
+            .chain(self.next_summary)
+            .chain(self.mismatches.values().filter(|m| m.reported.is_none()).map(|m| m.since + grace))
+            .chain(self.targets.values().filter_map(|s| s.next_deadline()))
+            .filter(|t| *t >= floor)
+            .min()
+            .unwrap_or(self.next_heartbeat.max(floor))
     }
 
     /// True when this node holds a confirmation that `node` is powered off (by a device or an operator).

@@ -18,6 +18,10 @@ pub struct SimArgs {
     pub seeds: u64,
     pub seed: Option<u64>,
     pub swarm: bool,
+    /// Swarm: check liveness after the faults stop, too.
+    pub liveness: bool,
+    /// The first seed of `--seeds` (default 1): long soaks run in slices.
+    pub first_seed: u64,
     pub trace: bool,
     pub json: bool,
     pub junit: Option<PathBuf>,
@@ -206,13 +210,16 @@ pub fn simulate(args: &SimArgs) -> i32 {
     let threads = if args.threads > 0 { args.threads } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
     let seeds: Vec<u64> = match args.seed {
         Some(s) => vec![s],
-        None => (1..=args.seeds.max(1)).collect(),
+        None => {
+            let first = args.first_seed.max(1);
+            (first..first + args.seeds.max(1)).collect()
+        }
     };
     if args.swarm {
         if let (Some(seed), true) = (args.seed, args.trace) {
-            return i32::from(!trace_one(Arc::new(swarm::scenario(seed)), seed, args.faults));
+            return i32::from(!trace_one(Arc::new(swarm::scenario_with(seed, args.liveness)), seed, args.faults));
         }
-        let (reports, wall) = timed(|| swarm::run(&seeds, args.faults, threads));
+        let (reports, wall) = timed(|| swarm::run_with(&seeds, args.faults, threads, args.liveness));
         let s = summarize("swarm", "", &reports, wall);
         return report(&[s], args);
     }

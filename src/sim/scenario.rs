@@ -21,8 +21,9 @@
 //!
 //! [[fault]]
 //! at = "60s"
-//! action = "crash"          # crash | power-off | power-on | restart | partition | heal | loss | delay |
-//! node = "mds1"             # bmc | pdu | migrate | replay | storage | maintenance | confirm-fenced | standby
+//! action = "crash"          # crash | power-off | power-on | restart | partition | cut | heal | loss | delay |
+//! node = "mds1"             # bmc | pdu | migrate | replay | storage | maintenance | confirm-fenced | standby |
+//!                           # pause | resume | clock | witness-cut | settle
 //!
 //! [expect]
 //! owners = { MGT = "mds2" }
@@ -195,6 +196,20 @@ pub enum FaultAction {
     /// A second daemon claims `node` (`on = true`: started on another host, with a higher incarnation) or
     /// stops (`on = false`).
     Duplicate { node: String, on: bool },
+    /// Every fault stops: links healed (no cut, loss or delay; the witness reachable), device and storage
+    /// faults cleared, powered-off hosts powered on, a daemon started where none runs, paused daemons resumed,
+    /// maintenance and standby undone. Liveness is judged from here (see `sim/world/liveness.rs`).
+    Settle,
+    /// The daemon of `node` is stopped (SIGSTOP, same incarnation) for `duration` (or until `resume` or
+    /// `settle`): it reads nothing, its commands run on, and it then sees everything at once, late.
+    Pause { node: String, #[serde(default, with = "humantime_serde::option")] duration: Option<Duration> },
+    /// SIGCONT for a paused daemon.
+    Resume { node: String },
+    /// The timers of `node`'s daemon fire `late` late (a late or skewed local clock, an overloaded host);
+    /// `late = "0s"` ends it.
+    Clock { node: String, #[serde(with = "humantime_serde")] late: Duration },
+    /// The witness becomes unreachable from `nodes` (both ways) until `heal` or `settle`.
+    WitnessCut { nodes: Vec<String> },
 }
 
 /// What must hold at the end of a run (safety invariants are always checked).
@@ -340,7 +355,9 @@ impl Scenario {
             let nodes: Vec<&str> = match &f.action {
                 FaultAction::Crash { node } | FaultAction::PowerOff { node } | FaultAction::PowerOn { node } | FaultAction::Restart { node } => vec![node],
                 FaultAction::Bmc { node, .. } | FaultAction::Pdu { node, .. } | FaultAction::Replay { node } | FaultAction::Storage { node, .. } => vec![node],
-                FaultAction::Duplicate { node, .. } => vec![node],
+                FaultAction::Duplicate { node, .. } | FaultAction::Pause { node, .. } | FaultAction::Resume { node } => vec![node],
+                FaultAction::Clock { node, .. } => vec![node],
+                FaultAction::WitnessCut { nodes } => nodes.iter().map(String::as_str).collect(),
                 FaultAction::Partition { groups, .. } => groups.iter().flatten().map(String::as_str).collect(),
                 FaultAction::Cut { from, to, .. } => vec![from, to],
                 FaultAction::Migrate { to, via, target } => {

@@ -1,6 +1,9 @@
-//! Swarm mode: a random cluster (2 or 3 nodes, with or without a witness) and a random fault schedule per
-//! seed — crashes, power cycles, restarts, partitions, loss, BMC faults, operator moves — checking only the
-//! safety invariants. The seed alone rebuilds the whole run, so any failure replays with `--seed`.
+//! Swarm mode: a random cluster (2 to 5 nodes, two-node ones with or without a witness) and a random fault
+//! schedule per seed — crashes, power cycles, restarts, partitions, loss, BMC, PDU and storage faults, process
+//! pauses (SIGSTOP/SIGCONT), late clocks, witness cuts, operator moves — ending with a `settle` (every fault
+//! stops). The safety invariants are checked after every event; with `--liveness`, every target must then end
+//! verified on one live node (or an alert must explain why not). The seed alone rebuilds the whole run, so
+//! any failure replays with `--seed`.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -15,8 +18,9 @@ use super::runner::parallel_runs;
 use super::scenario::Scenario;
 use super::world::{run_once, RunOptions, RunReport};
 
-/// Simulated length of one swarm run.
-const SWARM_SECONDS: u64 = 200;
+/// How long after the faults stop (`settle`) every target must be verified on one live node (or an alert
+/// explain why not). The run ends earlier once the cluster has converged.
+const LIVENESS_BOUND: u64 = 400;
 
 fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usize) -> String {
     let mut t = String::new();
@@ -57,7 +61,8 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
     t
 }
 
-fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
+/// The fault schedule, ending with a `settle` (every fault stops); returns it and the settle's time (s).
+fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool) -> (String, u64) {
     let mut t = String::new();
     let count = rng.random_range(2..7);
     let mut at = 15u64;
@@ -65,7 +70,7 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
         at += rng.random_range(5..30);
         let n = rng.random_range(1..=nodes);
         let other = n % nodes + 1;
-        let action = match rng.random_range(0..12) {
+        let action = match rng.random_range(0..15) {
             0 => format!("action = \"crash\"\nnode = \"n{n}\""),
             1 => format!("action = \"power-off\"\nnode = \"n{n}\""),
             2 => format!("action = \"power-on\"\nnode = \"n{n}\""),
@@ -106,11 +111,22 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize) -> String {
                     _ => format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{}\"", ["wrong-password", "ok"][rng.random_range(0..2)]),
                 }
             }
+            12 => match rng.random_range(0..3) {
+                // a process pause with the same incarnation (SIGSTOP, then SIGCONT): short, about dead_after, long
+                0 => format!("action = \"pause\"\nnode = \"n{n}\"\nduration = \"{}ms\"", rng.random_range(500..4000)),
+                1 => format!("action = \"pause\"\nnode = \"n{n}\"\nduration = \"{}s\"", rng.random_range(4..40)),
+                _ => format!("action = \"pause\"\nnode = \"n{n}\""), // until the settle
+            },
+            // a late local clock: the node's timers fire late (under stall_threshold, or well over it)
+            13 => format!("action = \"clock\"\nnode = \"n{n}\"\nlate = \"{}ms\"", [0, 50, 300, 1500, 2500][rng.random_range(0..5)]),
+            14 if witness => format!("action = \"witness-cut\"\nnodes = [\"n{n}\"]"),
             _ => format!("action = \"pdu\"\nnode = \"n{n}\"\nfault = \"{}\"", if rng.random_bool(0.5) { "unreachable" } else { "ok" }),
         };
         let _ = writeln!(t, "[[fault]]\nat = \"{at}s\"\n{action}");
     }
-    t
+    let settle = at + 10;
+    let _ = writeln!(t, "[[fault]]\nat = \"{settle}s\"\naction = \"settle\"");
+    (t, settle)
 }
 
 /// The world of one seed: pools with or without MMP, the fate of a restarted daemon's leftover commands, the
@@ -123,10 +139,16 @@ fn world_toml(rng: &mut ChaCha8Rng) -> String {
     format!("[world]\nmultihost = {multihost}\norphans = \"{orphans}\"\nopenzfs = \"{openzfs}\"\n{domain}")
 }
 
-/// The random scenario of one seed.
+/// The random scenario of one seed, checking safety only (see [`scenario_with`]).
 pub fn scenario(seed: u64) -> Scenario {
+    scenario_with(seed, false)
+}
+
+/// The random scenario of one seed; with `liveness`, the run must also end with every target verified on one
+/// live node after the faults stop (or an alert that explains why not: `sim/world/liveness.rs`).
+pub fn scenario_with(seed: u64, liveness: bool) -> Scenario {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a5a_5a5a_5a5a_5a5a);
-    let nodes = rng.random_range(2..=3);
+    let nodes = if rng.random_bool(0.15) { rng.random_range(4..=5) } else { rng.random_range(2..=3) };
     let witness = nodes == 2 && rng.random_bool(0.3);
     let targets = rng.random_range(1..=3);
     let mut config = toml::Table::new();
@@ -134,7 +156,9 @@ pub fn scenario(seed: u64) -> Scenario {
         config = t;
     }
     let world = world_toml(&mut rng);
-    let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{SWARM_SECONDS}s\"\n\n{world}\n[expect]\nliveness = false\n\n{}", faults_toml(&mut rng, nodes, targets));
+    let (faults, settle) = faults_toml(&mut rng, nodes, targets, witness);
+    let duration = settle + LIVENESS_BOUND;
+    let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{duration}s\"\n\n{world}\n[expect]\nliveness = {liveness}\n\n{faults}");
     let mut root: toml::Table = head.parse().unwrap_or_default();
     root.insert("config".into(), toml::Value::Table(config));
     let text = toml::to_string(&root).unwrap_or_default();
@@ -144,7 +168,12 @@ pub fn scenario(seed: u64) -> Scenario {
     }
 }
 
-/// Run every seed's random scenario.
+/// Run every seed's random scenario (safety only).
 pub fn run(seeds: &[u64], faults: FaultSwitches, threads: usize) -> Vec<RunReport> {
-    parallel_runs(seeds, threads, |seed| run_once(Arc::new(scenario(seed)), RunOptions { seed, keep_trace: false, faults }))
+    run_with(seeds, faults, threads, false)
+}
+
+/// Run every seed's random scenario, with or without the liveness checks.
+pub fn run_with(seeds: &[u64], faults: FaultSwitches, threads: usize, liveness: bool) -> Vec<RunReport> {
+    parallel_runs(seeds, threads, |seed| run_once(Arc::new(scenario_with(seed, liveness)), RunOptions { seed, keep_trace: false, faults }))
 }

@@ -28,6 +28,7 @@ use super::scenario::{FaultAction, OrphanFate, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
 mod duplicate;
+mod liveness;
 
 /// How one run is done.
 #[derive(Clone, Debug, Default)]
@@ -65,9 +66,9 @@ impl RunReport {
 #[derive(Clone, Debug)]
 enum Ev {
     Boot { host: String },
-    Tick { host: String, boot: u32 },
+    Tick { host: Arc<str>, boot: u32 },
     /// A datagram already authenticated and decoded once at send time (all copies of one send are equal).
-    Deliver { to: String, link: usize, envelope: Arc<Envelope> },
+    Deliver { to: Arc<str>, link: usize, envelope: Arc<Envelope> },
     /// Raw bytes (replayed captures): decoded and authenticated at delivery, like a real receiver does.
     DeliverBytes { to: String, link: usize, bytes: Arc<Vec<u8>> },
     WitnessQuery { bytes: Arc<Vec<u8>> },
@@ -77,10 +78,18 @@ enum Ev {
     OrphansGone { host: String, boot: u32 },
     HardwareDone { host: String, boot: u32, id: CommandId, pending: Box<HwPending> },
     Fault(usize),
+    /// A paused daemon (`pause` with a duration) gets SIGCONT.
+    Resume { host: String, since: Time },
+    /// After a settle: undo the operator's maintenance and standby.
+    UndoOperator,
+    /// After a settle: has the cluster converged?
+    ConvergeCheck,
 }
 
 /// One simulated server.
 struct Host {
+    /// The host's name, shared by the events addressed to it.
+    name: Arc<str>,
     engine: Option<Engine>,
     powered: bool,
     boot: u32,
@@ -92,7 +101,33 @@ struct Host {
     inflight: BTreeMap<(u32, u64), String>,
     /// The current daemon waits for unkillable leftovers of an earlier run to end.
     orphans_waited: bool,
+    /// The daemon is stopped (SIGSTOP) since then: it gets no input until it resumes.
+    paused_since: Option<Time>,
+    /// What reached the paused daemon (datagrams in its sockets, finished commands, admin requests).
+    paused_inputs: Vec<Input>,
 }
+
+impl Host {
+    fn new(name: &str) -> Host {
+        Host {
+            name: name.into(),
+            engine: None,
+            powered: true,
+            boot: 0,
+            incarnation: 0,
+            journal: None,
+            tick_at: None,
+            sent: Vec::new(),
+            inflight: BTreeMap::new(),
+            orphans_waited: false,
+            paused_since: None,
+            paused_inputs: Vec::new(),
+        }
+    }
+}
+
+/// How many inputs a paused daemon's sockets and pipes hold; later datagrams are dropped (a full socket buffer).
+const PAUSED_INPUTS: usize = 2000;
 
 const STORAGE_TOOLS: &[&str] = &["zdb", "zpool", "zfs", "mkdir", "mount", "umount", "df", "lctl", "cat"];
 /// How many datagrams per host are kept for `replay`.
@@ -139,6 +174,19 @@ pub struct World {
     fence_commands: BTreeSet<(String, String)>,
     /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
     killed: BTreeSet<(String, u32, u64)>,
+    /// The shared storage or the hosts' power changed since the storage invariants were last checked (they
+    /// depend on nothing else, so an unchanged SAN cannot break them).
+    storage_dirty: bool,
+    /// When every fault stopped (`settle`): liveness is judged from then on.
+    settled_at: Option<Time>,
+    /// Alerts raised (time, host, event): what may explain a liveness failure.
+    alerts: Vec<(Time, String, Event)>,
+    /// Did an operator action put the cluster in maintenance, and which nodes in standby (undone by `settle`).
+    operator_touched: (bool, BTreeSet<String>),
+    /// Nodes whose timers fire late (`clock`): by how much.
+    clock_faults: BTreeMap<String, Duration>,
+    /// The cluster converged after the settle: the run ended early.
+    converged: bool,
 }
 
 impl World {
@@ -176,6 +224,12 @@ impl World {
             sends: 0,
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
+            storage_dirty: true,
+            settled_at: None,
+            alerts: Vec::new(),
+            operator_touched: (false, BTreeSet::new()),
+            clock_faults: BTreeMap::new(),
+            converged: false,
         };
         world.setup()?;
         Ok(world)
@@ -191,17 +245,7 @@ impl World {
             if let (Some(domain), Some(h)) = (&self.scenario.world.domain, self.storage.hosts.get_mut(&n.name)) {
                 h.uname = Some(format!("{}.{domain}", n.name));
             }
-            self.hosts.insert(n.name.clone(), Host {
-                    engine: None,
-                    powered: true,
-                    boot: 0,
-                    incarnation: 0,
-                    journal: None,
-                    tick_at: None,
-                    sent: Vec::new(),
-                    inflight: BTreeMap::new(),
-                    orphans_waited: false,
-                });
+            self.hosts.insert(n.name.clone(), Host::new(&n.name));
             let start = Duration::from_millis(self.rng.random_range(0..200));
             self.schedule(Time::ZERO + start, Ev::Boot { host: n.name.clone() });
         }
@@ -263,9 +307,17 @@ impl World {
             }
             self.now = t;
             self.process(ev);
-            self.check_storage_invariants();
+            if self.storage_dirty {
+                self.storage_dirty = false;
+                self.check_storage_invariants();
+            }
+            if self.converged {
+                break;
+            }
         }
-        self.now = end;
+        if !self.converged {
+            self.now = end;
+        }
         self.finish()
     }
 
@@ -273,13 +325,23 @@ impl World {
         match ev {
             Ev::Boot { host } => self.boot(&host),
             Ev::Tick { host, boot } => {
-                let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
+                let current = self.hosts.get(&*host).is_some_and(|h| h.boot == boot && h.tick_at == Some(self.now));
                 if current {
-                    self.hosts.get_mut(&host).expect("host").tick_at = None;
-                    self.feed(&host, Input::Tick);
+                    self.hosts.get_mut(&*host).expect("host").tick_at = None;
+                    // as the daemon does: a deadline served later than stall_threshold is a stall of its own
+                    let late = self.clock_faults.get(&*host).copied().unwrap_or_default();
+                    if late > self.cfg.cluster.stall_threshold {
+                        self.feed(&host, Input::Stalled { late });
+                    } else {
+                        self.feed(&host, Input::Tick);
+                    }
                 }
             }
-            Ev::Deliver { to, link, envelope } => self.feed(&to, Input::Datagram { link, envelope: (*envelope).clone() }),
+            Ev::Deliver { to, link, envelope } => {
+                // the last copy of a send still queued takes the envelope without cloning it
+                let envelope = Arc::try_unwrap(envelope).unwrap_or_else(|shared| (*shared).clone());
+                self.feed(&to, Input::Datagram { link, envelope });
+            }
             Ev::DeliverBytes { to, link, bytes } => match protocol::decode(&bytes, &self.keys) {
                 Ok(envelope) => self.feed(&to, Input::Datagram { link, envelope }),
                 Err(e) => self.trace(&to, &format!("datagram rejected: {e}")),
@@ -295,9 +357,13 @@ impl World {
                 if !powered {
                     return; // the host lost power: the command never finished
                 }
-                if self.command_ended(&host, boot, id) {
-                    return; // killed by the restarted daemon before it looked at the storage
+                // a command of a run whose host has lost power since died with it (power_off forgets them all),
+                // even when the host is powered again by now
+                let died = !self.hosts.get(&host).is_some_and(|h| h.inflight.contains_key(&(boot, id.0)));
+                if self.command_ended(&host, boot, id) || died {
+                    return; // killed by the restarted daemon before it looked at the storage, or died
                 }
+                self.storage_dirty = true;
                 let result = self.storage.finish(&host, pending.op, self.now);
                 self.trace(&host, &format!("done #{} {}", id.0, result.summary()));
                 if self.hosts[&host].boot == boot {
@@ -324,6 +390,21 @@ impl World {
                 }
             }
             Ev::Fault(i) => self.fault(i),
+            Ev::Resume { host, since } => {
+                if self.hosts.get(&host).is_some_and(|h| h.paused_since == Some(since)) {
+                    self.resume(&host);
+                }
+            }
+            Ev::UndoOperator => self.undo_operator(),
+            Ev::ConvergeCheck => {
+                if self.converged() {
+                    self.trace("CHECK", "converged after the faults stopped: the run ends");
+                    self.converged = true;
+                } else {
+                    let at = self.now + liveness::CONVERGE_CHECK;
+                    self.schedule(at, Ev::ConvergeCheck);
+                }
+            }
             Ev::OrphansGone { host, boot } => {
                 let current = self.hosts.get(&host).is_some_and(|h| h.boot == boot && h.engine.is_some());
                 if current {
@@ -410,6 +491,14 @@ impl World {
     /// Feed an input to a host's engine (if its daemon runs) and carry out what it asks.
     fn feed(&mut self, host: &str, input: Input) {
         let now = self.now;
+        if let Some(h) = self.hosts.get_mut(host).filter(|h| h.paused_since.is_some() && h.engine.is_some()) {
+            // a stopped process reads nothing: its overdue timer is seen at resume, the rest waits in its sockets
+            let datagram = matches!(input, Input::Datagram { .. });
+            if !matches!(input, Input::Tick | Input::Stalled { .. }) && !(datagram && h.paused_inputs.len() >= PAUSED_INPUTS) {
+                h.paused_inputs.push(input);
+            }
+            return;
+        }
         let Some(engine) = self.hosts.get_mut(host).and_then(|h| h.engine.as_mut()) else { return };
         engine.handle(now, input);
         self.drain(host);
@@ -423,11 +512,14 @@ impl World {
         }
         let Some(h) = self.hosts.get_mut(host) else { return };
         let Some(e) = h.engine.as_ref() else { return };
-        let next = e.next_deadline().max(self.now);
+        let mut next = e.next_deadline().max(self.now);
+        if let Some(late) = self.clock_faults.get(host) {
+            next = next + *late; // this host's timers fire late
+        }
         if h.tick_at.is_none_or(|t| next < t || t < self.now) {
             h.tick_at = Some(next);
-            let boot = h.boot;
-            self.schedule(next, Ev::Tick { host: host.to_string(), boot });
+            let (boot, name) = (h.boot, h.name.clone());
+            self.schedule(next, Ev::Tick { host: name, boot });
         }
     }
 
@@ -436,7 +528,7 @@ impl World {
             return;
         }
         match out {
-            Output::Send { link, envelope } => self.send(host, link, &envelope),
+            Output::Send { link, envelope } => self.send(host, link, envelope),
             Output::SendWitness { envelope } => {
                 if self.witness.is_some() && !self.net.witness_cut.contains(host) {
                     if let Ok(bytes) = protocol::encode(&envelope, &self.key) {
@@ -457,7 +549,8 @@ impl World {
         }
     }
 
-    fn send(&mut self, host: &str, link: usize, env: &Envelope) {
+    fn send(&mut self, host: &str, link: usize, envelope: Envelope) {
+        let env = &envelope;
         // Encoding (postcard + HMAC) is what a real sender does; the world needs the bytes only to replay
         // them later, so it encodes when the scenario replays captures, and one send in 16 otherwise to
         // keep checking live traffic against the size limit and the MAC. (The codec has its own tests.)
@@ -482,12 +575,12 @@ impl World {
                 }
             }
         }
-        let envelope = Arc::new(env.clone());
-        let peers: Vec<String> = self.hosts.keys().filter(|n| *n != host).cloned().collect();
-        for to in peers {
-            if let Some(d) = self.net.transit(&mut self.rng, link, host, &to) {
-                let at = self.now + d;
-                self.schedule(at, Ev::Deliver { to, link, envelope: envelope.clone() });
+        let envelope = Arc::new(envelope);
+        for (name, h) in self.hosts.iter().filter(|(n, _)| *n != host) {
+            if let Some(d) = self.net.transit(&mut self.rng, link, host, name) {
+                // (`schedule` inlined: the hosts are borrowed)
+                self.seq += 1;
+                self.queue.insert((self.now + d, self.seq), Ev::Deliver { to: h.name.clone(), link, envelope: envelope.clone() });
             }
         }
     }
@@ -517,6 +610,7 @@ impl World {
             h.inflight.insert((boot, id.0), cmd.display());
         }
         if STORAGE_TOOLS.contains(&cmd.program()) {
+            self.storage_dirty = true;
             let pending = self.storage.begin(host, &cmd, self.now, &mut self.rng);
             let at = pending.finish_at.max(self.now);
             self.schedule(at, Ev::StorageDone { host: host.to_string(), boot, id, pending: Box::new(pending) });
@@ -582,12 +676,15 @@ impl World {
             let message = e.message();
             self.messages_missing.retain(|m| !message.contains(m.as_str()));
         }
+        self.note_alert(host, &e);
         match &e {
             Event::PeerDead { node, .. } => {
                 if let Some(t) = self.detect_pending.remove(node) {
                     self.report.detect_ms.push(self.now.since(t).as_millis() as u64);
                 }
-                let node_fine = self.hosts.get(node).is_some_and(|h| h.powered && h.engine.is_some());
+                // a paused daemon, or one whose timers fire late, is silent or late for real: not a false failover
+                let node_fine = self.hosts.get(node).is_some_and(|h| h.powered && h.engine.is_some() && h.paused_since.is_none())
+                    && !self.clock_faults.contains_key(node);
                 if node_fine && self.net.connected(host, node) && self.net.connected(node, host) && !self.partitioned_recently(node) {
                     self.report.false_failovers += 1;
                 }
@@ -667,6 +764,8 @@ impl World {
                 h.boot += 1;
                 h.tick_at = None;
             }
+            h.paused_since = None; // SIGKILL ends a stopped process too
+            h.paused_inputs.clear();
         }
     }
 
@@ -676,11 +775,14 @@ impl World {
             return;
         }
         h.powered = false;
+        self.storage_dirty = true;
         h.engine = None;
         h.boot += 1;
         h.tick_at = None;
         h.inflight.clear(); // every command dies with the power
         h.orphans_waited = false;
+        h.paused_since = None;
+        h.paused_inputs.clear();
         self.storage.set_powered(node, false, self.now);
         self.hardware.set_chassis(node, false);
         self.running_on.retain(|_, h| h != node);
@@ -692,6 +794,7 @@ impl World {
             return;
         }
         h.powered = true;
+        self.storage_dirty = true;
         self.storage.set_powered(node, true, self.now);
         self.hardware.set_chassis(node, true);
         for (pdu, outlet) in device_outlets(&self.cfg, node) {
@@ -759,11 +862,46 @@ impl World {
                 }
             }
             FaultAction::Storage { node, fault, target } => self.storage_fault(&node, &fault, target.as_deref()),
-            FaultAction::Maintenance { on, via } => self.admin(&via, AdminRequest::Maintenance { on }),
-            FaultAction::Standby { node, on, via } => self.admin(&via, AdminRequest::Standby { node, on }),
+            FaultAction::Maintenance { on, via } => {
+                self.operator_touched.0 |= on;
+                self.admin(&via, AdminRequest::Maintenance { on })
+            }
+            FaultAction::Standby { node, on, via } => {
+                if on {
+                    self.operator_touched.1.insert(node.clone());
+                }
+                self.admin(&via, AdminRequest::Standby { node, on })
+            }
             FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
             FaultAction::OverrideWaitForAll { via } => self.admin(&via, AdminRequest::OverrideWaitForAll),
             FaultAction::Duplicate { node, on } => self.duplicate(&node, on),
+            FaultAction::Settle => self.settle(),
+            FaultAction::Pause { node, duration } => {
+                let now = self.now;
+                let Some(h) = self.hosts.get_mut(&node).filter(|h| h.engine.is_some() && h.paused_since.is_none()) else { return };
+                h.paused_since = Some(now);
+                if let Some(d) = duration {
+                    self.schedule(now + d, Ev::Resume { host: node, since: now });
+                }
+            }
+            FaultAction::Resume { node } => self.resume(&node),
+            FaultAction::Clock { node, late } => {
+                if late.is_zero() {
+                    self.clock_faults.remove(&node);
+                } else {
+                    self.clock_faults.insert(node.clone(), late);
+                }
+                // re-arm the host's timer with the new lag
+                if let Some(h) = self.hosts.get_mut(&node) {
+                    h.tick_at = None;
+                }
+                self.drain(&node);
+            }
+            FaultAction::WitnessCut { nodes } => {
+                for n in nodes {
+                    self.net.witness_cut.insert(n);
+                }
+            }
         }
     }
 
@@ -791,6 +929,7 @@ impl World {
     }
 
     fn storage_fault(&mut self, node: &str, fault: &str, target: Option<&str>) {
+        self.storage_dirty = true;
         let pool = target.and_then(|t| self.cfg.target(t)).and_then(|t| t.kind.pool().map(str::to_string));
         match fault {
             "suspend-pool" => match pool {
@@ -851,9 +990,13 @@ impl World {
         let e = self.scenario.expect.clone();
         let mut unmet = Vec::new();
         let liveness = e.liveness.unwrap_or(e.not_running.is_empty());
+        let settled = self.settled_at.is_some();
+        if liveness && settled {
+            unmet.extend(self.judge_liveness());
+        }
         for t in &self.cfg.targets {
             let on = self.mounted_on(&t.mountpoint.display().to_string());
-            if liveness && on.len() != 1 {
+            if liveness && !settled && on.len() != 1 {
                 unmet.push(format!("liveness: {} runs on {} hosts ({})", t.name, on.len(), on.join(", ")));
             }
             if let Some(want) = e.owners.get(&t.name) {
@@ -909,7 +1052,7 @@ impl World {
             }
         }
         self.report.unmet = unmet;
-        self.report.sim_time = self.scenario.duration;
+        self.report.sim_time = self.now.since(Time::ZERO);
         self.report.trace_sha256 = hex::encode(self.hasher.clone().finalize());
         self.report
     }

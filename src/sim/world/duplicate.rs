@@ -44,17 +44,7 @@ impl World {
                 let boot = self.hosts.get(&host).map_or(1, |h| h.boot + 1);
                 self.hosts.insert(
                     host.clone(),
-                    Host {
-                        engine: Some(e),
-                        powered: true,
-                        boot,
-                        incarnation,
-                        journal: None,
-                        tick_at: None,
-                        sent: Vec::new(),
-                        inflight: Default::default(),
-                        orphans_waited: false,
-                    },
+                    Host { engine: Some(e), boot, incarnation, ..Host::new(&host) },
                 );
                 self.trace(&host, &format!("duplicate daemon of {node} started (incarnation {incarnation})"));
                 self.drain(&host);
