@@ -108,6 +108,9 @@ pub enum Event {
     StepDone { target: String, sequence: SequenceKind, step: String, ms: u64 },
     SequenceStarted { target: String, sequence: SequenceKind, from: Option<String> },
     SequenceDone { target: String, sequence: SequenceKind, ms: u64 },
+    /// The pool of `target` is imported and checked; its mount waits until `waiting_for` (lower start_order
+    /// targets of this node) are verified here.
+    MountWaiting { target: String, waiting_for: Vec<String> },
     SequenceFailed { target: String, sequence: SequenceKind, error: String },
     TargetBlocked { target: String, reason: String },
     TargetDiscovered { target: String, state: String },
@@ -248,6 +251,9 @@ impl Event {
                 crate::storage::SequenceKind::Monitor => format!("{target}: healthy"),
             },
             SequenceFailed { target, sequence, error } => format!("{target}: {} FAILED: {error}", sequence.as_str()),
+            MountWaiting { target, waiting_for } => {
+                format!("{target}: pool imported and checked; the mount waits for {} (start_order)", waiting_for.join(", "))
+            }
             TargetBlocked { target, reason } => format!("{target} is BLOCKED: {reason}"),
             TargetDiscovered { target, state } => format!("{target}: found {state} at start-up"),
             MonitorFailed { target, failures, error } => format!("{target}: health check failed ({failures} in a row): {error}"),

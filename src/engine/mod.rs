@@ -132,6 +132,9 @@ pub struct FaultSwitches {
     /// previous run left running, and tells the engine at once that they are gone.
     #[serde(default)]
     pub ignore_orphans: bool,
+    /// Mount every target as soon as its pool is imported, whatever its start_order (an MDT before its MGT).
+    #[serde(default)]
+    pub ignore_start_order: bool,
 }
 
 /// Who is waiting for a command result.

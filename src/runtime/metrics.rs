@@ -547,7 +547,7 @@ mod tests {
             left: false,
             conflict_incarnation: None,
         });
-        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
+        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None, ..TargetStatus::default() });
         s.targets.push(TargetStatus {
             target: "MDT0".into(),
             owner: Some("n2".into()),
@@ -559,6 +559,7 @@ mod tests {
             step_ms: None,
             sequence_ms: None,
             step_of: None,
+            ..TargetStatus::default()
         });
         s
     }

@@ -26,6 +26,7 @@
 //! max_detect = "5s"
 //! max_failover = "90s"
 //! max_fences = 1
+//! overlapping_imports = true   # two pools' imports ran at once on one host
 //! ```
 
 use std::collections::BTreeMap;
@@ -225,6 +226,10 @@ pub struct Expect {
     /// Commands (argv prefix, space-joined) that must never be run, e.g. "zpool import -f".
     #[serde(default)]
     pub never_commands: Vec<String>,
+    /// At least one `zpool import` must start on a host while another pool's import runs there (the pools
+    /// of a takeover or move are imported side by side, not one after the other).
+    #[serde(default)]
+    pub overlapping_imports: bool,
 }
 
 #[derive(Deserialize)]

@@ -49,6 +49,8 @@ pub struct RunReport {
     pub failover_ms: Vec<u64>,
     pub fences: u32,
     pub false_failovers: u32,
+    /// `zpool import`s started on a host while another import of another pool ran there (parallel takeover).
+    pub overlapping_imports: u32,
     pub sim_time: Duration,
     pub trace_sha256: String,
     pub trace: Vec<String>,
@@ -136,6 +138,8 @@ pub struct World {
     fence_commands: BTreeSet<(String, String)>,
     /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
     killed: BTreeSet<(String, u32, u64)>,
+    /// (host, target): a start sequence (forced or acquire) under way there, not verified yet.
+    starting: BTreeSet<(String, String)>,
 }
 
 impl World {
@@ -172,6 +176,7 @@ impl World {
             sends: 0,
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
+            starting: BTreeSet::new(),
         };
         world.setup()?;
         Ok(world)
@@ -532,7 +537,23 @@ impl World {
         if let Purpose::Fence { victim, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } = purpose {
             self.fence_commands.insert((host.to_string(), victim.clone()));
         }
-        let forced = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import") && cmd.argv.iter().any(|a| a == "-f");
+        if let Purpose::Storage { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, step } = purpose {
+            if step == "mount" {
+                found.extend(self.start_order_violation(host, target));
+            }
+        }
+        let import = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import");
+        if import {
+            let pool = cmd.argv.last().cloned().unwrap_or_default();
+            let others = self.hosts.get(host).is_some_and(|h| {
+                h.inflight.values().any(|c| c.starts_with("zpool import") && c.split_whitespace().last() != Some(pool.as_str()))
+            });
+            if others {
+                self.report.overlapping_imports += 1;
+                self.trace("CHECK", &format!("{host}: import of {pool} overlaps another import"));
+            }
+        }
+        let forced = import && cmd.argv.iter().any(|a| a == "-f");
         if forced {
             let pool = cmd.argv.last().cloned().unwrap_or_default();
             let last = self.storage.label(&pool).map(|l| self.storage.host_named_in_label(&l.hostname).unwrap_or_else(|| l.hostname.clone()));
@@ -555,6 +576,20 @@ impl World {
         for v in found {
             self.violation(v);
         }
+    }
+
+    /// start_order: `host` mounts `target` only after every lower start_order target it was starting is
+    /// verified there (an MDT needs the MGS of its node).
+    fn start_order_violation(&self, host: &str, target: &str) -> Option<String> {
+        let order = |t: &str| self.cfg.target(t).map(|c| c.start_order);
+        let mine = order(target)?;
+        let early: Vec<&str> = self
+            .starting
+            .iter()
+            .filter(|(h, t)| h == host && t != target && order(t).is_some_and(|o| o < mine))
+            .map(|(_, t)| t.as_str())
+            .collect();
+        (!early.is_empty()).then(|| format!("{host} mounted {target} while {} (lower start_order) was not verified there yet", early.join(", ")))
     }
 
     fn check_storage_invariants(&mut self) {
@@ -609,7 +644,14 @@ impl World {
             Event::FenceConfirmedByOperator { node } => {
                 self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
             }
+            Event::SequenceStarted { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.insert((host.to_string(), target.clone()));
+            }
+            Event::SequenceFailed { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.remove(&(host.to_string(), target.clone()));
+            }
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.remove(&(host.to_string(), target.clone()));
                 self.running_on.insert(target.clone(), host.to_string());
                 self.settle_failovers();
             }
@@ -656,6 +698,7 @@ impl World {
     }
 
     fn crash(&mut self, node: &str) {
+        self.starting.retain(|(h, _)| h != node);
         if let Some(h) = self.hosts.get_mut(node) {
             if h.engine.take().is_some() {
                 h.boot += 1;
@@ -671,6 +714,7 @@ impl World {
         }
         h.powered = false;
         h.engine = None;
+        self.starting.retain(|(h, _)| h != node);
         h.boot += 1;
         h.tick_at = None;
         h.inflight.clear(); // every command dies with the power
@@ -893,6 +937,9 @@ impl World {
             if self.events_seen.contains(ev) {
                 unmet.push(format!("event {ev} happened"));
             }
+        }
+        if e.overlapping_imports && self.report.overlapping_imports == 0 {
+            unmet.push("no two imports overlapped on one host (the pools were imported one after the other)".into());
         }
         for n in &e.powered_off {
             if self.hosts.get(n).is_some_and(|h| h.powered) {
