@@ -13,6 +13,7 @@ mod fencing;
 mod journal;
 mod membership;
 pub mod quorum;
+mod recovery;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod status;
@@ -142,6 +143,7 @@ pub struct FaultSwitches {
 pub(crate) enum Waiter {
     Fence { victim: String },
     Target { target: String, monitor: bool },
+    Recovery { target: String },
     Discover { which: usize },
 }
 
@@ -378,6 +380,7 @@ impl Engine {
         candidates.extend(self.fence_waits.values().chain(self.fence_not_before.values()).chain(self.recheck_power.values()).copied());
         candidates.extend(self.discovery_retry_at);
         candidates.extend(self.targets.values().filter_map(|s| s.next_deadline()));
+        candidates.extend(self.recovery_deadline());
         candidates.into_iter().filter(|t| *t >= floor).min().unwrap_or(self.next_heartbeat.max(floor))
     }
 
@@ -448,6 +451,7 @@ impl Engine {
             Waiter::Fence { victim } => self.fence_command_done(now, &victim, &result),
             Waiter::Target { target, monitor } => self.target_command_done(now, &target, monitor, &result),
             Waiter::Discover { which } => self.discovery_done(now, which, result),
+            Waiter::Recovery { target } => self.recovery_command_done(now, &target, &result),
         }
     }
 

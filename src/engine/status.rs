@@ -66,6 +66,10 @@ pub struct TargetStatus {
     pub mount_waits_for: Vec<String>,
     #[serde(default)]
     pub mount_wait_ms: Option<u64>,
+    /// The Lustre recovery of a target running here, in words (`recovering 37/99 clients, 120 s left`), or why
+    /// it is not followed.
+    #[serde(default)]
+    pub recovery: Option<String>,
 }
 
 /// A fencing job in progress.
@@ -170,6 +174,7 @@ impl Engine {
                     import_forced: false,
                     mount_waits_for: Vec::new(),
                     mount_wait_ms: None,
+                    recovery: self.recovery_words(&s.cfg.name, now),
                 };
                 if let super::Local::Starting { run, started, step_started, .. } | super::Local::Releasing { run, started, step_started, .. } =
                     &s.local

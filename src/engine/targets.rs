@@ -67,6 +67,12 @@ pub struct Slot {
     pub blocked: Option<String>,
     pub retry_at: Option<Time>,
     pub start_failures: u32,
+    /// The Lustre recovery being followed after this node started the target (`recovery.rs`).
+    pub recovery: Option<super::recovery::RecoveryFollow>,
+    /// How the last followed recovery ended (outcome, last read), for `status`.
+    pub recovered: Option<(String, crate::storage::recovery::RecoveryStatus)>,
+    /// Why the recovery of this target is not followed (MGS, plain ZFS dataset, budget 0).
+    pub recovery_none: Option<&'static str>,
 }
 
 /// How a target is to be started here.
@@ -84,7 +90,19 @@ const MAX_START_FAILURES: u32 = 3;
 
 impl Slot {
     pub fn new(cfg: TargetConfig, now: Time) -> Slot {
-        Slot { cfg, local: Local::Stopped, monitor: None, next_monitor: now, monitor_failures: 0, blocked: None, retry_at: None, start_failures: 0 }
+        Slot {
+            cfg,
+            local: Local::Stopped,
+            monitor: None,
+            next_monitor: now,
+            monitor_failures: 0,
+            blocked: None,
+            retry_at: None,
+            start_failures: 0,
+            recovery: None,
+            recovered: None,
+            recovery_none: None,
+        }
     }
 
     /// How this node advertises the target in its heartbeats.
@@ -319,6 +337,7 @@ impl Engine {
         self.settle_handoffs(now);
         self.start_monitors(now);
         self.resume_waiting_mounts(now);
+        self.drive_recovery(now);
         if !self.actions_allowed() {
             return;
         }
@@ -567,8 +586,12 @@ impl Engine {
             slot.next_monitor = now + interval;
             slot.monitor_failures = 0;
         }
+        let verified = matches!(next, Local::Running { .. });
         slot.local = next;
         self.emit(now, Event::SequenceDone { target: name.into(), sequence, ms: now.since(started).as_millis() as u64 });
+        if verified {
+            self.start_recovery_follow(now, name);
+        }
         self.after_local_change(now);
     }
 

@@ -448,3 +448,79 @@ fn a_config_whose_heartbeat_cannot_fit_is_refused() {
     assert!(err.contains("would not fit in one datagram"), "{err}");
     assert!(heartbeat_fits(&mds_pair()).is_ok());
 }
+
+/// After a takeover the MDT's Lustre recovery is followed (`recovery_status` every 2 s) until COMPLETE:
+/// `target_recovering`, then `target_recovered` with the clients; the MGS has no recovery window; status says
+/// "recovering 37/99 clients, 120 s left" meanwhile.
+#[test]
+fn the_mdt_recovery_is_followed_until_complete_and_the_mgs_is_not_followed() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let reads = Rc::new(Cell::new(0u32));
+    let seen = reads.clone();
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(move |cmd| {
+        if cmd.argv.join(" ") == "lctl get_param -n mdt.lustre-MDT0000.recovery_status" {
+            seen.set(seen.get() + 1);
+            return if seen.get() < 4 {
+                ok("status: RECOVERING\nrecovery_start: 1765054800\ntime_remaining: 120\nconnected_clients: 37/99\nreq_replay_clients: 0\nlock_repay_clients: 2\ncompleted_clients: 35\nevicted_clients: 0\nreplayed_requests: 14\nqueued_requests: 0\nnext_transno: 4294967301\n")
+            } else {
+                ok("status: COMPLETE\nrecovery_start: 1765054800\nrecovery_duration: 67\ncompleted_clients: 99/99\nreplayed_requests: 1523\nlast_transno: 4294968823\nVBR: DISABLED\nIR: DISABLED\n")
+            };
+        }
+        standard_answers(cmd)
+    });
+    h.run_until(ms(30_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let verified = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "lustre-MDT0000")).expect("verified");
+    let recovering = h.first_event(|e| matches!(e, Event::TargetRecovering { target, connected_clients: Some(37), total_clients: Some(99), .. } if target == "lustre-MDT0000")).expect("recovering");
+    assert_eq!(recovering, verified);
+    let done = h
+        .events
+        .iter()
+        .find_map(|(t, e)| match e {
+            Event::TargetRecovered { target, outcome, completed_clients, total_clients, recovery_duration_s, followed_ms, .. } if target == "lustre-MDT0000" => {
+                Some((*t, outcome.clone(), *completed_clients, *total_clients, *recovery_duration_s, *followed_ms))
+            }
+            _ => None,
+        })
+        .expect("recovered");
+    assert_eq!((done.1.as_str(), done.2, done.3, done.4), ("complete", Some(99), Some(99), Some(67)));
+    // four reads, 2 s apart: the end is seen 6 s after verification
+    assert_eq!(reads.get(), 4);
+    assert_eq!(done.0, verified + Duration::from_secs(6));
+    assert_eq!(done.5, 6_000);
+    assert!(h.commands_matching("lctl get_param -n mgs").is_empty(), "the MGS has no recovery_status to follow");
+    let st = h.engine.status(h.now);
+    let words = |t: &str| st.targets.iter().find(|x| x.target == t).and_then(|x| x.recovery.clone()).unwrap_or_default();
+    assert_eq!(words("lustre-MDT0000"), "recovery complete in 67 s, 99/99 clients");
+    assert!(words("MGT").contains("MGS"), "{}", words("MGT"));
+    assert_eq!(h.events.iter().filter(|(_, e)| matches!(e, Event::TargetRecovering { .. })).count(), 1);
+}
+
+/// A recovery still running after `recovery_budget` is no longer followed, with a warning; while it runs,
+/// `status` shows the clients and the time left.
+#[test]
+fn a_recovery_longer_than_the_budget_is_reported_and_no_longer_followed() {
+    let mut cfg = mds_pair();
+    cfg.cluster.recovery_budget = Duration::from_secs(10);
+    let mut h = Harness::new(cfg);
+    h.answer = Box::new(|cmd| {
+        if cmd.argv.join(" ").ends_with("recovery_status") {
+            return ok("status: RECOVERING\nrecovery_start: 1765054800\ntime_remaining: 120\nconnected_clients: 37/99\ncompleted_clients: 35\n");
+        }
+        standard_answers(cmd)
+    });
+    h.run_until(ms(27_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let verified = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "lustre-MDT0000")).expect("verified");
+    assert!(h.now < verified + Duration::from_secs(10), "run until mid-recovery");
+    let st = h.engine.status(h.now);
+    let mdt = st.targets.iter().find(|t| t.target == "lustre-MDT0000").unwrap();
+    assert!(mdt.recovery.as_deref().unwrap_or_default().starts_with("recovering 37/99 clients, 120 s left"), "{mdt:?}");
+    h.run_until(ms(60_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let over = h.first_event(|e| matches!(e, Event::TargetRecovered { outcome, .. } if outcome == "budget_exceeded")).expect("budget");
+    assert_eq!(over, verified + Duration::from_secs(10));
+    let n = h.commands_matching("lctl get_param -n mdt.").len();
+    h.run_until(ms(80_000), &mds1_holds_both(), |t| t < ms(2_000));
+    assert_eq!(h.commands_matching("lctl get_param -n mdt.").len(), n, "no longer polled");
+    assert_eq!(Event::TargetRecovered { target: "x".into(), outcome: "budget_exceeded".into(), followed_ms: 0, recovery_duration_s: None, completed_clients: None, total_clients: None, evicted_clients: None, ir: None, error: None }.severity(), Severity::Warning);
+}

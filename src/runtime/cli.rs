@@ -679,7 +679,11 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
                     }
                     line
                 }
-                _ => t.blocked.as_ref().map(|b| format!("BLOCKED: {b}")).unwrap_or_default(),
+                _ => match (&t.blocked, &t.recovery) {
+                    (Some(b), _) => format!("BLOCKED: {b}"),
+                    (None, Some(r)) => r.clone(),
+                    (None, None) => String::new(),
+                },
             };
             rows.push(vec![t.target.clone(), t.owner.clone().unwrap_or_else(|| "-".into()), t.state.clone(), t.local.clone(), step]);
         }

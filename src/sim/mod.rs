@@ -4,6 +4,7 @@
 pub mod cli_tools;
 pub mod hardware;
 pub mod network;
+pub mod recovery;
 pub mod scenario;
 pub mod storage;
 pub mod tools_common;

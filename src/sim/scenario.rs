@@ -15,6 +15,8 @@
 //! orphans = "killed"        # a restarted daemon's leftover commands: killed | unkillable
 //! openzfs = "2.1"           # MMP timings of OpenZFS 2.1 (one activity check) or 2.3 (two)
 //! domain = "lab.example"    # hosts' uname -n is <node>.<domain> (what ZFS writes into labels)
+//! lustre_clients = 8        # clients that reconnect and replay after a failover (Lustre recovery)
+//! lustre_clients_lost = 0   # of them, never coming back: recovery lasts the soft window
 //!
 //! [[fault]]
 //! at = "60s"
@@ -74,6 +76,17 @@ pub struct WorldSettings {
     /// Hosts' `uname -n` is `<node>.<domain>` (fully qualified), which ZFS writes into pool labels.
     #[serde(default)]
     pub domain: Option<String>,
+    /// Lustre clients of the file system: they reconnect and replay after a failover (the recovery window of
+    /// `sim/recovery.rs`); 0: no recovery anywhere.
+    #[serde(default = "default_clients")]
+    pub lustre_clients: u32,
+    /// Clients that never come back after a failover: recovery then lasts the whole soft window.
+    #[serde(default)]
+    pub lustre_clients_lost: u32,
+}
+
+fn default_clients() -> u32 {
+    super::recovery::DEFAULT_CLIENTS
 }
 
 /// See [`WorldSettings::orphans`].
@@ -123,6 +136,8 @@ impl Default for WorldSettings {
             orphans: OrphanFate::Killed,
             openzfs: ZfsRelease::V2_1,
             domain: None,
+            lustre_clients: default_clients(),
+            lustre_clients_lost: 0,
         }
     }
 }

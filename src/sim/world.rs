@@ -47,6 +47,9 @@ pub struct RunReport {
     pub unmet: Vec<String>,
     pub detect_ms: Vec<u64>,
     pub failover_ms: Vec<u64>,
+    /// From the loss of a node to the end of the Lustre recovery of every target it held (clients served
+    /// again), per completed failover; a target without a recovery window counts at its verification.
+    pub restored_ms: Vec<u64>,
     pub fences: u32,
     pub false_failovers: u32,
     /// `zpool import`s started on a host while another import of another pool ran there (parallel takeover).
@@ -187,6 +190,8 @@ impl World {
     fn setup(&mut self) -> Result<(), String> {
         let cfg = self.cfg.clone();
         self.storage.timing.forced_double_check_percent = self.scenario.world.openzfs.forced_double_check_percent();
+        self.storage.recovery =
+            super::recovery::RecoveryModel::new(self.scenario.world.lustre_clients, self.scenario.world.lustre_clients_lost);
         for n in &cfg.nodes {
             self.storage.add_host(&n.name, n.hostid).map_err(|e| e.to_string())?;
             if let (Some(domain), Some(h)) = (&self.scenario.world.domain, self.storage.hosts.get_mut(&n.name)) {
@@ -676,15 +681,25 @@ impl World {
     fn settle_failovers(&mut self) {
         let now = self.now;
         let running = &self.running_on;
+        let (cfg, recovery) = (&self.cfg, &self.storage.recovery);
         let mut done = Vec::new();
+        let mut restored = Vec::new();
         self.failover_pending.retain(|(t, failed, targets)| {
             let ok = targets.iter().all(|tg| running.get(tg).is_some_and(|h| h != failed));
             if ok {
                 done.push(now.since(*t).as_millis() as u64);
+                // the clients are served again when the last target's recovery window is over
+                let end = targets
+                    .iter()
+                    .filter_map(|tg| cfg.target(tg))
+                    .filter_map(|tc| recovery.end_of(&tc.lctl_device))
+                    .fold(now, Time::max);
+                restored.push(end.since(*t).as_millis() as u64);
             }
             !ok
         });
         self.report.failover_ms.extend(done);
+        self.report.restored_ms.extend(restored);
     }
 
     // ----- faults -----------------------------------------------------------------------------------
