@@ -348,7 +348,7 @@ fn a_moved_mdt_is_imported_at_once_but_mounted_only_after_the_moving_mgt_is_veri
             let pool = cmd.argv.last().cloned().unwrap_or_default();
             return ok(&ZDB_BY_MDS1.replace("POOL", &pool).replace("state: 0", "state: 1"));
         }
-        standard_answers(&cmd.clone())
+        standard_answers(cmd)
     });
     h.run_until(ms(3_000), &mds1_holds_both(), |_| true);
     let view = |name: &str, state: TargetState| TargetView { name: name.into(), state };
