@@ -203,8 +203,10 @@ pub enum FaultAction {
     Storage { node: String, fault: String, target: Option<String> },
     /// Operator: cluster maintenance on/off, asked on `via`.
     Maintenance { on: bool, via: String },
-    /// Operator: `failoverd confirm-fenced NODE`, asked on `via`.
-    ConfirmFenced { node: String, via: String },
+    /// Operator: `failoverd confirm-fenced NODE`, asked on `via`. With `checked = true` the operator first
+    /// looked at the node, as the README tells them to, and confirms only when it is really off (the swarm
+    /// draws this; a false confirmation is the operator's double import, not failoverd's).
+    ConfirmFenced { node: String, via: String, #[serde(default)] checked: bool },
     /// Operator: `failoverd standby NODE` (`on = true`) or `unstandby NODE`, asked on `via`.
     Standby { node: String, on: bool, via: String },
     /// Operator: `failoverd override-wait-for-all`, asked on `via`.
@@ -387,7 +389,7 @@ impl Scenario {
                     std::iter::once(to.as_str()).chain(via.as_deref()).collect()
                 }
                 FaultAction::Maintenance { via, .. } | FaultAction::OverrideWaitForAll { via } => vec![via],
-                FaultAction::ConfirmFenced { node, via } | FaultAction::Standby { node, via, .. } => vec![node, via],
+                FaultAction::ConfirmFenced { node, via, .. } | FaultAction::Standby { node, via, .. } => vec![node, via],
                 _ => vec![],
             };
             for n in nodes.into_iter().filter(|n| !node_ok(n)) {

@@ -107,7 +107,7 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool
                 let via = rng.random_range(1..=nodes);
                 match rng.random_range(0..3) {
                     0 => format!("action = \"maintenance\"\non = {}\nvia = \"n{via}\"", rng.random_bool(0.4)),
-                    1 => format!("action = \"confirm-fenced\"\nnode = \"n{n}\"\nvia = \"n{via}\""),
+                    1 => format!("action = \"confirm-fenced\"\nnode = \"n{n}\"\nvia = \"n{via}\"\nchecked = true"),
                     _ => format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{}\"", ["wrong-password", "ok"][rng.random_range(0..2)]),
                 }
             }

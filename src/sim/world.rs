@@ -931,7 +931,13 @@ impl World {
                 }
                 self.admin(&via, AdminRequest::Standby { node, on })
             }
-            FaultAction::ConfirmFenced { node, via } => self.admin(&via, AdminRequest::ConfirmFenced { node }),
+            FaultAction::ConfirmFenced { node, via, checked } => {
+                if checked && self.hosts.get(&node).is_some_and(|h| h.powered) {
+                    self.trace(&via, &format!("operator: {node} is powered, no confirm-fenced"));
+                } else {
+                    self.admin(&via, AdminRequest::ConfirmFenced { node });
+                }
+            }
             FaultAction::OverrideWaitForAll { via } => self.admin(&via, AdminRequest::OverrideWaitForAll),
             FaultAction::Duplicate { node, on } => self.duplicate(&node, on),
             FaultAction::Settle => self.settle(),
