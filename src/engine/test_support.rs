@@ -31,7 +31,6 @@ pub fn cluster() -> ClusterConfig {
         metrics_listen: None,
         lock_memory: false,
         control_allowed_uids: vec![],
-        recovery_budget: Duration::from_secs(900),
     }
 }
 

@@ -16,7 +16,6 @@ use crate::command::{Command, CommandResult, Exit};
 
 mod judge;
 pub mod parse;
-pub mod recovery;
 mod run;
 pub mod sequence;
 
