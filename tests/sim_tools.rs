@@ -162,7 +162,7 @@ fn a_forced_import_while_the_owner_is_powered_is_a_violation() {
     );
     let check = san.sim_san(&["check"]);
     assert_eq!(check.status.code(), Some(1));
-    assert!(text(&check.stdout).contains("mds2 ran `zpool import -f -o cachefile=none mgspool` while mds1"), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("mds2 ran `zpool import -f -o cachefile=none mgspool` but mds1, the pool's last owner, was still powered"), "{}", text(&check.stdout));
 }
 
 #[test]
