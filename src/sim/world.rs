@@ -493,8 +493,9 @@ impl World {
         let now = self.now;
         if let Some(h) = self.hosts.get_mut(host).filter(|h| h.paused_since.is_some() && h.engine.is_some()) {
             // a stopped process reads nothing: its overdue timer is seen at resume, the rest waits in its sockets
-            let datagram = matches!(input, Input::Datagram { .. });
-            if !matches!(input, Input::Tick | Input::Stalled { .. }) && !(datagram && h.paused_inputs.len() >= PAUSED_INPUTS) {
+            let timer = matches!(input, Input::Tick | Input::Stalled { .. });
+            let socket_full = matches!(input, Input::Datagram { .. }) && h.paused_inputs.len() >= PAUSED_INPUTS;
+            if !timer && !socket_full {
                 h.paused_inputs.push(input);
             }
             return;
