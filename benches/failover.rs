@@ -1,8 +1,9 @@
 //! End-to-end failover time in the network-namespace lab: SIGKILL of mds1's daemon (the host stays powered with
-//! its pools imported) → mds2 declares it dead → fences it through its ipmi_sim BMC → forced sequence of MGT
-//! then MDT0000 → both verified on mds2. Prints each round and min/median/max; asserts nothing about time.
+//! its pools imported) → mds2 declares it dead → fences it through its ipmi_sim BMC → forced sequences of MGT
+//! and MDT0000 (pools at once, MDT mounted after the MGT is verified) → both verified on mds2. Prints each round and min/median/max; asserts nothing about time.
 //!
-//! `cargo bench --bench failover [-- --rounds N --mmp-wait 2s]` (root; the lab's tools: ip, nft, ipmi_sim,
+//! `cargo bench --bench failover [-- --rounds N --mmp-wait 2s --timeline]` (`--timeline`: each forced step of
+//! the survivor, from the kill: the pools' zdb checks and imports run side by side) (root; the lab's tools: ip, nft, ipmi_sim,
 //! ipmitool). `--mmp-wait 20s` gives OpenZFS's real activity check.
 
 #[path = "../tests/support/lab/mod.rs"]
@@ -27,6 +28,7 @@ fn main() {
     }
     let value = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned();
     let rounds: usize = value("--rounds").and_then(|v| v.parse().ok()).unwrap_or(5);
+    let timeline = args.iter().any(|a| a == "--timeline");
     let mmp = value("--mmp-wait").and_then(|v| humantime::parse_duration(&v).ok()).unwrap_or(Duration::from_secs(2));
     if let Some(why) = lab::missing_prerequisite() {
         eprintln!("failover: cannot run: {why}");
@@ -39,6 +41,11 @@ fn main() {
         match lab::failover_once(mmp, Duration::from_secs(90) + mmp * 3) {
             Ok(t) => {
                 println!("{round:>5}  {:>10}  {:>10}  {:>10}", secs(t.detected), secs(t.fenced), secs(t.verified));
+                if timeline {
+                    for (target, step, start, done) in &t.steps {
+                        println!("       {target:<16} {step:<12} {:>9} -> {:>9}  ({})", secs(*start), secs(*done), secs(done.saturating_sub(*start)));
+                    }
+                }
                 all.push(t.verified);
             }
             Err(e) => {

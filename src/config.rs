@@ -35,6 +35,7 @@
 //! notify = "/usr/local/bin/failoverd-notify"  # optional; absolute
 //! metrics_listen = "127.0.0.1:9405"         # optional; ip:port
 //! lock_memory = false                       # default false
+//! recovery_budget = "900s"                  # default 900s (Lustre's recovery_time_hard); 0s: do not follow
 //! control_allowed_uids = []                 # default empty (root only)
 //!
 //! [[node]]                                  # at least one
@@ -172,6 +173,10 @@ pub struct ClusterConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// mlockall() at start, as HA daemons do.
     pub lock_memory: bool,
+    /// How long a Lustre MDT/OST's recovery (clients reconnecting and replaying after a takeover) is followed
+    /// after the target is verified, through `recovery_status`; 0: not followed. Node-local: it changes only
+    /// what this node watches and reports.
+    pub recovery_budget: Duration,
     /// Uids besides root allowed on the control socket.
     pub control_allowed_uids: Vec<u32>,
 }
@@ -442,6 +447,8 @@ pub mod defaults {
     pub const FENCE_RETRY_INITIAL: Duration = Duration::from_secs(2);
     pub const FENCE_RETRY_MAX: Duration = Duration::from_secs(60);
     pub const LOCK_MEMORY: bool = false;
+    /// Lustre's default `recovery_time_hard` (9 x obd_timeout 100 s).
+    pub const RECOVERY_BUDGET: Duration = Duration::from_secs(900);
     // `[[node]]`
     pub const FENCE_PRIORITY: u32 = 0;
     // `[[fence_device]]`
@@ -646,7 +653,8 @@ impl Config {
     /// Digest of the cluster-wide configuration, carried in heartbeats so that nodes running with different
     /// files notice. It covers the cluster name, links and timing keys, every node, fence device and target
     /// (in file order) and the witness; it leaves out node-local keys (`key_file`, `next_key_file`,
-    /// `state_dir`, `control_socket`, `notify`, `metrics_listen`, `lock_memory`, `control_allowed_uids`).
+    /// `state_dir`, `control_socket`, `notify`, `metrics_listen`, `lock_memory`, `control_allowed_uids`,
+    /// `recovery_budget`).
     /// SHA-256 of a canonical JSON form, truncated to 16 bytes. The form follows the structs of this failoverd
     /// version, so a version that adds a cluster-wide key gives another digest for the same file.
     pub fn digest(&self) -> [u8; 16] {
@@ -719,6 +727,9 @@ impl Config {
         warn_unused_devices(self, &mut w);
         warn_fence_race(self, &mut w);
         warn_targets(self, &mut w);
+        for (key, message) in self.imperative_recovery_warnings() {
+            w.push(key, message);
+        }
         if self.cluster.import_timeout < defaults::IMPORT_TIMEOUT_WARN {
             w.push(
                 "cluster.import_timeout",
@@ -814,6 +825,7 @@ struct RawCluster {
     notify: Raw,
     metrics_listen: Raw,
     lock_memory: Raw,
+    recovery_budget: Raw,
     control_allowed_uids: Raw,
 }
 
@@ -1490,6 +1502,7 @@ fn placeholder_cluster() -> ClusterConfig {
         notify: None,
         metrics_listen: None,
         lock_memory: defaults::LOCK_MEMORY,
+        recovery_budget: defaults::RECOVERY_BUDGET,
         control_allowed_uids: Vec::new(),
     }
 }
@@ -1588,6 +1601,7 @@ fn read_local(s: &mut Section, raw: &RawCluster, c: &mut ClusterConfig) {
     c.notify = s.opt("notify", &raw.notify, conv_abs_path);
     c.metrics_listen = s.opt("metrics_listen", &raw.metrics_listen, conv_listen_addr);
     c.lock_memory = s.or("lock_memory", &raw.lock_memory, conv_bool, defaults::LOCK_MEMORY);
+    c.recovery_budget = s.or("recovery_budget", &raw.recovery_budget, conv_duration, defaults::RECOVERY_BUDGET);
     c.control_allowed_uids = s.list("control_allowed_uids", &raw.control_allowed_uids, conv_u32).unwrap_or_default();
 }
 
@@ -2253,6 +2267,31 @@ fn warn_fence_race(c: &Config, w: &mut Problems) {
     }
 }
 
+impl Config {
+    /// Lustre's Imperative Recovery (the MGS telling clients at once where a restarted target now runs, which
+    /// halves the recovery window) cannot help when the MGS fails over together with MDT0000: both prefer the
+    /// same node, so a crash of that node restarts the MGS with the MDT and the clients must find the new
+    /// server by their own timeouts. One `(key, message)` per such MDT0000 (`check-config` and `doctor` warn).
+    pub fn imperative_recovery_warnings(&self) -> Vec<(String, String)> {
+        let is_mgs = |t: &TargetConfig| t.lctl_device == "MGS" || t.lctl_device.ends_with("-MGS");
+        let Some(mgs) = self.targets.iter().find(|t| is_mgs(t)) else { return Vec::new() };
+        let Some(home) = mgs.nodes.first() else { return Vec::new() };
+        self.targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.lctl_device.ends_with("-MDT0000") && t.nodes.first() == Some(home))
+            .map(|(i, t)| {
+                (format!("target[{i}].nodes"), format!(
+                    "\"{}\" and the MGS (\"{}\") both run on {home} first: when {home} fails they fail over together and \
+                     Imperative Recovery cannot help (the MGS restarts too), so clients reconnect by their own timeouts and \
+                     the recovery window can last recovery_time_soft (300 s); prefer another node for one of them",
+                    t.name, mgs.name
+                ))
+            })
+            .collect()
+    }
+}
+
 fn warn_targets(c: &Config, w: &mut Problems) {
     if c.targets.is_empty() {
         w.push("target", "no [[target]] defined: this cluster will not run anything");
@@ -2369,6 +2408,7 @@ impl<'a> ClusterWide<'a> {
             metrics_listen: _,
             lock_memory: _,
             control_allowed_uids: _,
+            recovery_budget: _,
         } = &config.cluster;
         ClusterWide {
             name,
@@ -3025,6 +3065,12 @@ start_order = 1
         assert!(valid(&equal).warnings().iter().any(|w| w.key == "node[1].fence_priority"));
         let single = edit("nodes = [\"n1\", \"n2\"]", "nodes = [\"n1\"]");
         assert!(valid(&single).warnings().iter().any(|w| w.key == "target[0].nodes"));
+        // an MDT0000 that runs first on the MGS's node: Imperative Recovery cannot help when that node fails
+        let mdt = edit("lctl_device = \"MGS\"\n", "lctl_device = \"MGS\"\n").replacen("device = \"/dev/mapper/ost0\"", "device = \"/dev/mapper/mdt0\"\nlctl_device = \"lustre-MDT0000\"", 1);
+        assert!(valid(&mdt).warnings().iter().all(|w| !w.message.contains("Imperative Recovery")), "{:?}", valid(&mdt).warnings());
+        let together = mdt.replacen("nodes = [\"n2\", \"n1\"]", "nodes = [\"n1\", \"n2\"]", 1);
+        let w = valid(&together).warnings();
+        assert!(w.iter().any(|w| w.key == "target[1].nodes" && w.message.contains("Imperative Recovery cannot help")), "{w:?}");
     }
 
     #[test]

@@ -126,6 +126,9 @@ struct SimulateArgs {
     /// Self-test of the checker: a restarted daemon does not reap the commands its previous run left.
     #[arg(long, hide = true)]
     fault_ignore_orphans: bool,
+    /// Self-test of the checker: every target is mounted as soon as its pool is imported (start_order ignored).
+    #[arg(long, hide = true)]
+    fault_ignore_start_order: bool,
 }
 
 #[derive(Args)]
@@ -223,7 +226,11 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         trace: a.trace,
         json: a.json,
         junit: a.junit,
-        faults: failoverd::engine::FaultSwitches { skip_fence: a.fault_skip_fence, ignore_orphans: a.fault_ignore_orphans },
+        faults: failoverd::engine::FaultSwitches {
+            skip_fence: a.fault_skip_fence,
+            ignore_orphans: a.fault_ignore_orphans,
+            ignore_start_order: a.fault_ignore_start_order,
+        },
         threads: a.threads,
     };
     ExitCode::from(failoverd::sim::runner::simulate(&args).clamp(0, 255) as u8)

@@ -135,6 +135,32 @@ pub enum Event {
     StepDone { target: String, sequence: SequenceKind, step: String, ms: u64 },
     SequenceStarted { target: String, sequence: SequenceKind, from: Option<String> },
     SequenceDone { target: String, sequence: SequenceKind, ms: u64 },
+    /// The pool of `target` is imported and checked; its mount waits until `waiting_for` (lower start_order
+    /// targets of this node) are verified here.
+    MountWaiting { target: String, waiting_for: Vec<String> },
+    /// A Lustre target verified here is in its recovery window (`recovery_status` RECOVERING, WAITING or
+    /// WAITING_FOR_CLIENTS): clients reconnect and replay; new requests wait.
+    TargetRecovering {
+        target: String,
+        status: String,
+        connected_clients: Option<u32>,
+        total_clients: Option<u32>,
+        time_remaining_s: Option<u64>,
+    },
+    /// The recovery of a target verified here is over, or no longer followed: `outcome` is `complete`,
+    /// `inactive` (no client to recover), `budget_exceeded` (still recovering after `recovery_budget`) or
+    /// `unreadable` (`recovery_status` could not be read). `followed_ms` is from the target's verification.
+    TargetRecovered {
+        target: String,
+        outcome: String,
+        followed_ms: u64,
+        recovery_duration_s: Option<u64>,
+        completed_clients: Option<u32>,
+        total_clients: Option<u32>,
+        evicted_clients: Option<u32>,
+        ir: Option<bool>,
+        error: Option<String>,
+    },
     SequenceFailed { target: String, sequence: SequenceKind, error: String },
     TargetBlocked { target: String, reason: String },
     TargetDiscovered { target: String, state: String },
@@ -190,6 +216,7 @@ impl Event {
             | PoolRemark { .. } => {
                 Severity::Warning
             }
+            TargetRecovered { outcome, .. } if outcome != "complete" && outcome != "inactive" => Severity::Warning,
             _ => Severity::Info,
         }
     }
@@ -298,6 +325,31 @@ impl Event {
                 crate::storage::SequenceKind::Monitor => format!("{target}: healthy"),
             },
             SequenceFailed { target, sequence, error } => format!("{target}: {} FAILED: {error}", sequence.as_str()),
+            TargetRecovering { target, status, connected_clients, total_clients, time_remaining_s } => {
+                let clients = match (connected_clients, total_clients) {
+                    (Some(c), Some(t)) => format!(", {c}/{t} clients reconnected"),
+                    _ => String::new(),
+                };
+                let left = time_remaining_s.map(|s| format!(", {s} s left in the window")).unwrap_or_default();
+                format!("{target}: Lustre recovery under way ({status}{clients}{left}); clients are not served new requests yet")
+            }
+            TargetRecovered { target, outcome, followed_ms, recovery_duration_s, completed_clients, total_clients, evicted_clients, .. } => {
+                let clients = match (completed_clients, total_clients) {
+                    (Some(c), Some(t)) => format!(", {c}/{t} clients recovered"),
+                    _ => String::new(),
+                };
+                let evicted = evicted_clients.filter(|e| *e > 0).map(|e| format!(", {e} evicted")).unwrap_or_default();
+                let took = recovery_duration_s.map(|s| format!(" in {s} s")).unwrap_or_default();
+                match outcome.as_str() {
+                    "complete" => format!("{target}: Lustre recovery complete{took}{clients}{evicted}: service restored"),
+                    "inactive" => format!("{target}: no Lustre recovery needed (no client to recover): service restored"),
+                    "budget_exceeded" => format!("{target}: Lustre recovery still not over after {} (recovery_budget): no longer followed; check `lctl get_param *.*.recovery_status`", secs(*followed_ms)),
+                    _ => format!("{target}: Lustre recovery status unreadable: no longer followed; see the log"),
+                }
+            }
+            MountWaiting { target, waiting_for } => {
+                format!("{target}: pool imported and checked; the mount waits for {} (start_order)", waiting_for.join(", "))
+            }
             TargetBlocked { target, reason } => format!("{target} is BLOCKED: {reason}"),
             TargetDiscovered { target, state } => format!("{target}: found {state} at start-up"),
             MonitorFailed { target, failures, error } => format!("{target}: health check failed ({failures} in a row): {error}"),

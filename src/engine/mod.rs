@@ -14,6 +14,7 @@ mod fencing;
 mod journal;
 mod membership;
 pub mod quorum;
+mod recovery;
 #[cfg(test)]
 pub(crate) mod test_support;
 mod status;
@@ -133,6 +134,9 @@ pub struct FaultSwitches {
     /// previous run left running, and tells the engine at once that they are gone.
     #[serde(default)]
     pub ignore_orphans: bool,
+    /// Mount every target as soon as its pool is imported, whatever its start_order (an MDT before its MGT).
+    #[serde(default)]
+    pub ignore_start_order: bool,
 }
 
 /// Who is waiting for a command result.
@@ -140,6 +144,7 @@ pub struct FaultSwitches {
 pub(crate) enum Waiter {
     Fence { victim: String },
     Target { target: String, monitor: bool },
+    Recovery { target: String },
     Discover { which: usize },
 }
 
@@ -401,6 +406,7 @@ impl Engine {
             .chain(self.next_summary)
             .chain(self.mismatches.values().filter(|m| m.reported.is_none()).map(|m| m.since + grace))
             .chain(self.targets.values().filter_map(|s| s.next_deadline()))
+            .chain(self.recovery_deadline())
             .filter(|t| *t >= floor)
             .min()
             .unwrap_or(self.next_heartbeat.max(floor))
@@ -475,6 +481,7 @@ impl Engine {
             Waiter::Fence { victim } => self.fence_command_done(now, &victim, &result),
             Waiter::Target { target, monitor } => self.target_command_done(now, &target, monitor, &result),
             Waiter::Discover { which } => self.discovery_done(now, which, result),
+            Waiter::Recovery { target } => self.recovery_command_done(now, &target, &result),
         }
     }
 

@@ -49,7 +49,7 @@ pub struct ConfigMismatchStatus {
 }
 
 /// One target: who runs it and in what state, as this node knows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetStatus {
     pub target: String,
     pub owner: Option<String>,
@@ -69,6 +69,22 @@ pub struct TargetStatus {
     /// Step number (1-based) and number of steps of the sequence.
     #[serde(default)]
     pub step_of: Option<(usize, usize)>,
+    /// How long this start's `zpool import` ran (while it runs: so far). A forced import of a `multihost=on`
+    /// pool spends most of it in the MMP activity check.
+    #[serde(default)]
+    pub import_ms: Option<u64>,
+    /// The import is `zpool import -f` (the label named the fenced host): the one that waits out MMP.
+    #[serde(default)]
+    pub import_forced: bool,
+    /// The mount step waits for these lower start_order targets to be verified here, and for how long.
+    #[serde(default)]
+    pub mount_waits_for: Vec<String>,
+    #[serde(default)]
+    pub mount_wait_ms: Option<u64>,
+    /// The Lustre recovery of a target running here, in words (`recovering 37/99 clients, 120 s left`), or why
+    /// it is not followed.
+    #[serde(default)]
+    pub recovery: Option<String>,
 }
 
 /// A fencing job in progress.
@@ -177,6 +193,11 @@ impl Engine {
                     step_ms: None,
                     sequence_ms: None,
                     step_of: None,
+                    import_ms: None,
+                    import_forced: false,
+                    mount_waits_for: Vec::new(),
+                    mount_wait_ms: None,
+                    recovery: self.recovery_words(&s.cfg.name, now),
                 };
                 if let super::Local::Starting { run, started, step_started, .. } | super::Local::Releasing { run, started, step_started, .. } =
                     &s.local
@@ -186,6 +207,17 @@ impl Engine {
                     t.step_ms = Some(now.since(*step_started).as_millis() as u64);
                     t.sequence_ms = Some(now.since(*started).as_millis() as u64);
                     t.step_of = Some(((run.steps_done() + 1).min(run.plan().len()), run.plan().len()));
+                }
+                if let super::Local::Starting { run, step_started, mount_waits, import_ms, .. } = &s.local {
+                    t.import_forced = run.used_force();
+                    t.import_ms = match run.step() {
+                        Some(crate::storage::Step::Import) => Some(now.since(*step_started).as_millis() as u64),
+                        _ => *import_ms,
+                    };
+                    if let Some(since) = mount_waits {
+                        t.mount_waits_for = self.mount_blockers(&s.cfg.name);
+                        t.mount_wait_ms = Some(now.since(*since).as_millis() as u64);
+                    }
                 }
                 t
             })

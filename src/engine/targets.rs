@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::command::CommandResult;
 use crate::config::TargetConfig;
 use crate::protocol::{TargetState, TargetView};
-use crate::storage::{self, SequenceKind, SequenceRun, StepVerdict, StorageError};
+use crate::storage::{self, SequenceKind, SequenceRun, Step, StepVerdict, StorageError};
 use crate::time::Time;
 
 use super::journal::JournalOp;
@@ -22,8 +22,17 @@ use super::{Engine, Event, Purpose, Waiter};
 #[derive(Clone, Debug)]
 pub enum Local {
     Stopped,
-    /// Import/mount under way (forced after a fence when `from` is set).
-    Starting { run: Box<SequenceRun>, from: Option<String>, started: Time, step_started: Time },
+    /// Import/mount under way (forced after a fence when `from` is set). The pool steps of every target run at
+    /// once; `mount_waits` is set (since when) while the mount step waits for a lower `start_order` target of
+    /// this node to be verified here (an MDT needs its MGS). `import_ms` is how long the import took.
+    Starting {
+        run: Box<SequenceRun>,
+        from: Option<String>,
+        started: Time,
+        step_started: Time,
+        mount_waits: Option<Time>,
+        import_ms: Option<u64>,
+    },
     Running { since: Time },
     /// umount/export under way; `cleanup` = undoing a failed start, not a move.
     Releasing { run: Box<SequenceRun>, to: Option<String>, started: Time, step_started: Time, cleanup: bool },
@@ -58,6 +67,12 @@ pub struct Slot {
     pub blocked: Option<String>,
     pub retry_at: Option<Time>,
     pub start_failures: u32,
+    /// The Lustre recovery being followed after this node started the target (`recovery.rs`).
+    pub recovery: Option<super::recovery::RecoveryFollow>,
+    /// How the last followed recovery ended (outcome, last read), for `status`.
+    pub recovered: Option<(String, crate::storage::recovery::RecoveryStatus)>,
+    /// Why the recovery of this target is not followed (MGS, plain ZFS dataset, budget 0).
+    pub recovery_none: Option<&'static str>,
 }
 
 /// How a target is to be started here.
@@ -75,7 +90,19 @@ const MAX_START_FAILURES: u32 = 3;
 
 impl Slot {
     pub fn new(cfg: TargetConfig, now: Time) -> Slot {
-        Slot { cfg, local: Local::Stopped, monitor: None, next_monitor: now, monitor_failures: 0, blocked: None, retry_at: None, start_failures: 0 }
+        Slot {
+            cfg,
+            local: Local::Stopped,
+            monitor: None,
+            next_monitor: now,
+            monitor_failures: 0,
+            blocked: None,
+            retry_at: None,
+            start_failures: 0,
+            recovery: None,
+            recovered: None,
+            recovery_none: None,
+        }
     }
 
     /// How this node advertises the target in its heartbeats.
@@ -238,25 +265,6 @@ impl Engine {
         })
     }
 
-    /// The lowest start_order of the targets a live peer is releasing or has handed off to this node that do
-    /// not run here yet.
-    fn lowest_order_coming_here(&self) -> Option<i32> {
-        let me = self.me.name.as_str();
-        self.peers
-            .values()
-            .filter(|p| p.alive())
-            .filter_map(|p| p.last_heartbeat.as_ref())
-            .flat_map(|hb| hb.targets.iter())
-            .filter(|t| match &t.state {
-                TargetState::Releasing { to: Some(to) } | TargetState::HandedOff { to } => to == me,
-                _ => false,
-            })
-            .filter_map(|t| self.targets.get(&t.name))
-            .filter(|s| matches!(s.local, Local::Stopped))
-            .map(|s| s.cfg.start_order)
-            .min()
-    }
-
     /// (owner, state) of a target as this node knows it.
     pub(crate) fn owner_of(&self, target: &str) -> (Option<String>, String) {
         if let Some(s) = self.targets.get(target) {
@@ -328,6 +336,8 @@ impl Engine {
         }
         self.settle_handoffs(now);
         self.start_monitors(now);
+        self.resume_waiting_mounts(now);
+        self.drive_recovery(now);
         if !self.actions_allowed() {
             return;
         }
@@ -341,19 +351,48 @@ impl Engine {
             self.alert_targets_without_node(now);
             return;
         }
-        let mut wanted = self.wanted_starts(now);
-        // start_order holds across a move too: while a lower-order target is on its way here (released or
-        // handed off to this node by a peer: standby, migrations), a higher-order one waits for it
-        let coming = self.lowest_order_coming_here();
-        wanted.retain(|(t, _)| coming.is_none_or(|c| self.targets[t].cfg.start_order <= c));
-        let busy_order = self.targets.values().filter(|s| matches!(s.local, Local::Starting { .. })).map(|s| s.cfg.start_order).min();
-        let Some(lowest) = wanted.iter().map(|(t, _)| self.targets[t].cfg.start_order).min() else { return };
-        if busy_order.is_some_and(|b| b < lowest) {
-            return;
+        // every wanted target starts at once: the zdb label check and the import (with its MMP activity check)
+        // of each pool run side by side; start_order is kept at the mount step (`mount_blockers`)
+        for (target, kind) in self.wanted_starts(now) {
+            self.start_target(now, &target, kind);
         }
-        for (target, kind) in wanted {
-            if self.targets[&target].cfg.start_order == lowest {
-                self.start_target(now, &target, kind);
+    }
+
+    /// The targets a mount of `name` here must wait for: those of a lower `start_order` that this node is
+    /// starting, or that a live peer is releasing or has handed off to this node and that do not run here yet
+    /// (an MDT is mounted only after the MGT of the same node is verified).
+    pub(crate) fn mount_blockers(&self, name: &str) -> Vec<String> {
+        let Some(order) = self.targets.get(name).map(|s| s.cfg.start_order) else { return Vec::new() };
+        if self.faults.ignore_start_order {
+            return Vec::new();
+        }
+        let lower = |s: &Slot| s.cfg.start_order < order;
+        let mut out: BTreeSet<String> =
+            self.targets.iter().filter(|(n, s)| *n != name && lower(s) && matches!(s.local, Local::Starting { .. })).map(|(n, _)| n.clone()).collect();
+        let me = self.me.name.as_str();
+        for hb in self.peers.values().filter(|p| p.alive()).filter_map(|p| p.last_heartbeat.as_ref()) {
+            for t in &hb.targets {
+                let coming = match &t.state {
+                    TargetState::Releasing { to: Some(to) } | TargetState::HandedOff { to } => to == me,
+                    _ => false,
+                };
+                let here = self.targets.get(&t.name).filter(|s| matches!(s.local, Local::Stopped) && s.blocked.is_none() && lower(s));
+                if coming && here.is_some() {
+                    out.insert(t.name.clone());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// Start sequences whose mount step was waiting for a lower start_order target: issued again, the step
+    /// runs if nothing holds it any more.
+    fn resume_waiting_mounts(&mut self, now: Time) {
+        let waiting: Vec<String> =
+            self.targets.iter().filter(|(_, s)| matches!(s.local, Local::Starting { mount_waits: Some(_), .. })).map(|(n, _)| n.clone()).collect();
+        for name in waiting {
+            if self.mount_blockers(&name).is_empty() {
+                self.issue_step(now, &name, false);
             }
         }
     }
@@ -427,7 +466,7 @@ impl Engine {
         };
         let sequence = run.kind();
         let slot = self.targets.get_mut(name).expect("slot");
-        slot.local = Local::Starting { run: Box::new(run), from: from.clone(), started: now, step_started: now };
+        slot.local = Local::Starting { run: Box::new(run), from: from.clone(), started: now, step_started: now, mount_waits: None, import_ms: None };
         slot.retry_at = None;
         self.move_requests.remove(name);
         self.emit(now, Event::SequenceStarted { target: name.to_string(), sequence, from });
@@ -453,6 +492,22 @@ impl Engine {
 
     /// Run the current step of the target's main sequence (or of its monitor).
     fn issue_step(&mut self, now: Time, name: &str, monitor: bool) {
+        let mount_step = !monitor
+            && self.targets.get(name).is_some_and(|s| matches!(&s.local, Local::Starting { run, .. } if run.step() == Some(Step::Mount)));
+        let blockers = if mount_step { self.mount_blockers(name) } else { Vec::new() };
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        if let Local::Starting { mount_waits, .. } = &mut slot.local {
+            if !blockers.is_empty() {
+                // the pool is imported and checked; the mount waits for the lower start_order target(s)
+                let first = mount_waits.is_none();
+                mount_waits.get_or_insert(now);
+                if first {
+                    self.emit(now, Event::MountWaiting { target: name.into(), waiting_for: blockers });
+                }
+                return;
+            }
+            *mount_waits = None;
+        }
         let Some(slot) = self.targets.get_mut(name) else { return };
         let run = if monitor {
             slot.monitor.as_deref()
@@ -499,6 +554,11 @@ impl Engine {
                 "zpool status -x: the pool serves data but is not simply healthy; read `zpool status` on this node");
             self.emit(now, Event::PoolRemark { target: name.into(), pool: r.pool, state: r.state, status: r.status });
         }
+        if step == "import" && !matches!(verdict, StepVerdict::Failed(_)) {
+            if let Some(Local::Starting { import_ms, .. }) = self.targets.get_mut(name).map(|s| &mut s.local) {
+                *import_ms = Some(now.since(step_started).as_millis() as u64);
+            }
+        }
         match verdict {
             StepVerdict::Next => {
                 self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });
@@ -526,8 +586,12 @@ impl Engine {
             slot.next_monitor = now + interval;
             slot.monitor_failures = 0;
         }
+        let verified = matches!(next, Local::Running { .. });
         slot.local = next;
         self.emit(now, Event::SequenceDone { target: name.into(), sequence, ms: now.since(started).as_millis() as u64 });
+        if verified {
+            self.start_recovery_follow(now, name);
+        }
         self.after_local_change(now);
     }
 

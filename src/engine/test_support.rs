@@ -31,6 +31,7 @@ pub fn cluster() -> ClusterConfig {
         metrics_listen: None,
         lock_memory: false,
         control_allowed_uids: vec![],
+        recovery_budget: Duration::from_secs(900),
     }
 }
 

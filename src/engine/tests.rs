@@ -179,7 +179,7 @@ fn ms(t: u64) -> Time {
 }
 
 #[test]
-fn owner_crash_is_detected_fenced_after_the_race_delay_then_taken_over_in_start_order() {
+fn owner_crash_is_detected_fenced_after_the_race_delay_then_both_pools_imported_at_once_and_mounted_in_start_order() {
     let mut h = Harness::new(mds_pair());
     let targets = mds1_holds_both();
     // mds1 heartbeats until 5 s, then dies
@@ -193,14 +193,23 @@ fn owner_crash_is_detected_fenced_after_the_race_delay_then_taken_over_in_start_
     let fence_cmd = h.first_command("ipmitool").expect("fenced");
     assert_eq!(fence_cmd, dead + Duration::from_secs(10));
     let confirmed = h.first_event(|e| matches!(e, Event::FenceConfirmed { node, .. } if node == "mds1")).unwrap();
-    // the forced sequence only after the confirmation, MGT (start_order 0) before the MDT
+    // the forced sequences only after the confirmation, both at once (zdb and import of both pools side by
+    // side), and the mounts in start_order: the MDT's only after the MGT is verified (its `lctl dl`)
     let zdb = h.first_command("zdb -e -C").unwrap();
     assert!(zdb >= confirmed);
     let imports = h.commands_matching("zpool import");
     assert_eq!(imports, vec!["zpool import -f -o cachefile=none mgspool", "zpool import -f -o cachefile=none mdt0pool"]);
-    let mgt_done = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "MGT")).unwrap();
+    let index = |pred: &dyn Fn(&str) -> bool| h.commands.iter().position(|(_, c)| pred(c)).unwrap();
+    let second_import = index(&|c| c == "zpool import -f -o cachefile=none mdt0pool");
+    let first_mount = index(&|c| c.starts_with("mount -t lustre"));
+    assert!(second_import < first_mount, "the imports run side by side: {:?}", h.commands);
+    let mgt_verified = index(&|c| c == "lctl dl");
+    let mdt_mount = index(&|c| c.starts_with("mount -t lustre mdt0pool"));
+    assert!(mgt_verified < mdt_mount, "MDT mounted before the MGT was verified: {:?}", h.commands);
+    let mgt_started = h.first_event(|e| matches!(e, Event::SequenceStarted { target, .. } if target == "MGT")).unwrap();
     let mdt_started = h.first_event(|e| matches!(e, Event::SequenceStarted { target, .. } if target == "lustre-MDT0000")).unwrap();
-    assert!(mdt_started >= mgt_done, "MDT started at {mdt_started} before the MGT was verified at {mgt_done}");
+    assert_eq!(mgt_started, mdt_started, "both takeovers start together");
+    assert!(h.events.iter().any(|(_, e)| matches!(e, Event::MountWaiting { target, waiting_for } if target == "lustre-MDT0000" && waiting_for == &["MGT".to_string()])));
     let st = h.engine.status(h.now);
     for t in &st.targets {
         assert_eq!(t.owner.as_deref(), Some("mds2"), "{t:?}");
@@ -271,8 +280,14 @@ fn an_mmp_refusal_stops_the_takeover_instead_of_forcing_it() {
         }
     });
     h.run_until(ms(90_000), &mds1_holds_both(), |t| t < ms(2_000));
-    // the MGT's import is refused by MMP: mds1 is alive although its BMC said off. Nothing else is tried.
-    assert_eq!(h.commands_matching("zpool import"), vec!["zpool import -f -o cachefile=none mgspool"], "{:?}", h.commands);
+    // the pools' imports start together after the confirmed fence; MMP refuses both: mds1 is alive although
+    // its BMC said off. Nothing is tried again, nothing is mounted.
+    assert_eq!(
+        h.commands_matching("zpool import"),
+        vec!["zpool import -f -o cachefile=none mgspool", "zpool import -f -o cachefile=none mdt0pool"],
+        "{:?}",
+        h.commands
+    );
     assert!(h.first_command("mount").is_none());
     assert!(h.first_event(|e| matches!(e, Event::FenceLied { node } if node == "mds1")).is_some());
     for t in ["MGT", "lustre-MDT0000"] {
@@ -343,6 +358,45 @@ fn controlled_migration_releases_then_hands_off_without_force() {
     h.run_until(ms(8_000), &both, |_| true);
     assert_eq!(h.engine.owner_of("MGT").0.as_deref(), Some("mds1"));
     assert!(h.first_command("ipmitool").is_none());
+}
+
+/// A controlled move of both targets to mds2 (mds1 in standby): the MDT handed off first is imported at once,
+/// but its mount waits while the MGT is still on its way (released by mds1 to mds2), and runs only once the MGT
+/// is verified here.
+#[test]
+fn a_moved_mdt_is_imported_at_once_but_mounted_only_after_the_moving_mgt_is_verified() {
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(|cmd| {
+        let a = cmd.argv.join(" ");
+        if a.starts_with("zdb -e -C") {
+            let pool = cmd.argv.last().cloned().unwrap_or_default();
+            return ok(&ZDB_BY_MDS1.replace("POOL", &pool).replace("state: 0", "state: 1"));
+        }
+        standard_answers(cmd)
+    });
+    h.run_until(ms(3_000), &mds1_holds_both(), |_| true);
+    let view = |name: &str, state: TargetState| TargetView { name: name.into(), state };
+    let to = || "mds2".to_string();
+    let moving = vec![view("MGT", TargetState::Releasing { to: Some(to()) }), view("lustre-MDT0000", TargetState::HandedOff { to: to() })];
+    h.run_until(ms(5_000), &moving, |_| true);
+    assert_eq!(h.commands_matching("zpool import"), vec!["zpool import -o cachefile=none mdt0pool"]);
+    assert!(h.commands_matching("mount -t lustre").is_empty(), "{:?}", h.commands);
+    assert!(h.events.iter().any(|(_, e)| matches!(e, Event::MountWaiting { target, waiting_for } if target == "lustre-MDT0000" && waiting_for == &["MGT".to_string()])));
+    let st = h.engine.status(h.now);
+    let mdt = st.targets.iter().find(|t| t.target == "lustre-MDT0000").unwrap();
+    assert_eq!((mdt.local.as_str(), mdt.mount_waits_for.clone()), ("starting", vec!["MGT".to_string()]));
+    assert!(mdt.import_ms.is_some() && !mdt.import_forced, "{mdt:?}");
+    let handed = vec![view("MGT", TargetState::HandedOff { to: to() }), view("lustre-MDT0000", TargetState::HandedOff { to: to() })];
+    h.run_until(ms(8_000), &handed, |_| true);
+    let mounts = h.commands_matching("mount -t lustre");
+    assert_eq!(mounts, vec!["mount -t lustre mgspool/mgt /lustre/mgt", "mount -t lustre mdt0pool/mdt0 /lustre/mdt0"]);
+    let mgt_done = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "MGT")).unwrap();
+    let mdt_done = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "lustre-MDT0000")).unwrap();
+    assert!(mgt_done <= mdt_done);
+    for t in &h.engine.status(h.now).targets {
+        assert_eq!((t.owner.as_deref(), t.local.as_str()), (Some("mds2"), "running"), "{t:?}");
+    }
+    assert!(h.commands_matching("zpool import -f").is_empty());
 }
 
 #[test]
@@ -527,4 +581,80 @@ fn a_config_whose_heartbeat_cannot_fit_is_refused() {
     let err = Engine::new(Arc::new(cfg), "mds2", 1, None, 1, Time::ZERO).err().unwrap();
     assert!(err.contains("would not fit in one datagram"), "{err}");
     assert!(heartbeat_fits(&mds_pair()).is_ok());
+}
+
+/// After a takeover the MDT's Lustre recovery is followed (`recovery_status` every 2 s) until COMPLETE:
+/// `target_recovering`, then `target_recovered` with the clients; the MGS has no recovery window; status says
+/// "recovering 37/99 clients, 120 s left" meanwhile.
+#[test]
+fn the_mdt_recovery_is_followed_until_complete_and_the_mgs_is_not_followed() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let reads = Rc::new(Cell::new(0u32));
+    let seen = reads.clone();
+    let mut h = Harness::new(mds_pair());
+    h.answer = Box::new(move |cmd| {
+        if cmd.argv.join(" ") == "lctl get_param -n mdt.lustre-MDT0000.recovery_status" {
+            seen.set(seen.get() + 1);
+            return if seen.get() < 4 {
+                ok("status: RECOVERING\nrecovery_start: 1765054800\ntime_remaining: 120\nconnected_clients: 37/99\nreq_replay_clients: 0\nlock_repay_clients: 2\ncompleted_clients: 35\nevicted_clients: 0\nreplayed_requests: 14\nqueued_requests: 0\nnext_transno: 4294967301\n")
+            } else {
+                ok("status: COMPLETE\nrecovery_start: 1765054800\nrecovery_duration: 67\ncompleted_clients: 99/99\nreplayed_requests: 1523\nlast_transno: 4294968823\nVBR: DISABLED\nIR: DISABLED\n")
+            };
+        }
+        standard_answers(cmd)
+    });
+    h.run_until(ms(30_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let verified = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "lustre-MDT0000")).expect("verified");
+    let recovering = h.first_event(|e| matches!(e, Event::TargetRecovering { target, connected_clients: Some(37), total_clients: Some(99), .. } if target == "lustre-MDT0000")).expect("recovering");
+    assert_eq!(recovering, verified);
+    let done = h
+        .events
+        .iter()
+        .find_map(|(t, e)| match e {
+            Event::TargetRecovered { target, outcome, completed_clients, total_clients, recovery_duration_s, followed_ms, .. } if target == "lustre-MDT0000" => {
+                Some((*t, outcome.clone(), *completed_clients, *total_clients, *recovery_duration_s, *followed_ms))
+            }
+            _ => None,
+        })
+        .expect("recovered");
+    assert_eq!((done.1.as_str(), done.2, done.3, done.4), ("complete", Some(99), Some(99), Some(67)));
+    // four reads, 2 s apart: the end is seen 6 s after verification
+    assert_eq!(reads.get(), 4);
+    assert_eq!(done.0, verified + Duration::from_secs(6));
+    assert_eq!(done.5, 6_000);
+    assert!(h.commands_matching("lctl get_param -n mgs").is_empty(), "the MGS has no recovery_status to follow");
+    let st = h.engine.status(h.now);
+    let words = |t: &str| st.targets.iter().find(|x| x.target == t).and_then(|x| x.recovery.clone()).unwrap_or_default();
+    assert_eq!(words("lustre-MDT0000"), "recovery complete in 67 s, 99/99 clients");
+    assert!(words("MGT").contains("MGS"), "{}", words("MGT"));
+    assert_eq!(h.events.iter().filter(|(_, e)| matches!(e, Event::TargetRecovering { .. })).count(), 1);
+}
+
+/// A recovery still running after `recovery_budget` is no longer followed, with a warning; while it runs,
+/// `status` shows the clients and the time left.
+#[test]
+fn a_recovery_longer_than_the_budget_is_reported_and_no_longer_followed() {
+    let mut cfg = mds_pair();
+    cfg.cluster.recovery_budget = Duration::from_secs(10);
+    let mut h = Harness::new(cfg);
+    h.answer = Box::new(|cmd| {
+        if cmd.argv.join(" ").ends_with("recovery_status") {
+            return ok("status: RECOVERING\nrecovery_start: 1765054800\ntime_remaining: 120\nconnected_clients: 37/99\ncompleted_clients: 35\n");
+        }
+        standard_answers(cmd)
+    });
+    h.run_until(ms(27_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let verified = h.first_event(|e| matches!(e, Event::SequenceDone { target, .. } if target == "lustre-MDT0000")).expect("verified");
+    assert!(h.now < verified + Duration::from_secs(10), "run until mid-recovery");
+    let st = h.engine.status(h.now);
+    let mdt = st.targets.iter().find(|t| t.target == "lustre-MDT0000").unwrap();
+    assert!(mdt.recovery.as_deref().unwrap_or_default().starts_with("recovering 37/99 clients, 120 s left"), "{mdt:?}");
+    h.run_until(ms(60_000), &mds1_holds_both(), |t| t < ms(2_000));
+    let over = h.first_event(|e| matches!(e, Event::TargetRecovered { outcome, .. } if outcome == "budget_exceeded")).expect("budget");
+    assert_eq!(over, verified + Duration::from_secs(10));
+    let n = h.commands_matching("lctl get_param -n mdt.").len();
+    h.run_until(ms(80_000), &mds1_holds_both(), |t| t < ms(2_000));
+    assert_eq!(h.commands_matching("lctl get_param -n mdt.").len(), n, "no longer polled");
+    assert_eq!(Event::TargetRecovered { target: "x".into(), outcome: "budget_exceeded".into(), followed_ms: 0, recovery_duration_s: None, completed_clients: None, total_clients: None, evicted_clients: None, ir: None, error: None }.severity(), Severity::Warning);
 }

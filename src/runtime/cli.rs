@@ -685,9 +685,28 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
             let step = match (&t.sequence, &t.step) {
                 (Some(seq), Some(step)) => {
                     let of = t.step_of.map(|(i, n)| format!(" {i}/{n}")).unwrap_or_default();
-                    format!("{seq}{of}: {step}, {}", age(t.step_ms.unwrap_or(0)))
+                    let mut line = if t.mount_waits_for.is_empty() {
+                        format!("{seq}{of}: {step}, {}", age(t.step_ms.unwrap_or(0)))
+                    } else {
+                        format!(
+                            "{seq}{of}: mount waits for {} (start_order), {}",
+                            t.mount_waits_for.join(", "),
+                            age(t.mount_wait_ms.unwrap_or(0))
+                        )
+                    };
+                    if let Some(ms) = t.import_ms.filter(|_| step != "import") {
+                        let import = if t.import_forced { "import -f (MMP activity check)" } else { "import" };
+                        line.push_str(&format!("; {import} took {}", age(ms)));
+                    } else if step == "import" && t.import_forced {
+                        line.push_str(" (-f: MMP activity check)");
+                    }
+                    line
                 }
-                _ => t.blocked.as_ref().map(|b| format!("BLOCKED: {b}")).unwrap_or_default(),
+                _ => match (&t.blocked, &t.recovery) {
+                    (Some(b), _) => format!("BLOCKED: {b}"),
+                    (None, Some(r)) => r.clone(),
+                    (None, None) => String::new(),
+                },
             };
             rows.push(vec![t.target.clone(), t.owner.clone().unwrap_or_else(|| "-".into()), t.state.clone(), t.local.clone(), step]);
         }

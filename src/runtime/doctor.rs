@@ -210,6 +210,9 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_secret_files(cfg, node));
     out.extend(check_tools(cfg, node));
     out.extend(check_fence_devices(cfg, node));
+    for (key, message) in cfg.imperative_recovery_warnings() {
+        out.push(Check::warn(format!("Lustre recovery ({key})"), message, "see README, takeover step 9 (Lustre recovery)"));
+    }
     out
 }
 

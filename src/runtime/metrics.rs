@@ -26,6 +26,8 @@
 //! | `fence_outcomes_total` | counter | `node`, `outcome` = `confirmed`, `level_failed`, `failed`, `needs_operator`, `cancelled`, `confirmed_by_operator`, `lied` |
 //! | `migration_duration_seconds` | histogram of completed sequences on this node | `kind` = `forced` (takeover after a fence), `controlled` (import and mount without force: the receiving half of a controlled migration, or a first start), `release` (umount and export: the giving half) |
 //! | `migration_failures_total` | counter of failed sequences | `kind` |
+//! | `target_recovering` | gauge 0/1: a Lustre target verified here is in its recovery window (`target_recovering` until `target_recovered`) | `target` |
+//! | `recovery_duration_seconds` | histogram: from a target's verification here to the end of its Lustre recovery as followed (`target_recovered`'s `followed_ms`) | `outcome` |
 //! | `step_duration_seconds` | histogram of completed steps of target sequences on this node | `step` (`label_check`, `import`, `mount`, ... as in `step_done` events) |
 //! | `events_total` | counter | `event` (the event names of the logs and `notify`) |
 //! | `datagrams_received_total` | counter: authenticated datagrams | |
@@ -140,6 +142,19 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+/// Buckets of `recovery_duration_seconds`: Lustre's recovery window is 0 s (no client) up to 300 s soft (about
+/// 150 s with Imperative Recovery) and 900 s hard.
+const RECOVERY_BUCKETS: [f64; 10] = [2.0, 5.0, 15.0, 30.0, 60.0, 120.0, 180.0, 300.0, 600.0, 900.0];
+
+fn recovery_histogram() -> Histogram {
+    Histogram::new(RECOVERY_BUCKETS)
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeOnlyLabels {
+    outcome: String,
+}
+
 type SecondsGauge = Gauge<f64, AtomicU64>;
 
 /// The daemon's metric series and their registry. Shared (in an `Arc`) by the daemon loop, which updates
@@ -164,6 +179,8 @@ pub struct Metrics {
     fence_outcomes: Family<OutcomeLabels, Counter>,
     migration_duration: Family<KindLabels, Histogram, fn() -> Histogram>,
     migration_failures: Family<KindLabels, Counter>,
+    target_recovering: Family<TargetLabels, Gauge>,
+    recovery_duration: Family<OutcomeOnlyLabels, Histogram, fn() -> Histogram>,
     events: Family<EventLabels, Counter>,
     received: Counter,
     rejected: Family<ReasonLabels, Counter>,
@@ -196,6 +213,8 @@ impl Metrics {
             fence_outcomes: Family::default(),
             migration_duration: Family::new_with_constructor(duration_histogram),
             migration_failures: Family::default(),
+            target_recovering: Family::default(),
+            recovery_duration: Family::new_with_constructor(recovery_histogram),
             events: Family::default(),
             received: Counter::default(),
             rejected: Family::default(),
@@ -239,6 +258,16 @@ impl Metrics {
             m.migration_duration.clone(),
         );
         registry.register("migration_failures", "Target sequences that failed on this node", m.migration_failures.clone());
+        registry.register(
+            "target_recovering",
+            "1 while a Lustre target verified here is in its recovery window (clients reconnecting and replaying)",
+            m.target_recovering.clone(),
+        );
+        registry.register(
+            "recovery_duration_seconds",
+            "From a target's verification here to the end of its Lustre recovery as followed, by outcome",
+            m.recovery_duration.clone(),
+        );
         registry.register("events", "Engine events, by name", m.events.clone());
         registry.register("datagrams_received", "Authenticated datagrams received on the heartbeat links", m.received.clone());
         registry.register("datagrams_rejected", "Datagrams dropped on the heartbeat links, by reason", m.rejected.clone());
@@ -276,6 +305,13 @@ impl Metrics {
                 if let Some(kind) = migration_kind(*sequence) {
                     self.migration_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(*ms as f64 / 1000.0);
                 }
+            }
+            Event::TargetRecovering { target, .. } => {
+                self.target_recovering.get_or_create(&TargetLabels { target: target.clone() }).set(1);
+            }
+            Event::TargetRecovered { target, outcome, followed_ms, .. } => {
+                self.target_recovering.get_or_create(&TargetLabels { target: target.clone() }).set(0);
+                self.recovery_duration.get_or_create(&OutcomeOnlyLabels { outcome: outcome.clone() }).observe(*followed_ms as f64 / 1000.0);
             }
             Event::SequenceFailed { sequence, .. } => {
                 if let Some(kind) = migration_kind(*sequence) {
@@ -577,7 +613,7 @@ mod tests {
             blocks_fencing: true,
         });
         s.peers.push(n5);
-        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None });
+        s.targets.push(TargetStatus { target: "MGT".into(), owner: Some("n1".into()), state: "running".into(), local: "running".into(), blocked: None, sequence: None, step: None, step_ms: None, sequence_ms: None, step_of: None, ..TargetStatus::default() });
         s.targets.push(TargetStatus {
             target: "MDT0".into(),
             owner: Some("n2".into()),
@@ -589,8 +625,38 @@ mod tests {
             step_ms: None,
             sequence_ms: None,
             step_of: None,
+            ..TargetStatus::default()
         });
         s
+    }
+
+    #[test]
+    fn recovery_events_become_series() {
+        let m = Metrics::new("n1", "c1");
+        let recovering = Event::TargetRecovering {
+            target: "MDT0".into(),
+            status: "RECOVERING".into(),
+            connected_clients: Some(3),
+            total_clients: Some(8),
+            time_remaining_s: Some(120),
+        };
+        m.on_event(&recovering);
+        assert!(m.encode().contains("failoverd_target_recovering{target=\"MDT0\"} 1\n"), "{}", m.encode());
+        m.on_event(&Event::TargetRecovered {
+            target: "MDT0".into(),
+            outcome: "complete".into(),
+            followed_ms: 42_000,
+            recovery_duration_s: Some(41),
+            completed_clients: Some(8),
+            total_clients: Some(8),
+            evicted_clients: Some(0),
+            ir: Some(true),
+            error: None,
+        });
+        let text = m.encode();
+        assert!(text.contains("failoverd_target_recovering{target=\"MDT0\"} 0\n"), "{text}");
+        assert!(text.contains("failoverd_recovery_duration_seconds_sum{outcome=\"complete\"} 42.0\n"), "{text}");
+        assert!(text.contains("failoverd_recovery_duration_seconds_bucket{le=\"60.0\",outcome=\"complete\"} 1\n"), "{text}");
     }
 
     #[test]

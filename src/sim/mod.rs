@@ -5,6 +5,7 @@
 pub mod checker;
 pub mod hardware;
 pub mod network;
+pub mod recovery;
 pub mod scenario;
 pub mod storage;
 pub mod tools_common;

@@ -40,6 +40,9 @@ pub struct Summary {
     pub detect_ms_p99: Option<u64>,
     pub failover_ms_p50: Option<u64>,
     pub failover_ms_p99: Option<u64>,
+    /// Until the clients are served again: the end of the Lustre recovery of every target taken over.
+    pub restored_ms_p50: Option<u64>,
+    pub restored_ms_p99: Option<u64>,
     pub fences: u64,
     pub false_failovers: u64,
     pub sim_speedup: f64,
@@ -112,8 +115,10 @@ pub fn run_seeds(scenario: Arc<Scenario>, seeds: &[u64], faults: FaultSwitches, 
 pub fn summarize(name: &str, path: &str, reports: &[RunReport], wall_s: f64) -> Summary {
     let mut detect: Vec<u64> = reports.iter().flat_map(|r| r.detect_ms.iter().copied()).collect();
     let mut failover: Vec<u64> = reports.iter().flat_map(|r| r.failover_ms.iter().copied()).collect();
+    let mut restored: Vec<u64> = reports.iter().flat_map(|r| r.restored_ms.iter().copied()).collect();
     detect.sort_unstable();
     failover.sort_unstable();
+    restored.sort_unstable();
     let sim_s: f64 = reports.iter().map(|r| r.sim_time.as_secs_f64()).sum();
     Summary {
         scenario: name.to_string(),
@@ -124,6 +129,8 @@ pub fn summarize(name: &str, path: &str, reports: &[RunReport], wall_s: f64) -> 
         detect_ms_p99: percentile(&detect, 0.99),
         failover_ms_p50: percentile(&failover, 0.50),
         failover_ms_p99: percentile(&failover, 0.99),
+        restored_ms_p50: percentile(&restored, 0.50),
+        restored_ms_p99: percentile(&restored, 0.99),
         fences: reports.iter().map(|r| u64::from(r.fences)).sum(),
         false_failovers: reports.iter().map(|r| u64::from(r.false_failovers)).sum(),
         sim_speedup: if wall_s > 0.0 { sim_s / wall_s } else { 0.0 },
@@ -144,18 +151,19 @@ fn ms(v: Option<u64>) -> String {
 /// Print the human table.
 pub fn print_table(rows: &[Summary]) {
     println!(
-        "{:<34} {:>6} {:>10} {:>14} {:>16} {:>10} {:>6} {:>12}",
-        "scenario", "seeds", "violations", "detect p50/99", "failover p50/99", "fences/run", "false", "sim s/wall s"
+        "{:<34} {:>6} {:>10} {:>14} {:>16} {:>17} {:>10} {:>6} {:>12}",
+        "scenario", "seeds", "violations", "detect p50/99", "failover p50/99", "restored p50/99", "fences/run", "false", "sim s/wall s"
     );
     for r in rows {
         let unmet = if r.unmet > 0 { format!(" (+{} unmet)", r.unmet) } else { String::new() };
         println!(
-            "{:<34} {:>6} {:>10} {:>14} {:>16} {:>10.2} {:>6} {:>12.0}{unmet}",
+            "{:<34} {:>6} {:>10} {:>14} {:>16} {:>17} {:>10.2} {:>6} {:>12.0}{unmet}",
             r.scenario,
             r.seeds,
             r.violations,
             format!("{}/{} ms", ms(r.detect_ms_p50), ms(r.detect_ms_p99)),
             format!("{}/{} ms", ms(r.failover_ms_p50), ms(r.failover_ms_p99)),
+            format!("{}/{} ms", ms(r.restored_ms_p50), ms(r.restored_ms_p99)),
             r.fences as f64 / r.seeds.max(1) as f64,
             r.false_failovers,
             r.sim_speedup

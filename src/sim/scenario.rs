@@ -15,6 +15,8 @@
 //! orphans = "killed"        # a restarted daemon's leftover commands: killed | unkillable
 //! openzfs = "2.1"           # MMP timings of OpenZFS 2.1 (one activity check) or 2.3 (two)
 //! domain = "lab.example"    # hosts' uname -n is <node>.<domain> (what ZFS writes into labels)
+//! lustre_clients = 8        # clients that reconnect and replay after a failover (Lustre recovery)
+//! lustre_clients_lost = 0   # of them, never coming back: recovery lasts the soft window
 //!
 //! [node_config.mds2.cluster]  # mds2 runs with the cluster's config overlaid with these keys (an operator's
 //! dead_after = "5s"           # drift); [[node_config.mds2.target]] entries overlay the target of that name
@@ -30,6 +32,7 @@
 //! max_detect = "5s"
 //! max_failover = "90s"
 //! max_fences = 1
+//! overlapping_imports = true   # two pools' imports ran at once on one host
 //! ```
 
 use std::collections::BTreeMap;
@@ -79,6 +82,17 @@ pub struct WorldSettings {
     /// Hosts' `uname -n` is `<node>.<domain>` (fully qualified), which ZFS writes into pool labels.
     #[serde(default)]
     pub domain: Option<String>,
+    /// Lustre clients of the file system: they reconnect and replay after a failover (the recovery window of
+    /// `sim/recovery.rs`); 0: no recovery anywhere.
+    #[serde(default = "default_clients")]
+    pub lustre_clients: u32,
+    /// Clients that never come back after a failover: recovery then lasts the whole soft window.
+    #[serde(default)]
+    pub lustre_clients_lost: u32,
+}
+
+fn default_clients() -> u32 {
+    super::recovery::DEFAULT_CLIENTS
 }
 
 /// See [`WorldSettings::orphans`].
@@ -128,6 +142,8 @@ impl Default for WorldSettings {
             orphans: OrphanFate::Killed,
             openzfs: ZfsRelease::V2_1,
             domain: None,
+            lustre_clients: default_clients(),
+            lustre_clients_lost: 0,
         }
     }
 }
@@ -251,6 +267,10 @@ pub struct Expect {
     /// "cluster.dead_after: 3s here, 5s on mds2".
     #[serde(default)]
     pub messages: Vec<String>,
+    /// At least one `zpool import` must start on a host while another pool's import runs there (the pools
+    /// of a takeover or move are imported side by side, not one after the other).
+    #[serde(default)]
+    pub overlapping_imports: bool,
 }
 
 #[derive(Deserialize)]

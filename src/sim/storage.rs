@@ -344,6 +344,9 @@ pub struct SharedStorage {
     /// NID of the MGS, shown in the `mgc` line of `lctl dl`.
     pub mgs_nid: String,
     pub timing: StorageTiming,
+    /// The Lustre recovery windows of the simulated servers (`recovery.rs`).
+    #[serde(default)]
+    pub recovery: super::recovery::RecoveryModel,
 }
 
 /// A setup mistake in a scenario.
@@ -430,6 +433,10 @@ pub enum StorageOp {
     Df,
     LctlDl,
     LctlHealth,
+    /// `lctl get_param -n <mdt|obdfilter>.<device>.recovery_status`.
+    LctlRecovery {
+        device: String,
+    },
     LctlPing {
         nid: String,
     },
@@ -477,6 +484,7 @@ impl SharedStorage {
             epoch_unix: DEFAULT_EPOCH_UNIX,
             mgs_nid: "10.0.0.1@tcp".into(),
             timing: StorageTiming::default(),
+            recovery: super::recovery::RecoveryModel::new(super::recovery::DEFAULT_CLIENTS, 0),
         }
     }
 
@@ -614,6 +622,9 @@ impl SharedStorage {
         let Some(h) = self.hosts.get_mut(host) else { return };
         let mounts = std::mem::take(&mut h.mounts);
         h.powered = false;
+        for m in &mounts {
+            self.recovery.on_down(&m.lustre_name, now);
+        }
         h.frozen_since = None;
         for m in mounts.iter().filter(|m| m.backing == Backing::Ldiskfs && !m.stale) {
             if let Some(dev) = self.ldiskfs.get_mut(&m.source) {
@@ -915,6 +926,7 @@ impl SharedStorage {
             StorageOp::Df => tools_lustre::finish_df(self, host),
             StorageOp::LctlDl => tools_lustre::finish_lctl_dl(self, host),
             StorageOp::LctlHealth => tools_lustre::finish_health(self, host),
+            StorageOp::LctlRecovery { device } => tools_lustre::finish_recovery_status(self, host, &device, now),
             StorageOp::LctlPing { nid } => tools_lustre::finish_ping(self, host, &nid),
             StorageOp::CatMounts => tools_lustre::finish_cat_mounts(self, host),
         };

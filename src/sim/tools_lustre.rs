@@ -177,6 +177,16 @@ pub(crate) fn finish_mount(st: &mut SharedStorage, host: &str, req: MountRequest
         }
     };
     let lustre_name = st.lustre_names.get(&req.source).cloned().unwrap_or_else(|| req.source.replace('/', "-"));
+    // Imperative Recovery needs the MGS: the earliest MGS mount on a powered host
+    let mgs_since = st
+        .hosts
+        .values()
+        .filter(|h| h.powered)
+        .flat_map(|h| h.mounts.iter())
+        .filter(|m| m.lustre_name == "MGS" || m.lustre_name.ends_with("-MGS"))
+        .map(|m| m.since)
+        .min();
+    st.recovery.on_mount(&lustre_name, now, mgs_since);
     let mount = SimMount {
         source: req.source,
         mountpoint: req.mountpoint,
@@ -305,6 +315,7 @@ pub(crate) fn finish_umount(st: &mut SharedStorage, host: &str, target: &str, no
         return CommandResult::exited(32, "", format!("umount: {target}: not mounted.\n"));
     };
     let m = h.mounts.remove(i);
+    st.recovery.on_down(&m.lustre_name, now);
     if m.backing == Backing::Ldiskfs && !m.stale {
         if let Some(dev) = st.ldiskfs.get_mut(&m.source) {
             dev.clean = true;
@@ -434,12 +445,31 @@ fn plan_lctl_dl(_st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCh
 fn plan_get_param(_st: &SharedStorage, ctx: &Ctx, args: &[String], rng: &mut ChaCha8Rng) -> Plan {
     match args {
         [n, p] if n == "-n" && p == "health_check" => (between_ms(rng, 5, 15), StorageOp::LctlHealth),
+        [n, p] if n == "-n" && recovery_device(p).is_some() => {
+            (between_ms(rng, 3, 10), StorageOp::LctlRecovery { device: recovery_device(p).unwrap_or_default().to_string() })
+        }
         [n, p] if n == "-n" => {
             let msg = format!("error: get_param: param_path '{p}': No such file or directory\n");
             answer(rng, CommandResult::exited(2, "", msg))
         }
         _ => usage(ctx, rng),
     }
+}
+
+/// The device of `mdt.<device>.recovery_status` / `obdfilter.<device>.recovery_status`.
+fn recovery_device(param: &str) -> Option<&str> {
+    let rest = param.strip_prefix("mdt.").or_else(|| param.strip_prefix("obdfilter."))?;
+    rest.strip_suffix(".recovery_status").filter(|d| !d.is_empty() && !d.contains('.'))
+}
+
+/// `recovery_status` of a device mounted on `host`; the real error when it is not mounted there.
+pub(crate) fn finish_recovery_status(st: &SharedStorage, host: &str, device: &str, now: Time) -> CommandResult {
+    let mounted = st.hosts.get(host).is_some_and(|h| h.mounts.iter().any(|m| m.lustre_name == device && !m.stale));
+    if !mounted {
+        let msg = format!("error: get_param: param_path '*/{device}/recovery_status': No such file or directory\n");
+        return CommandResult::exited(2, "", msg);
+    }
+    CommandResult::exited(0, st.recovery.status_text(device, now, st.epoch_unix), "")
 }
 
 /// `lctl ping <nid> [timeout seconds]`.

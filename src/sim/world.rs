@@ -49,8 +49,13 @@ pub struct RunReport {
     pub unmet: Vec<String>,
     pub detect_ms: Vec<u64>,
     pub failover_ms: Vec<u64>,
+    /// From the loss of a node to the end of the Lustre recovery of every target it held (clients served
+    /// again), per completed failover; a target without a recovery window counts at its verification.
+    pub restored_ms: Vec<u64>,
     pub fences: u32,
     pub false_failovers: u32,
+    /// `zpool import`s started on a host while another import of another pool ran there (parallel takeover).
+    pub overlapping_imports: u32,
     pub sim_time: Duration,
     pub trace_sha256: String,
     pub trace: Vec<String>,
@@ -187,6 +192,8 @@ pub struct World {
     clock_faults: BTreeMap<String, Duration>,
     /// The cluster converged after the settle: the run ended early.
     converged: bool,
+    /// (host, target): a start sequence (forced or acquire) under way there, not verified yet.
+    starting: BTreeSet<(String, String)>,
 }
 
 impl World {
@@ -230,6 +237,7 @@ impl World {
             operator_touched: (false, BTreeSet::new()),
             clock_faults: BTreeMap::new(),
             converged: false,
+            starting: BTreeSet::new(),
         };
         world.setup()?;
         Ok(world)
@@ -240,6 +248,8 @@ impl World {
     fn setup(&mut self) -> Result<(), String> {
         let cfg = self.cfg.clone();
         self.storage.timing.forced_double_check_percent = self.scenario.world.openzfs.forced_double_check_percent();
+        self.storage.recovery =
+            super::recovery::RecoveryModel::new(self.scenario.world.lustre_clients, self.scenario.world.lustre_clients_lost);
         for n in &cfg.nodes {
             self.storage.add_host(&n.name, n.hostid).map_err(|e| e.to_string())?;
             if let (Some(domain), Some(h)) = (&self.scenario.world.domain, self.storage.hosts.get_mut(&n.name)) {
@@ -634,6 +644,22 @@ impl World {
         if let Purpose::Fence { victim, action: crate::fence::FenceAction::Off | crate::fence::FenceAction::Reboot, .. } = purpose {
             self.fence_commands.insert((host.to_string(), victim.clone()));
         }
+        if let Purpose::Storage { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, step } = purpose {
+            if step == "mount" {
+                found.extend(self.start_order_violation(host, target));
+            }
+        }
+        let import = cmd.program() == "zpool" && cmd.argv.get(1).is_some_and(|a| a == "import");
+        if import {
+            let pool = cmd.argv.last().cloned().unwrap_or_default();
+            let others = self.hosts.get(host).is_some_and(|h| {
+                h.inflight.values().any(|c| c.starts_with("zpool import") && c.split_whitespace().last() != Some(pool.as_str()))
+            });
+            if others {
+                self.report.overlapping_imports += 1;
+                self.trace("CHECK", &format!("{host}: import of {pool} overlaps another import"));
+            }
+        }
         // rule 2 with the importer's own knowledge: legitimate when the importer confirmed the label's host
         // off and that host has not imported the pool again since (a rebooted host holds nothing: pools use
         // cachefile=none)
@@ -652,6 +678,20 @@ impl World {
         for v in found {
             self.violation(v);
         }
+    }
+
+    /// start_order: `host` mounts `target` only after every lower start_order target it was starting is
+    /// verified there (an MDT needs the MGS of its node).
+    fn start_order_violation(&self, host: &str, target: &str) -> Option<String> {
+        let order = |t: &str| self.cfg.target(t).map(|c| c.start_order);
+        let mine = order(target)?;
+        let early: Vec<&str> = self
+            .starting
+            .iter()
+            .filter(|(h, t)| h == host && t != target && order(t).is_some_and(|o| o < mine))
+            .map(|(_, t)| t.as_str())
+            .collect();
+        (!early.is_empty()).then(|| format!("{host} mounted {target} while {} (lower start_order) was not verified there yet", early.join(", ")))
     }
 
     fn check_storage_invariants(&mut self) {
@@ -713,7 +753,14 @@ impl World {
             Event::FenceConfirmedByOperator { node } => {
                 self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
             }
+            Event::SequenceStarted { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.insert((host.to_string(), target.clone()));
+            }
+            Event::SequenceFailed { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.remove(&(host.to_string(), target.clone()));
+            }
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
+                self.starting.remove(&(host.to_string(), target.clone()));
                 self.running_on.insert(target.clone(), host.to_string());
                 self.settle_failovers();
             }
@@ -738,15 +785,25 @@ impl World {
     fn settle_failovers(&mut self) {
         let now = self.now;
         let running = &self.running_on;
+        let (cfg, recovery) = (&self.cfg, &self.storage.recovery);
         let mut done = Vec::new();
+        let mut restored = Vec::new();
         self.failover_pending.retain(|(t, failed, targets)| {
             let ok = targets.iter().all(|tg| running.get(tg).is_some_and(|h| h != failed));
             if ok {
                 done.push(now.since(*t).as_millis() as u64);
+                // the clients are served again when the last target's recovery window is over
+                let end = targets
+                    .iter()
+                    .filter_map(|tg| cfg.target(tg))
+                    .filter_map(|tc| recovery.end_of(&tc.lctl_device))
+                    .fold(now, Time::max);
+                restored.push(end.since(*t).as_millis() as u64);
             }
             !ok
         });
         self.report.failover_ms.extend(done);
+        self.report.restored_ms.extend(restored);
     }
 
     // ----- faults -----------------------------------------------------------------------------------
@@ -760,6 +817,7 @@ impl World {
     }
 
     fn crash(&mut self, node: &str) {
+        self.starting.retain(|(h, _)| h != node);
         if let Some(h) = self.hosts.get_mut(node) {
             if h.engine.take().is_some() {
                 h.boot += 1;
@@ -778,6 +836,7 @@ impl World {
         h.powered = false;
         self.storage_dirty = true;
         h.engine = None;
+        self.starting.retain(|(h, _)| h != node);
         h.boot += 1;
         h.tick_at = None;
         h.inflight.clear(); // every command dies with the power
@@ -1052,6 +1111,9 @@ impl World {
         }
         for m in &self.messages_missing {
             unmet.push(format!("no event said \"{m}\""));
+        }
+        if e.overlapping_imports && self.report.overlapping_imports == 0 {
+            unmet.push("no two imports overlapped on one host (the pools were imported one after the other)".into());
         }
         for n in &e.powered_off {
             if self.hosts.get(n).is_some_and(|h| h.powered) {

@@ -16,6 +16,7 @@ use crate::command::{Command, CommandResult, Exit};
 
 mod judge;
 pub mod parse;
+pub mod recovery;
 mod run;
 pub mod sequence;
 

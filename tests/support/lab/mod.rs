@@ -1219,6 +1219,9 @@ pub struct FailoverTiming {
     /// Until the survivor logged `sequence_done` (forced) for the last target: every target imported, mounted
     /// and verified (`df`, `lctl dl`).
     pub verified: Duration,
+    /// The survivor's steps of the forced sequences: (target, step, started, done), from its `step_started`
+    /// and `step_done` events, in the order they started (shows the pools' steps overlapping).
+    pub steps: Vec<(String, String, Duration, Duration)>,
 }
 
 /// Build a two-node lab (both targets on mds1), SIGKILL mds1's daemon, and measure until mds2 runs every
@@ -1244,5 +1247,17 @@ pub fn failover_once(mmp_wait: Duration, timeout: Duration) -> Result<FailoverTi
     for t in &lab.spec.targets {
         verified = verified.max(since("sequence_done", &[("target", &t.name), ("sequence", "forced")])?);
     }
-    Ok(FailoverTiming { detected, fenced, verified })
+    let mut steps = Vec::new();
+    for start in log.events().filter(|l| l.time() >= killed && l.is("step_started", &[("sequence", "forced")])) {
+        let target = start.detail["target"].as_str().unwrap_or_default().to_string();
+        let step = start.detail["step"].as_str().unwrap_or_default().to_string();
+        let begun = start.time().duration_since(killed).map_err(|e| e.to_string())?;
+        let done = log
+            .events()
+            .find(|l| l.time() >= start.time() && l.is("step_done", &[("target", &target), ("step", &step), ("sequence", "forced")]))
+            .and_then(|l| l.time().duration_since(killed).ok())
+            .unwrap_or(begun);
+        steps.push((target, step, begun, done));
+    }
+    Ok(FailoverTiming { detected, fenced, verified, steps })
 }
