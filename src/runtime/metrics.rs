@@ -656,7 +656,7 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("failoverd_target_recovering{target=\"MDT0\"} 0\n"), "{text}");
         assert!(text.contains("failoverd_recovery_duration_seconds_sum{outcome=\"complete\"} 42.0\n"), "{text}");
-        assert!(text.contains("failoverd_recovery_duration_seconds_bucket{le=\"60.0\",outcome=\"complete\"} 1\n"), "{text}");
+        assert!(text.contains("failoverd_recovery_duration_seconds_bucket{outcome=\"complete\",le=\"60\"} 1\n"), "{text}");
     }
 
     #[test]
