@@ -90,9 +90,12 @@ fn check_takeover(run: &Run) {
     let lctl = line_with(out, &["MGT", "verified", "lctl dl", "MGS"]);
     let mgt = line_with(out, &["MGT: VERIFIED, running on mds2"]);
     let mdt_import = line_with(out, &["MDT0000", "import", "zpool import -f -o cachefile=none mdt0pool"]);
+    let mdt_mount = line_with(out, &["MDT0000", "mount -t lustre mdt0pool/mdt0 /lustre/mdt0"]);
     let mdt = line_with(out, &["MDT0000: VERIFIED, running on mds2"]);
-    let order = [timeline, dead, delayed, off, confirmed, zdb, import, mount, df, lctl, mgt, mdt_import, mdt];
+    let order = [timeline, dead, delayed, off, confirmed, zdb, import, mount, df, lctl, mgt, mdt_mount, mdt];
     assert!(order.windows(2).all(|w| w[0] < w[1]), "timeline out of order {order:?}:\n{out}");
+    // the two pools are imported side by side (after the fence), the MDT mounted only once the MGT is verified
+    assert!(confirmed < mdt_import && mdt_import < mgt, "MDT0000's import did not overlap the MGT's sequence:\n{out}");
 
     // plausible times: detection after dead_after (500 ms), the fence after fence_delay (2 s)
     let dead_ms = stamp_ms(lines[dead]);

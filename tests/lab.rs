@@ -32,16 +32,33 @@ fn since(t0: SystemTime, t: SystemTime) -> Duration {
     t.duration_since(t0).unwrap_or_default()
 }
 
-/// The forced sequence of every target, in start order, on `node`'s log.
+/// The forced takeover of every target on `node`'s log: the pools are checked and imported side by side, so
+/// what keeps start order is the mount: each target's mount starts only after the lower start_order targets
+/// were verified (sequence_done).
 fn forced_steps(spec: &LabSpec) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     let mut targets = spec.targets.clone();
     targets.sort_by_key(|t| t.start_order);
     let mut out = Vec::new();
     for t in targets {
-        out.push(("sequence_started", vec![("target", t.name.clone()), ("sequence", "forced".to_string())]));
+        let step = |s: &str| vec![("target", t.name.clone()), ("sequence", "forced".to_string()), ("step", s.to_string())];
+        out.push(("step_started", step("mount")));
         out.push(("sequence_done", vec![("target", t.name.clone()), ("sequence", "forced".to_string())]));
     }
     out
+}
+
+/// Every target's forced sequence started after `after` and before the first target's mount: the imports
+/// overlap instead of running one after the other.
+fn imports_overlap(lab: &Lab, host: &str, after: SystemTime) {
+    let log = lab.log(host);
+    let first_mount = log.first(after, "step_started", &[("step", "mount"), ("sequence", "forced")]);
+    for t in &lab.spec.targets {
+        let started = log.first(after, "sequence_started", &[("target", &t.name), ("sequence", "forced")]);
+        match (started, first_mount) {
+            (Some(s), Some(m)) if s.time() <= m.time() => {}
+            _ => lab.fail(&format!("{}: its forced sequence did not start before the first mount: {}", t.name, log.summary(after))),
+        }
+    }
 }
 
 /// `in_order` with owned step values.
@@ -80,6 +97,7 @@ fn crash_is_fenced_then_taken_over() {
     ];
     steps.extend(forced_steps(&lab.spec));
     let times = in_order(&lab, "mds2", killed, &steps);
+    imports_overlap(&lab, "mds2", killed);
     let detected = since(killed, times[0]);
     // never convicted before dead_after of silence
     let dead = lab.log("mds2").first(killed, "peer_dead", &[("node", "mds1")]).map(|l| l.detail["silent_ms"].as_u64());
@@ -320,6 +338,7 @@ fn three_nodes_crash_one_fence_one_takeover() {
         lab.fail(&format!("expected exactly one confirmed fence of mds1, got {fences}"));
     }
     in_order(&lab, "mds2", killed, &forced_steps(&lab.spec));
+    imports_overlap(&lab, "mds2", killed);
     lab.assert_safe();
 }
 
