@@ -153,12 +153,11 @@ struct KeygenArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The commands that print for an operator die quietly (as `ls | head` does) when their reader goes away:
-    // Rust ignores SIGPIPE, which turns a closed pipe into a panic in `println!`. The long-running
-    // processes (`run`, `witness`, `demo`, which hosts two daemons) keep ignoring it: a peer closing a
-    // socket must never kill them.
-    if !matches!(cli.command, Command::Run(_) | Command::Witness(_) | Command::Demo(_)) {
-        restore_sigpipe();
+    // The commands that print for an operator die quietly (as `ls | head` does) when their reader goes away.
+    // Not the long-running processes (`run`, `witness`, `demo`): a peer closing a socket must never kill
+    // them; and `doctor` and `fence` only once their fence agents and tools have ended (see the function).
+    if !matches!(cli.command, Command::Run(_) | Command::Witness(_) | Command::Demo(_) | Command::Doctor(_) | Command::Fence(_)) {
+        failoverd::runtime::cli::end_quietly_when_the_reader_goes();
     }
     match cli.command {
         Command::CheckConfig(args) => check_config(&args),
@@ -205,13 +204,6 @@ fn manpages(args: &ManpagesArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Give SIGPIPE back its default action (end the process), for commands whose only output is for a reader.
-fn restore_sigpipe() {
-    use nix::sys::signal::{signal, SigHandler, Signal};
-    // SAFETY: called first thing in main, before any thread is started; SIG_DFL installs no handler code.
-    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
 
 /// `failoverd simulate [PATH...]`: see `failoverd::sim::runner`.

@@ -6,6 +6,7 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -480,4 +481,38 @@ fn a_bad_config_or_unknown_node_fails() {
     let out = Command::new(BIN).args(["doctor", "--config"]).arg(&cfg).args(["--node", "mds1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8(out.stdout).unwrap().starts_with("FAIL  config "));
+}
+
+/// A fence agent that exits without reading the options failoverd writes on its stdin must not kill the
+/// process that runs it: `doctor` (and `failoverd fence --action status`) once gave SIGPIPE its default
+/// action so that `doctor | head` ends quietly, and then died by SIGPIPE whenever its write to such an
+/// agent's stdin came after the agent's exit (a race: about one run in three). Many runs, so the race shows.
+#[test]
+fn an_agent_that_ignores_its_stdin_does_not_kill_doctor() {
+    let h = Host::new();
+    h.tool("fence_deaf", "#!/bin/sh\nexec 0<&-\nexit 1\n");
+    let cfg = h.config(&zfs_target("MGT", "goodpool", "@/mnt/mgt"), "fence_deaf");
+    let path = format!("{}:{}", h.bin().display(), std::env::var("PATH").unwrap_or_default());
+    let mut signals = Vec::new();
+    for run in 0..40 {
+        let out = Command::new(BIN)
+            .args(["doctor", "--config"])
+            .arg(&cfg)
+            .args(["--node", "mds1", "--uname", "mds1", "--hostid-file"])
+            .arg(h.path("hostid"))
+            .arg("--spl-hostid-file")
+            .arg(h.path("none"))
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        match out.status.code() {
+            Some(1) => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.lines().any(|l| l.starts_with("FAIL") && l.contains("mds2-agent")), "run {run}:\n{text}");
+            }
+            Some(c) => panic!("run {run}: exit {c}:\n{}", String::from_utf8_lossy(&out.stdout)),
+            None => signals.push((run, out.status.signal())),
+        }
+    }
+    assert!(signals.is_empty(), "doctor died by a signal in these runs (run, signal): {signals:?}");
 }

@@ -194,6 +194,19 @@ pub struct OverrideWaitForAllArgs {
     pub socket: SocketArgs,
 }
 
+/// Give SIGPIPE back its default action, so that a command whose reader went away (`failoverd status | head`)
+/// ends quietly, as `ls | head` does, instead of panicking in `println!` (Rust ignores SIGPIPE).
+///
+/// Only once the command has no child process left to talk to: with the default action, a write to the
+/// stdin of a fence agent or tool that exited without reading it kills the writer (`doctor` and
+/// `fence --action status` died that way, by a race, before their report was printed). The long-running
+/// processes (`run`, `witness`, `demo`) never call it: a closed pipe or socket must never kill them.
+pub fn end_quietly_when_the_reader_goes() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_DFL installs no handler code; sigaction is process-wide and safe to call from any thread.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+}
+
 fn fail(cmd: &str, e: impl std::fmt::Display) -> ExitCode {
     eprintln!("failoverd {cmd}: {e}");
     ExitCode::FAILURE
@@ -349,6 +362,10 @@ pub const FENCE_WAIT: Duration = Duration::from_secs(600);
 /// and wait until its fence job ends (at most [`FENCE_WAIT`]; the job goes on in the daemon if this command
 /// gives up). status is read-only and needs no daemon: see [`fence_status`].
 pub fn fence(args: FenceArgs) -> ExitCode {
+    if args.action != FenceActionArg::Status || args.cancel {
+        // through the daemon's socket: no fence agent runs in this process
+        end_quietly_when_the_reader_goes();
+    }
     if args.cancel {
         return admin("fence", &args.socket, AdminRequest::FenceCancel { node: args.node }, Duration::from_secs(60));
     }
@@ -383,6 +400,7 @@ fn fence_status(args: &FenceArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let probes = super::fence_probe::probe_node(&cfg, &args.node);
+    end_quietly_when_the_reader_goes();
     for p in &probes {
         println!("{p}");
     }

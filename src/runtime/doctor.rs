@@ -151,6 +151,8 @@ impl Default for HostFiles {
 pub fn run(args: DoctorArgs) -> ExitCode {
     let files = HostFiles { hostid: args.hostid_file, spl_hostid: args.spl_hostid_file, uname: args.uname };
     let checks = checks_for_file(&args.config, args.node.as_deref(), &files);
+    // every command doctor runs has ended: from here a closed stdout may end it quietly
+    super::cli::end_quietly_when_the_reader_goes();
     for c in &checks {
         println!("{c}");
     }
