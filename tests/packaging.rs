@@ -96,9 +96,9 @@ fn manpages_are_written_for_every_subcommand_and_render_cleanly() {
     }
 }
 
-/// The keys of each raw configuration section, read from the serde structs of src/config.rs.
+/// The keys of each raw configuration section, read from the serde structs of src/config/raw.rs.
 fn config_keys() -> BTreeMap<&'static str, Vec<String>> {
-    let source = read("src/config.rs");
+    let source = read("src/config/raw.rs");
     let mut keys = BTreeMap::new();
     for (strukt, section) in [
         ("RawCluster", "[cluster]"),
@@ -107,14 +107,14 @@ fn config_keys() -> BTreeMap<&'static str, Vec<String>> {
         ("RawTarget", "[[target]]"),
         ("RawWitness", "[witness]"),
     ] {
-        let start = source.find(&format!("struct {strukt} {{")).unwrap_or_else(|| panic!("struct {strukt} not in src/config.rs"));
+        let start = source.find(&format!("struct {strukt} {{")).unwrap_or_else(|| panic!("struct {strukt} not in src/config/raw.rs"));
         let body = &source[start..];
         let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
         let fields: Vec<String> = body
             .lines()
             .map(str::trim)
             .filter(|l| !l.is_empty() && !l.starts_with("//") && !l.starts_with('#'))
-            .map(|l| l.split(':').next().unwrap().trim().to_string())
+            .map(|l| l.split(':').next().unwrap().trim().trim_start_matches("pub(super) ").to_string())
             .collect();
         assert!(!fields.is_empty(), "{strukt}");
         keys.insert(section, fields);
