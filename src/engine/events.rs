@@ -135,6 +135,9 @@ pub enum Event {
     StepDone { target: String, sequence: SequenceKind, step: String, ms: u64 },
     SequenceStarted { target: String, sequence: SequenceKind, from: Option<String> },
     SequenceDone { target: String, sequence: SequenceKind, ms: u64 },
+    /// The label of `target`'s pool is checked; its forced import waits until the forced imports of
+    /// `waiting_for` end on this node (OpenZFS runs one MMP activity check at a time per kernel).
+    ImportWaiting { target: String, waiting_for: Vec<String> },
     /// The pool of `target` is imported and checked; its mount waits until `waiting_for` (lower start_order
     /// targets of this node) are verified here.
     MountWaiting { target: String, waiting_for: Vec<String> },
@@ -346,6 +349,9 @@ impl Event {
                     "budget_exceeded" => format!("{target}: Lustre recovery still not over after {} (recovery_budget): no longer followed; check `lctl get_param *.*.recovery_status`", secs(*followed_ms)),
                     _ => format!("{target}: Lustre recovery status unreadable: no longer followed; see the log"),
                 }
+            }
+            ImportWaiting { target, waiting_for } => {
+                format!("{target}: label checked; the forced import waits for {} (OpenZFS runs one MMP activity check at a time)", waiting_for.join(", "))
             }
             MountWaiting { target, waiting_for } => {
                 format!("{target}: pool imported and checked; the mount waits for {} (start_order)", waiting_for.join(", "))

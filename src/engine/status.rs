@@ -76,6 +76,11 @@ pub struct TargetStatus {
     /// The import is `zpool import -f` (the label named the fenced host): the one that waits out MMP.
     #[serde(default)]
     pub import_forced: bool,
+    /// The forced import waits for these forced imports of this node to end, and for how long.
+    #[serde(default)]
+    pub import_waits_for: Vec<String>,
+    #[serde(default)]
+    pub import_wait_ms: Option<u64>,
     /// The mount step waits for these lower start_order targets to be verified here, and for how long.
     #[serde(default)]
     pub mount_waits_for: Vec<String>,
@@ -195,6 +200,8 @@ impl Engine {
                     step_of: None,
                     import_ms: None,
                     import_forced: false,
+                    import_waits_for: Vec::new(),
+                    import_wait_ms: None,
                     mount_waits_for: Vec::new(),
                     mount_wait_ms: None,
                     recovery: self.recovery_words(&s.cfg.name, now),
@@ -208,12 +215,17 @@ impl Engine {
                     t.sequence_ms = Some(now.since(*started).as_millis() as u64);
                     t.step_of = Some(((run.steps_done() + 1).min(run.plan().len()), run.plan().len()));
                 }
-                if let super::Local::Starting { run, step_started, mount_waits, import_ms, .. } = &s.local {
+                if let super::Local::Starting { run, step_started, import_waits, mount_waits, import_ms, .. } = &s.local {
                     t.import_forced = run.used_force();
-                    t.import_ms = match run.step() {
-                        Some(crate::storage::Step::Import) => Some(now.since(*step_started).as_millis() as u64),
+                    t.import_ms = match (run.step(), import_waits) {
+                        (Some(crate::storage::Step::Import), None) => Some(now.since(*step_started).as_millis() as u64),
+                        (Some(crate::storage::Step::Import), Some(_)) => None,
                         _ => *import_ms,
                     };
+                    if let Some(since) = import_waits {
+                        t.import_waits_for = self.import_blockers(&s.cfg.name);
+                        t.import_wait_ms = Some(now.since(*since).as_millis() as u64);
+                    }
                     if let Some(since) = mount_waits {
                         t.mount_waits_for = self.mount_blockers(&s.cfg.name);
                         t.mount_wait_ms = Some(now.since(*since).as_millis() as u64);

@@ -179,7 +179,7 @@ fn ms(t: u64) -> Time {
 }
 
 #[test]
-fn owner_crash_is_detected_fenced_after_the_race_delay_then_both_pools_imported_at_once_and_mounted_in_start_order() {
+fn owner_crash_is_detected_fenced_after_the_race_delay_then_both_labels_checked_at_once_imports_one_at_a_time_mounts_in_start_order() {
     let mut h = Harness::new(mds_pair());
     let targets = mds1_holds_both();
     // mds1 heartbeats until 5 s, then dies
@@ -202,7 +202,16 @@ fn owner_crash_is_detected_fenced_after_the_race_delay_then_both_pools_imported_
     let index = |pred: &dyn Fn(&str) -> bool| h.commands.iter().position(|(_, c)| pred(c)).unwrap();
     let second_import = index(&|c| c == "zpool import -f -o cachefile=none mdt0pool");
     let first_mount = index(&|c| c.starts_with("mount -t lustre"));
-    assert!(second_import < first_mount, "the imports run side by side: {:?}", h.commands);
+    assert!(second_import < first_mount, "the second import does not wait for the first mount: {:?}", h.commands);
+    // both label checks at once, the forced imports one at a time: OpenZFS runs one MMP activity check at a
+    // time per kernel, so the MDT's import waits (import_waiting) until the MGT's has ended
+    let zdbs = h.commands.iter().take(second_import).filter(|(_, c)| c.starts_with("zdb -e -C")).count();
+    assert_eq!(zdbs, 2, "both label checks before the second import: {:?}", h.commands);
+    let waits: Vec<&Event> = h.events.iter().map(|(_, e)| e).filter(|e| matches!(e, Event::ImportWaiting { .. })).collect();
+    assert!(
+        matches!(waits.as_slice(), [Event::ImportWaiting { target, waiting_for }] if target == "lustre-MDT0000" && waiting_for == &["MGT".to_string()]),
+        "{waits:?}"
+    );
     let mgt_verified = index(&|c| c == "lctl dl");
     let mdt_mount = index(&|c| c.starts_with("mount -t lustre mdt0pool"));
     assert!(mgt_verified < mdt_mount, "MDT mounted before the MGT was verified: {:?}", h.commands);

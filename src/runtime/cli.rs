@@ -703,7 +703,13 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
             let step = match (&t.sequence, &t.step) {
                 (Some(seq), Some(step)) => {
                     let of = t.step_of.map(|(i, n)| format!(" {i}/{n}")).unwrap_or_default();
-                    let mut line = if t.mount_waits_for.is_empty() {
+                    let mut line = if !t.import_waits_for.is_empty() {
+                        format!(
+                            "{seq}{of}: import waits for {} (one MMP activity check at a time), {}",
+                            t.import_waits_for.join(", "),
+                            age(t.import_wait_ms.unwrap_or(0))
+                        )
+                    } else if t.mount_waits_for.is_empty() {
                         format!("{seq}{of}: {step}, {}", age(t.step_ms.unwrap_or(0)))
                     } else {
                         format!(
@@ -715,7 +721,7 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
                     if let Some(ms) = t.import_ms.filter(|_| step != "import") {
                         let import = if t.import_forced { "import -f (MMP activity check)" } else { "import" };
                         line.push_str(&format!("; {import} took {}", age(ms)));
-                    } else if step == "import" && t.import_forced {
+                    } else if step == "import" && t.import_forced && t.import_waits_for.is_empty() {
                         line.push_str(" (-f: MMP activity check)");
                     }
                     line
