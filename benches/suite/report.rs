@@ -368,7 +368,7 @@ fn render_ladder(opts: &Options, l: &Ladder) -> String {
     let loss = l.loss_percent.iter().map(|p| format!("{p} %")).collect::<Vec<_>>().join(" / ");
     let _ = writeln!(
         out,
-        "All {} pairs ran side by side for {:.0} s under loss ring0 / ring1 {loss} (both directions){}. Load average          (1 / 5 / 15 min) before: {}; at the end of the window: {}; highest 1-minute figure during it: {:.2}.\n",
+        "All {} pairs ran side by side for {:.0} s under loss ring0 / ring1 {loss} (both directions){}. Load average (1 / 5 / 15 min) before: {}; at the end of the window: {}; highest 1-minute figure during it: {:.2}.\n",
         l.rungs.len(),
         l.duration_s,
         if l.busy_core { ", one core busy (spin loop)" } else { ", no busy loop" },
