@@ -280,7 +280,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::FAILURE
+            // interrupted: 130, as a shell reports SIGINT, so that scripts/bench stops instead of writing a
+            // report of a run cut short over BENCHMARKS.md's figures
+            if sys::check_interrupted().is_err() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
