@@ -32,11 +32,11 @@ impl Totem {
     }
 
     /// token + consensus (1.2 x token, corosync.conf(5)) for two nodes.
-    fn nominal_ms(self) -> f64 {
+    pub fn nominal_ms(self) -> f64 {
         self.token() as f64 * 2.2
     }
 
-    fn describe(self) -> String {
+    pub fn describe(self) -> String {
         let kind = if self.token_ms.is_none() { " (defaults)" } else { "" };
         format!("knet 2 links, token {}ms, consensus {}ms{kind}", self.token(), self.token() * 6 / 5)
     }
@@ -221,4 +221,78 @@ pub fn run(lab: Lab, profile: &str, totem: Totem, rounds: usize, idle_window: Du
         idle,
         version: version(),
     })))
+}
+
+/// A corosync pair left running (the loss ladder): every membership formed without a node counted.
+pub struct Running {
+    nodes: Vec<Node>,
+    lab: Lab,
+    _dir: tempfile::TempDir,
+    /// Memberships formed with `Members left:` per node since [`Running::arm`]; `None` before.
+    left: Option<[u64; 2]>,
+}
+
+impl Running {
+    /// Write the configs and start both nodes (without waiting).
+    pub fn start(lab: Lab, totem: Totem) -> Result<Running> {
+        let dir = tempfile::Builder::new().prefix("failoverd-bench-corosync-").tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let mut nodes = Vec::new();
+        for i in 0..2 {
+            let nd = dir.path().join(format!("n{}", i + 1));
+            std::fs::create_dir_all(nd.join("state")).map_err(|e| format!("{}: {e}", nd.display()))?;
+            let mut node = Node { log: LogTail::at_end(&nd.join("corosync.log")), dir: nd, nodeid: i as u32 + 1, members: None };
+            std::fs::write(node.dir.join("corosync.conf"), config(&lab, &node, totem)).map_err(|e| format!("{}: {e}", node.dir.display()))?;
+            start(&lab, i, &mut node)?;
+            nodes.push(node);
+        }
+        Ok(Running { nodes, lab, _dir: dir, left: None })
+    }
+
+    /// Read the logs; true once both nodes report Members[2] (before [`Running::arm`]).
+    pub fn converged(&mut self) -> Result<bool> {
+        self.poll()?;
+        Ok(self.nodes.iter().all(|n| n.members == Some(2)))
+    }
+
+    /// Count memberships formed without a node from now on.
+    pub fn arm(&mut self) -> Result<()> {
+        self.poll()?;
+        self.left = Some([0, 0]);
+        Ok(())
+    }
+
+    /// Read both logs, counting `A new membership (...) was formed. Members left: N` once armed.
+    pub fn poll(&mut self) -> Result<()> {
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            for l in node.poll()? {
+                if l.contains("A new membership") && l.split("Members left:").nth(1).is_some_and(|ids| !ids.trim().is_empty()) {
+                    if let Some(left) = self.left.as_mut() {
+                        tracing::warn!(node = i + 1, line = %l, "corosync: membership without a node while nothing was killed");
+                        left[i] += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Memberships formed without a node, summed over both nodes, since [`Running::arm`].
+    pub fn false_memberships(&self) -> u64 {
+        self.left.map_or(0, |l| l[0] + l[1])
+    }
+
+    /// Whether both nodes still have processes in their namespaces.
+    pub fn running(&self) -> bool {
+        (0..2).all(|n| self.lab.pids(n).is_ok_and(|p| !p.is_empty()))
+    }
+
+    /// The lab, for its loss rules.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// Both logs' last lines, for error messages.
+    pub fn log_tail(&self) -> String {
+        self.nodes.iter().map(|n| super::pair::tail(&n.logfile())).collect::<Vec<_>>().join("\n---\n")
+    }
 }

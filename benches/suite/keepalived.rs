@@ -26,6 +26,8 @@ pub struct Vrrp {
     pub version: u32,
     /// advert_int (s).
     pub advert_s: f64,
+    /// The lab link VRRP runs on (interface `l{link}`, virtual address 10.77.{link}.100).
+    pub link: usize,
 }
 
 impl Vrrp {
@@ -37,7 +39,7 @@ impl Vrrp {
         (3.0 * self.advert_s + skew) * 1000.0
     }
 
-    fn describe(self) -> String {
+    pub fn describe(self) -> String {
         format!("VRRPv{}, advert_int {}s, backup priority {BACKUP_PRIORITY}", self.version, self.advert_s)
     }
 }
@@ -110,14 +112,15 @@ fn parse_state(line: &str) -> Option<String> {
 
 fn config(node: usize, vrrp: Vrrp, fifo: &Path) -> String {
     let priority = if node == 0 { MASTER_PRIORITY } else { BACKUP_PRIORITY };
-    let vip = std::net::Ipv4Addr::new(10, 77, 0, 100);
+    let vip = std::net::Ipv4Addr::new(10, 77, vrrp.link as u8, 100);
     format!(
         "global_defs {{\n    router_id bench-n{}\n    vrrp_version {}\n    vrrp_notify_fifo {}\n}}\n\n\
-         vrrp_instance VI_1 {{\n    state BACKUP\n    interface l0\n    virtual_router_id 51\n    priority {priority}\n    \
+         vrrp_instance VI_1 {{\n    state BACKUP\n    interface l{}\n    virtual_router_id 51\n    priority {priority}\n    \
          advert_int {}\n    virtual_ipaddress {{\n        {vip}/24\n    }}\n}}\n",
         node + 1,
         vrrp.version,
         fifo.display(),
+        vrrp.link,
         vrrp.advert_s
     )
 }
@@ -210,4 +213,58 @@ pub fn run(lab: Lab, profile: &str, vrrp: Vrrp, rounds: usize, idle_window: Dura
         idle,
         version: version(),
     })))
+}
+
+/// A keepalived pair left running (the loss ladder): n1 MASTER, n2 BACKUP, every state change kept.
+pub struct Running {
+    // field order is drop order: the FIFO readers end before the lab kills the daemons and the files go
+    nodes: [Instance; 2],
+    lab: Lab,
+    _dir: tempfile::TempDir,
+    /// Epoch seconds from which n2's MASTER transitions count as false verdicts.
+    since: f64,
+}
+
+impl Running {
+    /// Write the configs and start both instances (without waiting).
+    pub fn start(lab: Lab, vrrp: Vrrp) -> Result<Running> {
+        let dir = tempfile::Builder::new().prefix("failoverd-bench-keepalived-").tempdir().map_err(|e| format!("temporary directory: {e}"))?;
+        let mut nodes = [Instance::new(dir.path().join("n1"))?, Instance::new(dir.path().join("n2"))?];
+        for (i, inst) in nodes.iter_mut().enumerate() {
+            let text = config(i, vrrp, &inst.fifo);
+            std::fs::write(inst.dir.join("keepalived.conf"), text).map_err(|e| format!("{}: {e}", inst.dir.display()))?;
+            start(&lab, i, inst)?;
+        }
+        Ok(Running { nodes, lab, _dir: dir, since: f64::INFINITY })
+    }
+
+    /// n1 is MASTER and n2 BACKUP.
+    pub fn converged(&self) -> bool {
+        self.nodes[0].state().as_deref() == Some("MASTER") && self.nodes[1].state().as_deref() == Some("BACKUP")
+    }
+
+    /// Count n2's MASTER transitions from now on.
+    pub fn arm(&mut self) {
+        self.since = sys::epoch_s(SystemTime::now());
+    }
+
+    /// n2's MASTER transitions since [`Running::arm`]: every one happened while n1 was alive.
+    pub fn false_masters(&self) -> u64 {
+        self.nodes[1].events.lock().map_or(0, |v| v.iter().filter(|(at, l)| *at >= self.since && parse_state(l).as_deref() == Some("MASTER")).count() as u64)
+    }
+
+    /// Whether both instances still have processes in their namespaces.
+    pub fn running(&self) -> bool {
+        (0..2).all(|n| self.lab.pids(n).is_ok_and(|p| !p.is_empty()))
+    }
+
+    /// The lab, for its loss rules.
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// n1's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        super::pair::tail(&self.nodes[0].dir.join("keepalived.log"))
+    }
 }

@@ -30,7 +30,7 @@ fn ruleset(loss: &[u32]) -> String {
 }
 
 /// Packets counted by a named counter of the loss table.
-fn counter(listing: &Value, name: &str) -> u64 {
+pub fn counter(listing: &Value, name: &str) -> u64 {
     listing["nftables"]
         .as_array()
         .into_iter()

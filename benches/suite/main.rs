@@ -20,6 +20,7 @@ mod detect;
 mod pair;
 mod keepalived;
 mod lab;
+mod ladder;
 mod loss;
 mod model;
 mod report;
@@ -100,6 +101,25 @@ enum Bench {
         /// Drop percentage per link (ring0,ring1).
         #[arg(long, value_delimiter = ',', default_values_t = [20, 5])]
         loss: Vec<u32>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Detection under loss, side by side: every setting of failoverd, keepalived and corosync at once under
+    /// the same loss and a busy core, false verdicts counted; then detection at each tool's fastest passing
+    /// setting.
+    Ladder {
+        /// Length of the false-verdict window (s).
+        #[arg(long, default_value_t = 600)]
+        duration: u64,
+        /// Drop percentage per link (ring0,ring1), both directions.
+        #[arg(long, value_delimiter = ',', default_values_t = [20, 5])]
+        loss: Vec<u32>,
+        /// Kill rounds per tool at its fastest passing setting.
+        #[arg(long, default_value_t = 15)]
+        rounds: usize,
+        /// Leave every core idle (no busy loop).
+        #[arg(long)]
+        no_busy: bool,
         #[arg(long)]
         out: PathBuf,
     },
@@ -207,12 +227,16 @@ fn run(cli: Cli) -> sys::Result<()> {
             let lab = Lab::create(&lab::lab_name(prefix, "l"), 2, 2)?;
             (loss::run(lab, loss, Duration::from_secs(duration))?, out)
         }
+        Bench::Ladder { duration, loss, rounds, no_busy, out } => {
+            let opts = ladder::Options { prefix: prefix.to_string(), duration: Duration::from_secs(duration), loss, rounds, busy: !no_busy };
+            (ladder::run(opts)?, out)
+        }
         Bench::Cost { net, window, out } => (cost::run(placement(net, prefix, "c")?, seconds(window))?, out),
         Bench::Sim { seeds, swarm_seeds, out } => (sim::run(seeds, swarm_seeds)?, out),
         Bench::Keepalived { profile, fast_advert, rounds, idle_window, out } => {
             let vrrp = match profile {
-                Profile::Default => keepalived::Vrrp { version: 2, advert_s: 1.0 },
-                Profile::Fast => keepalived::Vrrp { version: 3, advert_s: fast_advert },
+                Profile::Default => keepalived::Vrrp { version: 2, advert_s: 1.0, link: 0 },
+                Profile::Fast => keepalived::Vrrp { version: 3, advert_s: fast_advert, link: 0 },
             };
             let lab = Lab::create(&lab::lab_name(prefix, &format!("k{}", &profile.name()[..1])), 2, 1)?;
             (keepalived::run(lab, profile.name(), vrrp, rounds, seconds(idle_window))?, out)
@@ -237,7 +261,7 @@ fn run(cli: Cli) -> sys::Result<()> {
 }
 
 const USAGE: &str = "failoverd benchmark suite: run `scripts/bench` (as root) for every benchmark and BENCHMARKS.md,\n\
-or one benchmark: cargo bench --bench suite -- <detect|loss|cost|sim|keepalived|corosync|report> --help";
+or one benchmark: cargo bench --bench suite -- <detect|loss|ladder|cost|sim|keepalived|corosync|report> --help";
 
 fn main() -> ExitCode {
     // cargo bench appends --bench; test runners ask for a list of tests (there are none here)
@@ -256,7 +280,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
-            ExitCode::FAILURE
+            // interrupted: 130, as a shell reports SIGINT, so that scripts/bench stops instead of writing a
+            // report of a run cut short over BENCHMARKS.md's figures
+            if sys::check_interrupted().is_err() {
+                ExitCode::from(130)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -110,6 +110,53 @@ pub struct Loss {
     pub daemons_survived: bool,
 }
 
+/// One setting of one tool in the loss ladder.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LadderRung {
+    /// `failoverd`, `keepalived` or `corosync`.
+    pub tool: String,
+    /// Short label (`10ms/80ms`, `advert_int 0.1s`, `token 500ms`).
+    pub setting: String,
+    /// The settings in the tool's own words.
+    pub settings: String,
+    /// The tool's configured detection bound (ms), as in [`Detection::nominal_ms`].
+    pub nominal_ms: f64,
+    /// failoverd: `peer_dead` in either log; keepalived: the BACKUP entering MASTER; corosync: a membership
+    /// formed with `Members left:` on either node. Nothing was killed: every one is false.
+    pub false_verdicts: u64,
+    /// Both daemons were running until the end of the window.
+    pub survived: bool,
+    /// IPv4 packets that reached the nodes' input per link (both nodes).
+    pub packets: Vec<u64>,
+    /// Dropped / seen per link (%).
+    pub observed_percent: Vec<f64>,
+    /// Tool-specific counts (failoverd: link_down, local_stall).
+    pub notes: String,
+}
+
+/// Detection under loss, side by side: every setting's false verdicts over one window, then detection at
+/// each tool's fastest passing setting.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ladder {
+    pub duration_s: f64,
+    /// Drop percentage per link (ring0, ring1), both directions.
+    pub loss_percent: Vec<u32>,
+    /// One core kept busy by a spin loop during the window and the detection runs.
+    pub busy_core: bool,
+    /// Kill rounds asked per detection run.
+    pub rounds: usize,
+    /// /proc/loadavg (1, 5, 15 min) before the pairs started and at the end of the window.
+    pub load_before: Vec<f64>,
+    pub load_after: Vec<f64>,
+    /// The highest 1-minute load average sampled (every second) during the window.
+    pub load_max_1min: f64,
+    pub rungs: Vec<LadderRung>,
+    /// One per tool that had a passing setting: at that setting, under the same loss.
+    pub detections: Vec<Detection>,
+    /// Tools without a passing setting, or whose detection run failed.
+    pub errors: Vec<String>,
+}
+
 /// Scenario runs of the simulator.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SimSet {
@@ -135,6 +182,8 @@ pub enum Record {
     /// The idle daemon at 10 heartbeats/s on 2 links (issue #5 "cost").
     Cost { settings: String, net: String, cost: Cost },
     Sim { sets: Vec<SimSet> },
+    /// Detection under loss, side by side (issue #14 item 4).
+    Ladder(Box<Ladder>),
 }
 
 impl Record {
