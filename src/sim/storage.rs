@@ -308,6 +308,13 @@ pub struct HostStorage {
     /// label of the pools this host imports.
     #[serde(default)]
     pub uname: Option<String>,
+    /// Until when this kernel's `spa_namespace_lock` is held by an import's MMP activity check. OpenZFS runs
+    /// the check with that global lock held (`spa_tryimport` for its whole load; `spa_load_impl` drops it only
+    /// after `spa_ld_mos_with_trusted_config`), so the checks of one host run one after the other: an import
+    /// started while another checks waits for it (measured in the real-ZFS lab, 2.3.2: two imports started
+    /// together both ended after ~71 s instead of ~36 s).
+    #[serde(default)]
+    pub activity_lock_until: Option<Time>,
 }
 
 impl HostStorage {
@@ -505,6 +512,7 @@ impl SharedStorage {
             hostid,
             powered: true,
             frozen_since: None,
+            activity_lock_until: None,
             mounts: Vec::new(),
             dirs: BTreeSet::new(),
             faults: HostFaults::default(),
@@ -622,6 +630,7 @@ impl SharedStorage {
         let Some(h) = self.hosts.get_mut(host) else { return };
         let mounts = std::mem::take(&mut h.mounts);
         h.powered = false;
+        h.activity_lock_until = None;
         for m in &mounts {
             self.recovery.on_down(&m.lustre_name, now);
         }
@@ -841,11 +850,29 @@ impl SharedStorage {
     pub fn begin(&mut self, host: &str, cmd: &Command, now: Time, rng: &mut ChaCha8Rng) -> Pending {
         let (took, kind) = self.plan(host, cmd, rng);
         let took = self.with_activity_check_override(&kind, took);
-        let (took, kind) = match common::within_timeout(cmd, took) {
+        // an import with an MMP activity check first waits for this kernel's namespace lock
+        let checks = matches!(kind, StorageOp::Import { .. }) && took >= self.activity_check_length();
+        let queued = if checks {
+            self.hosts.get(host).and_then(|h| h.activity_lock_until).filter(|t| *t > now).map_or(Duration::ZERO, |t| t.since(now))
+        } else {
+            Duration::ZERO
+        };
+        let (took, kind) = match common::within_timeout(cmd, queued + took) {
             Some(d) => (d, kind),
             None => (cmd.timeout, StorageOp::Hang),
         };
+        if checks && !matches!(kind, StorageOp::Hang) {
+            if let Some(h) = self.hosts.get_mut(host) {
+                h.activity_lock_until = Some(now + took);
+            }
+        }
         Pending { finish_at: now + took, op: PendingOp { host: host.into(), started: now, kind } }
+    }
+
+    /// The length from which an import includes an MMP activity check ([`ACTIVITY_CHECK`], or the scenario's
+    /// shorter `activity_check`).
+    fn activity_check_length(&self) -> Duration {
+        self.timing.activity_check.unwrap_or(ACTIVITY_CHECK).min(ACTIVITY_CHECK)
     }
 
     /// Apply [`StorageTiming::activity_check`] to a planned command. Only an import that waits for an MMP
