@@ -131,8 +131,20 @@ pub enum Event {
     FenceConfirmedByOperator { node: String },
     /// A node confirmed off was heard again in the same incarnation: the fence device lied.
     FenceLied { node: String },
-    StepStarted { target: String, sequence: SequenceKind, step: String, command: String },
-    StepDone { target: String, sequence: SequenceKind, step: String, ms: u64 },
+    StepStarted {
+        target: String,
+        sequence: SequenceKind,
+        #[serde(with = "crate::storage::step_name")]
+        step: crate::storage::Step,
+        command: String,
+    },
+    StepDone {
+        target: String,
+        sequence: SequenceKind,
+        #[serde(with = "crate::storage::step_name")]
+        step: crate::storage::Step,
+        ms: u64,
+    },
     SequenceStarted { target: String, sequence: SequenceKind, from: Option<String> },
     SequenceDone { target: String, sequence: SequenceKind, ms: u64 },
     /// The label of `target`'s pool is checked; its forced import waits until the forced imports of
@@ -312,8 +324,8 @@ impl Event {
             FenceCancelled { node, reason } => format!("fencing of {node} cancelled: {reason}"),
             FenceConfirmedByOperator { node } => format!("an operator confirmed that {node} is powered off"),
             FenceLied { node } => format!("{node} was confirmed off but is heard again in the same run: its fence device LIED"),
-            StepStarted { target, step, .. } => format!("{target}: {step} started"),
-            StepDone { target, step, ms, .. } => format!("{target}: {step} done in {}", secs(*ms)),
+            StepStarted { target, step, .. } => format!("{target}: {} started", step.name()),
+            StepDone { target, step, ms, .. } => format!("{target}: {} done in {}", step.name(), secs(*ms)),
             SequenceStarted { target, sequence, from } => match (sequence, from) {
                 (crate::storage::SequenceKind::Forced, Some(f)) => format!("{target}: taking over from {f} (fenced)"),
                 (crate::storage::SequenceKind::Acquire, Some(f)) => format!("{target}: starting here (moved from {f})"),

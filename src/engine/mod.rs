@@ -53,7 +53,14 @@ pub struct CommandId(pub u64);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Purpose {
     Fence { victim: String, device: String, level: usize, action: FenceAction },
-    Storage { target: String, sequence: SequenceKind, step: String },
+    Storage {
+        target: String,
+        sequence: SequenceKind,
+        #[serde(with = "crate::storage::step_name")]
+        step: crate::storage::Step,
+    },
+    /// `lctl get_param -n <type>.<target>.recovery_status`, followed after a takeover.
+    RecoveryStatus { target: String },
     Discover,
 }
 

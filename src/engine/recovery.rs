@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use crate::command::{Command, CommandResult, Exit};
 use crate::storage::recovery::{parse_recovery_status, recovery_argv, recovery_param, RecoveryParam, RecoveryStatus};
-use crate::storage::SequenceKind;
 use crate::time::Time;
 
 use super::targets::Local;
@@ -99,7 +98,7 @@ impl Engine {
             }
             f.polling = true;
             let command = Command::new(recovery_argv(&f.param), timeout);
-            let purpose = Purpose::Storage { target: name.clone(), sequence: SequenceKind::Monitor, step: "recovery-status".into() };
+            let purpose = Purpose::RecoveryStatus { target: name.clone() };
             self.run_command(command, purpose, Waiter::Recovery { target: name.clone() });
         }
     }

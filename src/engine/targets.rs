@@ -397,18 +397,22 @@ impl Engine {
     /// after the other whatever we do: two imports started together both end after about twice the time (the
     /// real-ZFS lab, OpenZFS 2.3.2: ~71 s each instead of ~36 s). Started one at a time, each import's
     /// `import_timeout` covers its own check, not the queue, and the label checks and mounts of the other
-    /// targets still overlap the imports.
+    /// targets still overlap the imports. The imports go in `start_order`: a forced import also waits for the
+    /// label check of a lower `start_order` target (the MGT's pool imported first, so that its mount, which the
+    /// MDT's waits for, overlaps the MDT's import instead of following it).
     pub(crate) fn import_blockers(&self, name: &str) -> Vec<String> {
         let forced = |s: &Slot| matches!(&s.local, Local::Starting { run, .. } if run.kind() == SequenceKind::Forced);
-        if !self.targets.get(name).is_some_and(forced) {
-            return Vec::new();
-        }
+        let Some(order) = self.targets.get(name).filter(|s| forced(s)).map(|s| s.cfg.start_order) else { return Vec::new() };
         self.targets
             .iter()
             .filter(|(n, s)| {
                 *n != name
                     && forced(s)
-                    && matches!(&s.local, Local::Starting { run, import_waits: None, .. } if run.step() == Some(Step::Import))
+                    && match &s.local {
+                        Local::Starting { run, import_waits: None, .. } if run.step() == Some(Step::Import) => true,
+                        Local::Starting { run, .. } => run.step() == Some(Step::ZdbCheck) && s.cfg.start_order < order,
+                        _ => false,
+                    }
             })
             .map(|(n, _)| n.clone())
             .collect()
@@ -584,11 +588,11 @@ impl Engine {
         };
         let Some(run) = run else { return };
         let sequence = run.kind();
-        let Some((step, command)) = run.current() else { return };
+        let (Some(step), Some((_, command))) = (run.step(), run.current()) else { return };
         if !monitor {
-            self.emit(now, Event::StepStarted { target: name.into(), sequence, step: step.into(), command: command.display() });
+            self.emit(now, Event::StepStarted { target: name.into(), sequence, step, command: command.display() });
         }
-        let purpose = Purpose::Storage { target: name.into(), sequence, step: step.into() };
+        let purpose = Purpose::Storage { target: name.into(), sequence, step };
         self.run_command(command, purpose, Waiter::Target { target: name.into(), monitor });
     }
 
@@ -602,9 +606,9 @@ impl Engine {
         let Some(slot) = self.targets.get_mut(name) else { return };
         let (verdict, step, sequence, step_started, remarks) = match &mut slot.local {
             Local::Starting { run, step_started, .. } | Local::Releasing { run, step_started, .. } => {
-                let step = run.current().map(|(s, _)| s.to_string()).unwrap_or_default();
+                let step = run.step();
                 let verdict = run.on_result(result);
-                if step == "zdb-check" {
+                if step == Some(Step::ZdbCheck) {
                     log_zdb_verdict(&self.me.name, name, run, &verdict);
                 }
                 (verdict, step, run.kind(), *step_started, run.take_remarks())
@@ -616,21 +620,26 @@ impl Engine {
                 "zpool status -x: the pool serves data but is not simply healthy; read `zpool status` on this node");
             self.emit(now, Event::PoolRemark { target: name.into(), pool: r.pool, state: r.state, status: r.status });
         }
-        if step == "import" && !matches!(verdict, StepVerdict::Failed(_)) {
+        if step == Some(Step::Import) && !matches!(verdict, StepVerdict::Failed(_)) {
             if let Some(Local::Starting { import_ms, .. }) = self.targets.get_mut(name).map(|s| &mut s.local) {
                 *import_ms = Some(now.since(step_started).as_millis() as u64);
             }
         }
+        let ms = now.since(step_started).as_millis() as u64;
         match verdict {
             StepVerdict::Next => {
-                self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });
+                if let Some(step) = step {
+                    self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms });
+                }
                 self.issue_step(now, name, false);
             }
             StepVerdict::Done => {
-                self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms: now.since(step_started).as_millis() as u64 });
+                if let Some(step) = step {
+                    self.emit(now, Event::StepDone { target: name.into(), sequence, step, ms });
+                }
                 self.sequence_done(now, name);
             }
-            StepVerdict::Failed(e) => self.sequence_failed(now, name, &step, e),
+            StepVerdict::Failed(e) => self.sequence_failed(now, name, step.map_or("", Step::name), e),
         }
     }
 

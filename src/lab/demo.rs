@@ -903,14 +903,18 @@ impl Show {
             }),
             Event::StepStarted { target, step, command, .. } => {
                 let forced = command.split_whitespace().any(|a| a == "-f");
-                let text = (step == "import").then(|| {
+                let text = (step == crate::storage::Step::Import).then(|| {
                     let why = if forced { " (-f: the label is ACTIVE and names the fenced host)" } else { "" };
                     format!("{target}  import: `{command}`{why}, MMP activity check running ...")
                 });
                 self.step_commands.insert((node.to_string(), target), command);
                 text
             }
-            Event::StepDone { target, sequence, step, ms } => Some(self.step_text(node, &target, sequence, &step, ms)),
+            Event::StepDone { target, sequence, step, ms } => Some(self.step_text(node, &target, sequence, step.name(), ms)),
+            Event::ImportWaiting { target, waiting_for } => Some(format!(
+                "{target}  label checked; the import waits for {} (OpenZFS runs one MMP activity check at a time)",
+                waiting_for.join(", ")
+            )),
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, ms } if node == SURVIVOR => {
                 let since = self.since_t0(at);
                 self.taken_over.insert(target.clone(), ms);

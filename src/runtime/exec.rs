@@ -64,8 +64,9 @@ impl Label {
                 ("fence", victim.clone(), format!("{} via {device} (level {})", action.as_str(), level + 1))
             }
             Purpose::Storage { target, sequence, step } => {
-                ("storage", target.clone(), format!("{}/{step}", sequence.as_str()))
+                ("storage", target.clone(), format!("{}/{}", sequence.as_str(), step.name()))
             }
+            Purpose::RecoveryStatus { target } => ("storage", target.clone(), "monitor/recovery-status".to_string()),
             Purpose::Discover => ("discover", String::new(), String::new()),
         };
         Label { node: node.to_string(), purpose: p.to_string(), target, step }

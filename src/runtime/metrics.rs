@@ -299,7 +299,7 @@ impl Metrics {
                 self.peer_config_mismatch.get_or_create(&NodeLabels { node: node.clone() }).set(0);
             }
             Event::StepDone { step, ms, .. } => {
-                self.step_duration.get_or_create(&StepLabels { step: step.clone() }).observe(*ms as f64 / 1000.0);
+                self.step_duration.get_or_create(&StepLabels { step: step.name().to_string() }).observe(*ms as f64 / 1000.0);
             }
             Event::SequenceDone { sequence, ms, .. } => {
                 if let Some(kind) = migration_kind(*sequence) {
@@ -670,7 +670,7 @@ mod tests {
         m.on_event(&Event::FenceConfirmed { node: "n2".into(), level: 0, devices: vec!["bmc".into()], action: FenceAction::Off });
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Forced, ms: 25_500 });
         m.on_event(&Event::SequenceDone { target: "MDT0".into(), sequence: SequenceKind::Monitor, ms: 10 });
-        m.on_event(&Event::StepDone { target: "MDT0".into(), sequence: SequenceKind::Forced, step: "import".into(), ms: 21_000 });
+        m.on_event(&Event::StepDone { target: "MDT0".into(), sequence: SequenceKind::Forced, step: crate::storage::Step::Import, ms: 21_000 });
         let mismatch = |node: &str, targets: Vec<String>| Event::ConfigMismatch { node: node.into(), targets, keys: vec![], keys_known: false, blocks_fencing: true };
         m.on_event(&mismatch("n3", vec![]));
         m.on_event(&mismatch("n4", vec!["MGT".into()]));

@@ -645,7 +645,7 @@ impl World {
             self.fence_commands.insert((host.to_string(), victim.clone()));
         }
         if let Purpose::Storage { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, step } = purpose {
-            if step == "mount" {
+            if *step == crate::storage::Step::Mount {
                 found.extend(self.start_order_violation(host, target));
             }
         }

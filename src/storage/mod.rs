@@ -26,7 +26,7 @@ pub use parse::{
 };
 pub use judge::PoolRemark;
 pub use run::SequenceRun;
-pub use sequence::{ImportMode, Step};
+pub use sequence::{step_name, ImportMode, Step};
 
 /// A cluster node as ZFS knows it: the hostid (`zdb` prints it in decimal) and the hostname it writes into the
 /// labels of the pools it imports (`uname -n`). The label check compares both, so a host renamed or

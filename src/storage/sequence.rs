@@ -77,6 +77,30 @@ pub enum Step {
 }
 
 impl Step {
+    /// The step named `name` ([`Step::name`]); `export` and `umount` read as the steps that always run
+    /// ([`Step::Export`], [`Step::UmountIfMounted`]).
+    pub fn from_name(name: &str) -> Option<Step> {
+        const ALL: &[Step] = &[
+            Step::ZdbCheck,
+            Step::Import,
+            Step::PoolStatus,
+            Step::Dataset,
+            Step::Mkdir,
+            Step::Mount,
+            Step::VerifyDf,
+            Step::VerifyLctl,
+            Step::UmountIfMounted,
+            Step::Export,
+            Step::PoolHealth,
+            Step::Mounted,
+            Step::HealthCheck,
+            Step::LnetPing,
+            Step::CheckCommand,
+            Step::VerifyMount,
+        ];
+        ALL.iter().copied().find(|s| s.name() == name)
+    }
+
     /// The step's stable name.
     pub const fn name(self) -> &'static str {
         match self {
@@ -344,5 +368,22 @@ pub fn import_mode(
             }),
             None => Err(foreign()),
         },
+    }
+}
+
+/// Serialize a [`Step`] as its stable name (`"zdb-check"`), as events and traces show it:
+/// `#[serde(with = "crate::storage::step_name")]`.
+pub mod step_name {
+    use super::Step;
+
+    /// The name of `step`.
+    pub fn serialize<S: serde::Serializer>(step: &Step, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(step.name())
+    }
+
+    /// The step of a name.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Step, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        Step::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown storage step `{name}`")))
     }
 }
