@@ -410,7 +410,9 @@ impl Engine {
                     && forced(s)
                     && match &s.local {
                         Local::Starting { run, import_waits: None, .. } if run.step() == Some(Step::Import) => true,
-                        Local::Starting { run, .. } => run.step() == Some(Step::ZdbCheck) && s.cfg.start_order < order,
+                        Local::Starting { run, .. } => {
+                            !self.faults.ignore_start_order && run.step() == Some(Step::ZdbCheck) && s.cfg.start_order < order
+                        }
                         _ => false,
                     }
             })
