@@ -14,7 +14,7 @@ use rand::RngCore;
 
 /// `failoverd --version`: the release and the heartbeat wire-format version (nodes of a cluster must share
 /// it: a node drops datagrams of another format version). A test checks it against `PROTOCOL_VERSION`.
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 3)");
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 4)");
 
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
 #[derive(Parser)]
@@ -126,6 +126,9 @@ struct SimulateArgs {
     /// Self-test of the checker: a restarted daemon does not reap the commands its previous run left.
     #[arg(long, hide = true)]
     fault_ignore_orphans: bool,
+    /// Self-test of the liveness checker: no node takes a peer's shared fence confirmation.
+    #[arg(long, hide = true)]
+    fault_ignore_peer_confirmations: bool,
 }
 
 #[derive(Args)]
@@ -223,7 +226,11 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         trace: a.trace,
         json: a.json,
         junit: a.junit,
-        faults: failoverd::engine::FaultSwitches { skip_fence: a.fault_skip_fence, ignore_orphans: a.fault_ignore_orphans },
+        faults: failoverd::engine::FaultSwitches {
+            skip_fence: a.fault_skip_fence,
+            ignore_orphans: a.fault_ignore_orphans,
+            ignore_peer_confirmations: a.fault_ignore_peer_confirmations,
+        },
         threads: a.threads,
     };
     ExitCode::from(failoverd::sim::runner::simulate(&args).clamp(0, 255) as u8)
