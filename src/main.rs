@@ -98,12 +98,13 @@ struct SimulateArgs {
     /// Run only this seed (with --trace: print its event trace).
     #[arg(long)]
     seed: Option<u64>,
-    /// Random clusters and fault schedules, one per seed, checking the safety invariants.
+    /// Random clusters and fault schedules, one per seed, checking the safety invariants after every event and
+    /// liveness once the faults stop (every target verified on one live node, or an alert that says why not).
     #[arg(long)]
     swarm: bool,
-    /// With --swarm: also check liveness once the faults stop (every target verified on one live node, or an
-    /// alert that says why not).
-    #[arg(long, requires = "swarm")]
+    /// Accepted for older scripts: --swarm always checks liveness once the faults stop (every target verified
+    /// on one live node, or an alert that says why not).
+    #[arg(long, requires = "swarm", hide = true)]
     liveness: bool,
     /// The first of the --seeds seeds (default 1): a long soak runs in slices.
     #[arg(long, default_value_t = 1)]
@@ -216,12 +217,12 @@ fn restore_sigpipe() {
 
 /// `failoverd simulate [PATH...]`: see `failoverd::sim::runner`.
 fn simulate(a: SimulateArgs) -> ExitCode {
+    let _always_on = a.liveness; // --swarm checks liveness in any case
     let args = failoverd::sim::runner::SimArgs {
         paths: a.paths,
         seeds: a.seeds,
         seed: a.seed,
         swarm: a.swarm,
-        liveness: a.liveness,
         first_seed: a.first_seed,
         trace: a.trace,
         json: a.json,

@@ -540,13 +540,16 @@ fn three_nodes() -> Config {
     cfg
 }
 
+/// mds2's events and commands, each with its time.
+type ThreeNodeRun = (Vec<(Time, Event)>, Vec<(Time, String)>);
+
 /// mds2 (the engine) between mds1, which holds both targets and heartbeats while `mds1_alive`, and mds3,
 /// which shares `confirmation(now)` in its heartbeats. Returns mds2's events and commands.
 fn run_three(
     until: Time,
     mds1_alive: impl Fn(Time) -> bool,
     confirmation: impl Fn(Time) -> Option<crate::protocol::FenceConfirmation>,
-) -> (Vec<(Time, Event)>, Vec<(Time, String)>) {
+) -> ThreeNodeRun {
     let cfg = three_nodes();
     let digest = cfg.digest();
     let target_digests: Vec<(String, u32)> = cfg.targets.iter().map(|t| (t.name.clone(), cfg.target_digest(&t.name).unwrap())).collect();
