@@ -14,7 +14,7 @@ use rand::RngCore;
 
 /// `failoverd --version`: the release and the heartbeat wire-format version (nodes of a cluster must share
 /// it: a node drops datagrams of another format version). A test checks it against `PROTOCOL_VERSION`.
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 3)");
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 4)");
 
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
 #[derive(Parser)]
@@ -98,12 +98,13 @@ struct SimulateArgs {
     /// Run only this seed (with --trace: print its event trace).
     #[arg(long)]
     seed: Option<u64>,
-    /// Random clusters and fault schedules, one per seed, checking the safety invariants.
+    /// Random clusters and fault schedules, one per seed, checking the safety invariants after every event and
+    /// liveness once the faults stop (every target verified on one live node, or an alert that says why not).
     #[arg(long)]
     swarm: bool,
-    /// With --swarm: also check liveness once the faults stop (every target verified on one live node, or an
-    /// alert that says why not).
-    #[arg(long, requires = "swarm")]
+    /// Accepted for older scripts: --swarm always checks liveness once the faults stop (every target verified
+    /// on one live node, or an alert that says why not).
+    #[arg(long, requires = "swarm", hide = true)]
     liveness: bool,
     /// The first of the --seeds seeds (default 1): a long soak runs in slices.
     #[arg(long, default_value_t = 1)]
@@ -129,6 +130,9 @@ struct SimulateArgs {
     /// Self-test of the checker: every target is mounted as soon as its pool is imported (start_order ignored).
     #[arg(long, hide = true)]
     fault_ignore_start_order: bool,
+    /// Self-test of the liveness checker: no node takes a peer's shared fence confirmation.
+    #[arg(long, hide = true)]
+    fault_ignore_peer_confirmations: bool,
 }
 
 #[derive(Args)]
@@ -208,12 +212,12 @@ fn manpages(args: &ManpagesArgs) -> ExitCode {
 
 /// `failoverd simulate [PATH...]`: see `failoverd::sim::runner`.
 fn simulate(a: SimulateArgs) -> ExitCode {
+    let _always_on = a.liveness; // --swarm checks liveness in any case
     let args = failoverd::sim::runner::SimArgs {
         paths: a.paths,
         seeds: a.seeds,
         seed: a.seed,
         swarm: a.swarm,
-        liveness: a.liveness,
         first_seed: a.first_seed,
         trace: a.trace,
         json: a.json,
@@ -222,6 +226,7 @@ fn simulate(a: SimulateArgs) -> ExitCode {
             skip_fence: a.fault_skip_fence,
             ignore_orphans: a.fault_ignore_orphans,
             ignore_start_order: a.fault_ignore_start_order,
+            ignore_peer_confirmations: a.fault_ignore_peer_confirmations,
         },
         threads: a.threads,
     };

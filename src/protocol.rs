@@ -1,14 +1,15 @@
 //! The wire format of failoverd datagrams: versioned, compact (serde + postcard), authenticated with a keyed
 //! MAC over the whole datagram, and bounded in size. Pure: bytes in, typed message out, never a panic.
 //!
-//! # Datagram layout (frozen, version 3: version 2 had no `ConfigSummary`, version 1 no standby fields)
+//! # Datagram layout (frozen, version 4: version 3 had no `fenced` in heartbeats, version 2 no `ConfigSummary`,
+//! version 1 no standby fields)
 //!
 //! One UDP datagram carries exactly one [`Envelope`]:
 //!
 //! ```text
 //! offset    length  content
 //! 0         3       magic: ASCII "FOD" (0x46 0x4F 0x44)
-//! 3         1       format version: PROTOCOL_VERSION (0x03)
+//! 3         1       format version: PROTOCOL_VERSION (0x04)
 //! 4         n       body: the Envelope in postcard encoding, n >= 1
 //! 4 + n     32      tag: HMAC-SHA256(key, bytes[0 .. 4 + n])  (header and body, everything before the tag)
 //! ```
@@ -44,8 +45,10 @@
 //! Heartbeat    = link: u8, peers: Vec<PeerView>, quorate: bool, discovered: bool, leaving: bool,
 //!                maintenance: bool, maintenance_epoch: u64 (varint), standby: Vec<String>, standby_epoch: u64 (varint),
 //!                fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
-//!                target_digests: Vec<(String, u32)>, move_requests: Vec<(String, String)>
+//!                target_digests: Vec<(String, u32)>, move_requests: Vec<(String, String)>,
+//!                fenced: Vec<FenceConfirmation>
 //! PeerView     = node: String, links_up: u8, alive: bool
+//! FenceConfirmation = node: String, incarnation: Option<u64>, age_ms: u64, level: u8
 //! TargetView   = name: String, state: TargetState
 //! TargetState  = 0 Starting | 1 Running | 2 Releasing { to: Option<String> } | 3 HandedOff { to: String }
 //!                | 4 Failed
@@ -76,7 +79,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Format version carried in every datagram; a receiver drops other versions.
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 
 /// Most datagrams one [`ConfigSummary`] may span (`parts`). A configuration whose summary needs more is
 /// refused at start, like one whose heartbeat would not fit.
@@ -182,6 +185,26 @@ pub struct Heartbeat {
     pub target_digests: Vec<(String, u32)>,
     /// Controlled migrations the sender asks the owner to perform: (target, destination node).
     pub move_requests: Vec<(String, String)>,
+    /// The fence confirmations the sender made itself (by a fence device or an operator on the sender) and
+    /// still holds, so a node that may take over the fenced node's targets but did not fence it learns that
+    /// the node is off (see `engine/fence_control.rs`, `adopt_peer_confirmations`).
+    pub fenced: Vec<FenceConfirmation>,
+}
+
+/// "`node` is confirmed powered off": one fence confirmation a node shares with its peers in its heartbeats.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceConfirmation {
+    /// The fenced node.
+    pub node: String,
+    /// Its incarnation as the sender last heard it before the fence (None: never heard in the sender's run).
+    /// A receiver that heard the node in a newer incarnation ignores the confirmation: the node rebooted.
+    pub incarnation: Option<u64>,
+    /// How long ago the sender recorded the confirmation, in milliseconds (the nodes' clocks share no epoch;
+    /// an age does not need one). A receiver that heard the node after that moment ignores it.
+    pub age_ms: u64,
+    /// The fence level (1-based, of the node's `fence_levels`) whose devices confirmed it off; 0: an operator
+    /// confirmed it (`failoverd confirm-fenced` on the sender).
+    pub level: u8,
 }
 
 /// One peer as the sender sees it.
@@ -436,6 +459,9 @@ pub fn validate(env: &Envelope) -> Result<(), String> {
                 named("move request target", target)?;
                 named("move request destination", to)?;
             }
+            for f in &hb.fenced {
+                named("fenced node", &f.node)?;
+            }
         }
         Body::WitnessQuery(q) => {
             for node in &q.sees {
@@ -586,6 +612,7 @@ mod tests {
                     .map(|i| (target(i), 0xdead_beef_u32.wrapping_mul(i as u32 + 1)))
                     .collect(),
                 move_requests: vec![(target(2), node(2))],
+                fenced: vec![],
             }),
         }
     }
@@ -647,6 +674,7 @@ mod tests {
                     ("lustre-MDT0002".into(), 0x8765_4321),
                 ],
                 move_requests: vec![],
+                fenced: vec![FenceConfirmation { node: "mds01c".into(), incarnation: Some(1_734_000_001), age_ms: 86_400_000, level: 1 }],
             }),
         }
     }
@@ -734,9 +762,14 @@ mod tests {
             ),
             proptest::collection::vec((ident(), any::<u32>()), 0..5),
             proptest::collection::vec((ident(), ident()), 0..3),
+            proptest::collection::vec(
+                (ident(), proptest::option::of(any::<u64>()), any::<u64>(), any::<u8>())
+                    .prop_map(|(node, incarnation, age_ms, level)| FenceConfirmation { node, incarnation, age_ms, level }),
+                0..3,
+            ),
         )
             .prop_map(
-                |(link, peers, flags, config_digest, targets, target_digests, move_requests)| Heartbeat {
+                |(link, peers, flags, config_digest, targets, target_digests, move_requests, fenced)| Heartbeat {
                     link,
                     peers,
                     quorate: flags[0],
@@ -751,6 +784,7 @@ mod tests {
                     targets,
                     target_digests,
                     move_requests,
+                    fenced,
                 },
             )
     }
@@ -812,9 +846,9 @@ mod tests {
         };
         let bytes = encode(&env, b"key").expect("encodes");
         // Header, then the body spelled out in the module documentation, then HMAC-SHA256("key", header+body).
-        let expected = "464f4403\
+        let expected = "464f4404\
                         026331026e3101020101026e3102\
-                        f593036da69bfb4092d1de4fcc1e855f3c32310c2844259d634fa3938c26be36";
+                        550873b58f9e876da00d996a6aa90bd4ec1ad4976d2b2030c326d1c4802084c6";
         assert_eq!(hex::encode(&bytes), expected);
         assert_eq!(decode(&bytes, &Keys::new(b"key".to_vec(), None)), Ok(env));
     }

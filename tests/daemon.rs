@@ -279,6 +279,7 @@ fn forged(seq: u64) -> Vec<u8> {
             targets: vec![],
             target_digests: vec![],
             move_requests: vec![],
+            fenced: vec![],
         }),
     };
     protocol::encode(&env, b"an attacker's key that is long enough to be used").unwrap()

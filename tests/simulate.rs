@@ -199,10 +199,32 @@ fn swarm_with_liveness_converges_after_the_faults_stop() {
 
 #[test]
 fn the_liveness_checker_catches_a_target_left_down() {
-    // a known engine bug (simulations/pending/fencer-not-candidate.toml): when the engine is fixed, move the
-    // scenario into simulations/ and make this test use another broken case
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("simulations/pending/fencer-not-candidate.toml");
-    let s = Arc::new(Scenario::load(&path).expect("scenario"));
-    let r = run_once(s, RunOptions { seed: 1, ..Default::default() });
+    // the engine bug fencer-not-candidate.toml was written for, brought back by a test-only switch: the
+    // candidate never takes the designated fencer's confirmation, so the target stays down with no alert
+    let s = scenario("fencer-not-candidate");
+    let broken = FaultSwitches { ignore_peer_confirmations: true, ..FaultSwitches::default() };
+    let r = run_once(s.clone(), RunOptions { seed: 1, faults: broken, ..Default::default() });
     assert!(r.unmet.iter().any(|u| u.starts_with("liveness: lfs-OST0000 runs on 0 hosts")), "{:?}", r.unmet);
+    let fixed = run_once(s, RunOptions { seed: 1, ..Default::default() });
+    assert!(fixed.passed(), "{:?} {:?}", fixed.violations, fixed.unmet);
+}
+
+#[test]
+fn the_swarm_cli_checks_liveness_by_default_and_lists_every_failing_seed() {
+    let bin = env!("CARGO_BIN_EXE_failoverd");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // swarm seed 172 found the fencer-not-candidate bug; brought back by the test-only switch, no --liveness
+    // flag is needed to see it
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "172", "--fault-ignore-peer-confirmations"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a liveness failure must fail the command");
+    assert!(err.contains("liveness: ") && err.contains("replay: failoverd simulate --swarm --seed 172 --trace"), "{err}");
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "172"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // more than the three failing seeds the printer used to stop at: every one gets its replay command
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "simulations/owner-crash.toml", "--seeds", "5", "--fault-skip-fence"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    for seed in 1..=5 {
+        assert!(err.contains(&format!("replay: failoverd simulate simulations/owner-crash.toml --seed {seed} --trace")), "seed {seed}: {err}");
+    }
 }

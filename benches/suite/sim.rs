@@ -52,7 +52,7 @@ pub fn run(seeds: u64, swarm_seeds: u64) -> Result<Record> {
     sys::check_interrupted()?;
     let swarm_list: Vec<u64> = (1..=swarm_seeds.max(1)).collect();
     let started = Instant::now();
-    let reports = swarm::run(&swarm_list, FaultSwitches::default(), threads);
+    let reports = swarm::run_with(&swarm_list, FaultSwitches::default(), threads, true);
     let sw = set("swarm", 0, &reports, threads, started.elapsed().as_secs_f64());
     tracing::info!(runs = sw.runs, runs_per_s = sw.runs_per_s, sim_s_per_wall_s = sw.sim_s_per_wall_s, failed = sw.failed_runs, "swarm");
     Ok(Record::Sim { sets: vec![scen, sw] })

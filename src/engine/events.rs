@@ -129,6 +129,9 @@ pub enum Event {
     FenceNeedsOperator { node: String },
     FenceCancelled { node: String, reason: String },
     FenceConfirmedByOperator { node: String },
+    /// `peer` confirmed `node` off (by fence `level`'s `devices`, or an operator there when `level` is 0) and
+    /// shared it; this node took the confirmation as its own, so it may take over what `node` held.
+    FenceConfirmedByPeer { node: String, peer: String, level: usize, devices: Vec<String> },
     /// A node confirmed off was heard again in the same incarnation: the fence device lied.
     FenceLied { node: String },
     StepStarted {
@@ -256,7 +259,7 @@ impl Event {
         use Event::*;
         match self {
             FenceDelayed { .. } | FenceStarted { .. } | FenceLevelFailed { .. } | FenceConfirmed { .. } | FenceStatus { .. }
-            | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceCancelled { .. } | FenceConfirmedByOperator { .. }
+            | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceCancelled { .. } | FenceConfirmedByOperator { .. } | FenceConfirmedByPeer { .. }
             | FenceLied { .. } | TargetBlocked { .. } | TargetMoving { .. } | AskingToBeFenced { .. } | NodeConflict { .. }
             | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } | FenceBlocked { .. } => true,
             SequenceStarted { sequence, .. } | SequenceDone { sequence, .. } | SequenceFailed { sequence, .. } => {
@@ -323,6 +326,13 @@ impl Event {
             ),
             FenceCancelled { node, reason } => format!("fencing of {node} cancelled: {reason}"),
             FenceConfirmedByOperator { node } => format!("an operator confirmed that {node} is powered off"),
+            FenceConfirmedByPeer { node, peer, level: 0, .. } => {
+                format!("an operator on {peer} confirmed that {node} is powered off; this node takes the confirmation as its own")
+            }
+            FenceConfirmedByPeer { node, peer, level, devices } => format!(
+                "{peer} fenced {node}: power off confirmed by level {level} ({}); this node takes the confirmation as its own",
+                devices.join(", ")
+            ),
             FenceLied { node } => format!("{node} was confirmed off but is heard again in the same run: its fence device LIED"),
             StepStarted { target, step, .. } => format!("{target}: {} started", step.name()),
             StepDone { target, step, ms, .. } => format!("{target}: {} done in {}", step.name(), secs(*ms)),

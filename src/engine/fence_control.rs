@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::command::CommandResult;
 use crate::fence::{FenceAction, PowerState};
+use crate::protocol::FenceConfirmation;
 use crate::time::Time;
 
 use super::events::FenceReason;
@@ -19,6 +20,7 @@ use super::{Engine, Event, Output, Purpose, Waiter};
 impl Engine {
     pub(crate) fn drive_fencing(&mut self, now: Time) {
         self.drop_stale_fence_jobs(now);
+        self.adopt_peer_confirmations(now);
         self.wake_fence_jobs(now);
         self.start_power_rechecks(now);
         let peers: Vec<String> = self.peers.keys().cloned().collect();
@@ -245,6 +247,93 @@ impl Engine {
         self.start_fence_job(now, FenceJob::new(&victim_cfg, FenceAction::Off, reason, now));
     }
 
+    /// The confirmations this node shares in its heartbeats: the ones it made itself (a fence device it ran,
+    /// or an operator's `confirm-fenced` here), not ones it took from a peer, and a journaled one only once a
+    /// fresh status read in this run found the node off.
+    pub(crate) fn shared_confirmations(&self, now: Time) -> Vec<FenceConfirmation> {
+        self.fenced
+            .values()
+            .filter(|r| r.from_peer.is_none() && (!r.restored || self.off_checked.contains(&r.node)))
+            .map(|r| FenceConfirmation {
+                node: r.node.clone(),
+                incarnation: r.incarnation,
+                age_ms: now.since(r.at).as_millis() as u64,
+                level: if r.by_operator { 0 } else { r.level.max(1) },
+            })
+            .collect()
+    }
+
+    /// Take a peer's fence confirmation as this node's own, when this node may need it and it is consistent.
+    ///
+    /// Only the designated fencer fences a silent node, but every node that may take over one of its targets
+    /// needs the confirmation in its own `fenced` (`start_kind`): without this, a target whose `nodes` do not
+    /// include the designated fencer stayed down for ever (simulations/fencer-not-candidate.toml). A
+    /// confirmation is taken only if: this node is quorate and the sharing peer is alive, quorate and of the
+    /// same configuration (so the same fence topology); the fenced node shares a target with this node, is
+    /// silent in this node's view, was not heard here after the moment of the confirmation (allowing two
+    /// heartbeat intervals for datagrams in flight), and was not heard here in a newer incarnation than the
+    /// confirmed one. From then on the record is this node's: hearing the node again voids it exactly as it
+    /// voids one of its own fences (`check_fence_lied`, `peer_restarted`).
+    fn adopt_peer_confirmations(&mut self, now: Time) {
+        if !self.quorum.quorate || self.faults.ignore_peer_confirmations {
+            return;
+        }
+        let margin = self.cfg.cluster.heartbeat_interval * 2;
+        let mut taken: Vec<(String, FencedRecord)> = Vec::new();
+        for (peer, p) in &self.peers {
+            let Some(hb) = p.last_heartbeat.as_ref() else { continue };
+            if !p.alive() || !hb.quorate || hb.config_digest != self.config_digest || hb.fenced.is_empty() {
+                continue;
+            }
+            let Some(received) = p.last_heard() else { continue };
+            for c in &hb.fenced {
+                if c.node == self.me.name || c.node == *peer || self.fenced.contains_key(&c.node) || taken.iter().any(|(_, r)| r.node == c.node) {
+                    continue;
+                }
+                let shares_a_target = self.cfg.targets.iter().any(|t| t.nodes.contains(&self.me.name) && t.nodes.contains(&c.node));
+                let Some(v) = self.peers.get(&c.node) else { continue };
+                if !shares_a_target || v.alive() {
+                    continue;
+                }
+                let age = Duration::from_millis(c.age_ms);
+                let confirmed_at = Time::from_micros(received.as_micros().saturating_sub(age.as_micros() as u64));
+                if v.last_heard().is_some_and(|h| h > confirmed_at + margin) {
+                    continue; // heard here after it was confirmed off: not consistent, not taken
+                }
+                let newer_here = match (v.incarnation, c.incarnation) {
+                    (None, _) => false,
+                    (Some(_), None) => true,
+                    (Some(here), Some(there)) => here > there,
+                };
+                if newer_here {
+                    continue; // it rebooted since the confirmation
+                }
+                let record = FencedRecord {
+                    node: c.node.clone(),
+                    at: confirmed_at,
+                    incarnation: c.incarnation,
+                    by_operator: c.level == 0,
+                    level: c.level,
+                    from_peer: Some(peer.clone()),
+                    restored: false,
+                };
+                taken.push((peer.clone(), record));
+            }
+        }
+        for (peer, record) in taken {
+            let node = record.node.clone();
+            let level = usize::from(record.level);
+            let devices = match level {
+                0 => Vec::new(),
+                l => self.cfg.node(&node).and_then(|n| n.fence_levels.get(l - 1)).cloned().unwrap_or_default(),
+            };
+            self.fenced.insert(node.clone(), record);
+            self.fence_operator_alerted.remove(&node);
+            self.journal_dirty = true;
+            self.emit(now, Event::FenceConfirmedByPeer { node, peer, level, devices });
+        }
+    }
+
     /// Quorum for a fence must rest on fresh evidence. Peers are declared dead one by one, milliseconds
     /// apart: an isolated node must not count a peer it has not yet declared dead — but has not heard for
     /// almost `dead_after` — as a vote to fence another. So only voters heard within `dead_after / 2` count,
@@ -289,7 +378,7 @@ impl Engine {
         let victim = job.victim.name.clone();
         if self.faults.skip_fence && job.action == FenceAction::Off {
             // test-only: pretend the fence worked without touching any device
-            self.record_fenced(now, &victim, false);
+            self.record_fenced(now, &victim, false, 1);
             self.emit(now, Event::FenceConfirmed { node: victim, level: 0, devices: vec![], action: FenceAction::Off });
             return;
         }
@@ -343,7 +432,7 @@ impl Engine {
         self.fence_waits.remove(victim);
         match job.action {
             FenceAction::Off | FenceAction::Reboot => {
-                self.record_fenced(now, victim, false);
+                self.record_fenced(now, victim, false, u8::try_from(level + 1).unwrap_or(u8::MAX));
                 self.emit(now, Event::FenceConfirmed { node: victim.to_string(), level: level + 1, devices, action: job.action });
                 self.reply_fence_admin(victim, Ok(format!("{victim} confirmed off by level {}", level + 1)));
             }
@@ -389,9 +478,11 @@ impl Engine {
         }
     }
 
-    pub(crate) fn record_fenced(&mut self, now: Time, victim: &str, by_operator: bool) {
+    /// `level`: the 1-based fence level whose devices confirmed `victim` off (0 for an operator).
+    pub(crate) fn record_fenced(&mut self, now: Time, victim: &str, by_operator: bool, level: u8) {
         let incarnation = self.peers.get(victim).and_then(|p| p.incarnation);
-        self.fenced.insert(victim.to_string(), FencedRecord { node: victim.to_string(), at: now, incarnation, by_operator });
+        let record = FencedRecord { node: victim.to_string(), at: now, incarnation, by_operator, level, from_peer: None, restored: false };
+        self.fenced.insert(victim.to_string(), record);
         self.fence_operator_alerted.remove(victim);
         self.journal_dirty = true;
     }
@@ -408,7 +499,7 @@ impl Engine {
         }
         self.end_fence_job(node);
         self.fence_cancelled.remove(node);
-        self.record_fenced(now, node, true);
+        self.record_fenced(now, node, true, 0);
         self.emit(now, Event::FenceConfirmedByOperator { node: node.to_string() });
         Ok(format!("{node} recorded as powered off by the operator; its targets may now be taken over"))
     }

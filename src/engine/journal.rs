@@ -16,6 +16,17 @@ pub struct FencedRecord {
     /// The victim's incarnation when it was fenced: hearing it again in the same one means the fence lied.
     pub incarnation: Option<u64>,
     pub by_operator: bool,
+    /// The fence level (1-based) whose devices confirmed it off; 0 for an operator's confirmation (and in
+    /// journals written before levels were recorded).
+    #[serde(default)]
+    pub level: u8,
+    /// The peer whose confirmation this node took as its own (`fence_confirmed_by_peer`); None: this node
+    /// confirmed it itself. Only a node's own confirmations are shared in its heartbeats.
+    #[serde(default)]
+    pub from_peer: Option<String>,
+    /// Restored from the journal in this run: shared with peers only once a fresh status read found it off.
+    #[serde(skip)]
+    pub restored: bool,
 }
 
 /// A storage sequence that was running when the journal was written.
@@ -69,6 +80,7 @@ impl Engine {
             if self.cfg.node(&r.node).is_some() {
                 // times of the previous run are in its own time base: count from this start
                 r.at = now;
+                r.restored = true;
                 // a status read confirms the node is still off before it counts as seen (wait_for_all)
                 self.recheck_power.insert(r.node.clone(), now);
                 self.fenced.insert(r.node.clone(), r);

@@ -144,6 +144,11 @@ pub struct FaultSwitches {
     /// Mount every target as soon as its pool is imported, whatever its start_order (an MDT before its MGT).
     #[serde(default)]
     pub ignore_start_order: bool,
+    /// Engine fault (self-test of the liveness checker): never take a peer's shared fence confirmation, as
+    /// before simulations/fencer-not-candidate.toml was fixed (a target whose nodes leave out the designated
+    /// fencer then stays down after its owner is fenced).
+    #[serde(default)]
+    pub ignore_peer_confirmations: bool,
 }
 
 /// Who is waiting for a command result.
@@ -231,7 +236,7 @@ pub struct Engine {
 }
 
 /// Refuse a configuration whose largest possible heartbeat (every target moving, every move requested,
-/// every peer listed) would not fit in one datagram: heartbeats must never be cut. Its config summary must
+/// every peer listed and confirmed fenced) would not fit in one datagram: heartbeats must never be cut. Its config summary must
 /// fit in [`crate::protocol::MAX_SUMMARY_PARTS`] datagrams as well.
 pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
     use crate::protocol::{TargetState, TargetView};
@@ -251,6 +256,12 @@ pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
         targets: cfg.targets.iter().map(|t| TargetView { name: t.name.clone(), state: TargetState::Releasing { to: Some(longest.clone()) } }).collect(),
         target_digests: cfg.targets.iter().map(|t| (t.name.clone(), u32::MAX)).collect(),
         move_requests: cfg.targets.iter().map(|t| (t.name.clone(), longest.clone())).collect(),
+        fenced: cfg
+            .nodes
+            .iter()
+            .filter(|n| n.name != longest)
+            .map(|n| crate::protocol::FenceConfirmation { node: n.name.clone(), incarnation: Some(u64::MAX), age_ms: u64::MAX, level: u8::MAX })
+            .collect(),
     };
     let env = Envelope { cluster: cfg.cluster.name.clone(), sender: longest.clone(), incarnation: u64::MAX, seq: u64::MAX, body: Body::Heartbeat(hb) };
     match crate::protocol::encode(&env, &[0u8; 32]) {
@@ -619,6 +630,7 @@ impl Engine {
             targets,
             target_digests,
             move_requests,
+            fenced: self.shared_confirmations(now),
         }
     }
 

@@ -134,5 +134,6 @@ pub fn heartbeat(link: u8, targets: Vec<TargetView>) -> Heartbeat {
         targets,
         target_digests: vec![],
         move_requests: vec![],
+        fenced: vec![],
     }
 }

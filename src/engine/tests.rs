@@ -668,3 +668,121 @@ fn a_recovery_longer_than_the_budget_is_reported_and_no_longer_followed() {
     assert_eq!(h.commands_matching("lctl get_param -n mdt.").len(), n, "no longer polled");
     assert_eq!(Event::TargetRecovered { target: "x".into(), outcome: "budget_exceeded".into(), followed_ms: 0, recovery_duration_s: None, completed_clients: None, total_clients: None, evicted_clients: None, ir: None, error: None }.severity(), Severity::Warning);
 }
+
+// ----- a fencer that may not run the dead node's targets (simulations/fencer-not-candidate.toml) ---------
+
+/// mds_pair plus mds3: the highest fence_priority (the designated fencer once mds1 is dead), in no target's
+/// `nodes`.
+fn three_nodes() -> Config {
+    let mut cfg = mds_pair();
+    cfg.nodes.push(super::test_support::node("mds3", 3, 20, 0xc3c3_c3c3));
+    cfg.fence_devices.extend(super::test_support::devices("mds3", 3));
+    cfg
+}
+
+/// mds2's events and commands, each with its time.
+type ThreeNodeRun = (Vec<(Time, Event)>, Vec<(Time, String)>);
+
+/// mds2 (the engine) between mds1, which holds both targets and heartbeats while `mds1_alive`, and mds3,
+/// which shares `confirmation(now)` in its heartbeats. Returns mds2's events and commands.
+fn run_three(
+    until: Time,
+    mds1_alive: impl Fn(Time) -> bool,
+    confirmation: impl Fn(Time) -> Option<crate::protocol::FenceConfirmation>,
+) -> ThreeNodeRun {
+    let cfg = three_nodes();
+    let digest = cfg.digest();
+    let target_digests: Vec<(String, u32)> = cfg.targets.iter().map(|t| (t.name.clone(), cfg.target_digest(&t.name).unwrap())).collect();
+    let mut engine = started(cfg, 7, 42);
+    let (mut events, mut commands) = (Vec::new(), Vec::new());
+    let mut pending: Vec<(CommandId, Command)> = Vec::new();
+    let (mut now, mut next_hb, mut seq) = (Time::ZERO, Time::ZERO, 0u64);
+    while now < until {
+        for _ in 0..100 {
+            while let Some(o) = engine.poll_output() {
+                match o {
+                    Output::Run { id, command, .. } => {
+                        commands.push((now, command.display()));
+                        pending.push((id, command));
+                    }
+                    Output::Event(e) => events.push((now, e)),
+                    _ => {}
+                }
+            }
+            if pending.is_empty() {
+                break;
+            }
+            for (id, cmd) in std::mem::take(&mut pending) {
+                engine.handle(now, Input::CommandDone { id, result: standard_answers(&cmd) });
+            }
+        }
+        now = engine.next_deadline().min(next_hb).min(until).max(now);
+        if now >= next_hb {
+            let mds1_up = mds1_alive(now);
+            let view = |node: &str, alive: bool| crate::protocol::PeerView { node: node.into(), links_up: if alive { 3 } else { 0 }, alive };
+            for link in 0..2u8 {
+                let base = Heartbeat { config_digest: digest, target_digests: target_digests.clone(), ..heartbeat(link, vec![]) };
+                let mut sends = vec![(
+                    "mds3",
+                    5,
+                    Heartbeat { peers: vec![view("mds1", mds1_up), view("mds2", true)], fenced: confirmation(now).into_iter().collect(), ..base.clone() },
+                )];
+                if mds1_up {
+                    sends.push(("mds1", 3, Heartbeat { peers: vec![view("mds2", true), view("mds3", true)], targets: mds1_holds_both(), ..base.clone() }));
+                }
+                for (sender, incarnation, hb) in sends {
+                    seq += 1;
+                    let envelope = Envelope { cluster: "lfs".into(), sender: sender.into(), incarnation, seq, body: Body::Heartbeat(hb) };
+                    engine.handle(now, Input::Datagram { link: link as usize, envelope });
+                }
+            }
+            next_hb = now + Duration::from_millis(250);
+        }
+        engine.handle(now, Input::Tick);
+    }
+    (events, commands)
+}
+
+/// mds3 confirmed mds1 (incarnation 3) off at 12 s by level 1.
+fn mds3_fenced_mds1_at_12s(now: Time) -> Option<crate::protocol::FenceConfirmation> {
+    (now >= ms(12_000)).then(|| crate::protocol::FenceConfirmation { node: "mds1".into(), incarnation: Some(3), age_ms: now.since(ms(12_000)).as_millis() as u64, level: 1 })
+}
+
+#[test]
+fn a_candidate_takes_over_with_the_confirmation_the_designated_fencer_shared() {
+    // mds1 dies at 5 s; mds3, the designated fencer, fences it; mds2, the only other node of the targets,
+    // must take them over with mds3's confirmation (before the fix: never, and no alert)
+    let (events, commands) = run_three(ms(120_000), |t| t < ms(5_000), mds3_fenced_mds1_at_12s);
+    assert!(commands.iter().all(|(_, c)| !c.starts_with("ipmitool") && !c.starts_with("snmp")), "mds2 is not the designated fencer: {commands:?}");
+    let taken = events
+        .iter()
+        .find(|(_, e)| matches!(e, Event::FenceConfirmedByPeer { node, peer, level: 1, devices } if node == "mds1" && peer == "mds3" && devices == &["mds1-ipmi"]))
+        .map(|(t, _)| *t)
+        .expect("mds2 takes mds3's confirmation");
+    assert!(taken >= ms(12_000), "not before mds3 confirmed it: {taken}");
+    let imports: Vec<&(Time, String)> = commands.iter().filter(|(_, c)| c.starts_with("zpool import")).collect();
+    assert_eq!(imports.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>(), vec!["zpool import -f -o cachefile=none mgspool", "zpool import -f -o cachefile=none mdt0pool"]);
+    assert!(imports[0].0 >= taken);
+    let done = events.iter().filter(|(_, e)| matches!(e, Event::SequenceDone { sequence: crate::storage::SequenceKind::Forced, .. })).count();
+    assert_eq!(done, 2, "both targets taken over");
+}
+
+#[test]
+fn no_takeover_without_a_confirmation_or_with_an_inconsistent_one() {
+    let no_import = |commands: &[(Time, String)]| commands.iter().all(|(_, c)| !c.starts_with("zpool import") && !c.starts_with("zdb"));
+    let taken = |events: &[(Time, Event)]| events.iter().any(|(_, e)| matches!(e, Event::FenceConfirmedByPeer { .. }));
+    // nobody shares a confirmation: mds2 never fences (mds3 must) and never imports
+    let (events, commands) = run_three(ms(60_000), |t| t < ms(5_000), |_| None);
+    assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+    // a confirmation of an older incarnation than the one mds2 heard: mds1 rebooted since, it is void
+    let (events, commands) =
+        run_three(ms(60_000), |t| t < ms(5_000), |now| mds3_fenced_mds1_at_12s(now).map(|c| crate::protocol::FenceConfirmation { incarnation: Some(2), ..c }));
+    assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+    // a confirmation made (mds3 says) at 1 s, but mds2 heard mds1 until 4.75 s: not consistent
+    let (events, commands) =
+        run_three(ms(60_000), |t| t < ms(5_000), |now| mds3_fenced_mds1_at_12s(now).map(|c| crate::protocol::FenceConfirmation { age_ms: now.since(ms(1_000)).as_millis() as u64, ..c }));
+    assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+    // mds1 still heard by mds2 (only mds3 lost it): nothing is taken while it is alive here
+    let (events, commands) = run_three(ms(60_000), |_| true, mds3_fenced_mds1_at_12s);
+    assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+}

@@ -17,9 +17,9 @@ pub struct SimArgs {
     pub paths: Vec<PathBuf>,
     pub seeds: u64,
     pub seed: Option<u64>,
+    /// Random scenarios; each run checks the safety invariants after every event and liveness once the faults
+    /// stop.
     pub swarm: bool,
-    /// Swarm: check liveness after the faults stop, too.
-    pub liveness: bool,
     /// The first seed of `--seeds` (default 1): long soaks run in slices.
     pub first_seed: u64,
     pub trace: bool,
@@ -171,18 +171,46 @@ pub fn print_table(rows: &[Summary]) {
     }
 }
 
+/// Failing seeds printed in full (their problems, up to 6 lines each, and the replay command).
+const FAILURES_IN_FULL: usize = 10;
+/// Failing seeds printed at all: after the first [`FAILURES_IN_FULL`], one line each (the first problem and
+/// the replay command); the rest are counted.
+const FAILURES_LISTED: usize = 500;
+
 fn print_failures(r: &Summary) {
-    for (seed, problems) in r.failures.iter().take(3) {
-        eprintln!("FAIL {} seed {seed}:", r.scenario);
-        for p in problems.iter().take(6) {
-            eprintln!("    {p}");
-        }
+    for line in failure_lines(r) {
+        eprintln!("{line}");
+    }
+}
+
+/// What `simulate` prints (on stderr) about a scenario's failing seeds: every failing seed's replay command,
+/// up to [`FAILURES_LISTED`] seeds, then how many more failed.
+pub fn failure_lines(r: &Summary) -> Vec<String> {
+    let replay = |seed: u64| {
         if r.path.is_empty() {
-            eprintln!("    replay: failoverd simulate --swarm --seed {seed} --trace");
+            format!("failoverd simulate --swarm --seed {seed} --trace")
         } else {
-            eprintln!("    replay: failoverd simulate {} --seed {seed} --trace", r.path);
+            format!("failoverd simulate {} --seed {seed} --trace", r.path)
+        }
+    };
+    let mut out = Vec::new();
+    for (i, (seed, problems)) in r.failures.iter().take(FAILURES_LISTED).enumerate() {
+        if i < FAILURES_IN_FULL {
+            out.push(format!("FAIL {} seed {seed}:", r.scenario));
+            out.extend(problems.iter().take(6).map(|p| format!("    {p}")));
+            if problems.len() > 6 {
+                out.push(format!("    ... and {} more", problems.len() - 6));
+            }
+            out.push(format!("    replay: {}", replay(*seed)));
+        } else {
+            let first = problems.first().map_or("", String::as_str);
+            out.push(format!("FAIL {} seed {seed}: {first} | replay: {}", r.scenario, replay(*seed)));
         }
     }
+    if r.failures.len() > FAILURES_LISTED {
+        out.push(format!("... and {} more failing seeds of {} (not listed)", r.failures.len() - FAILURES_LISTED, r.scenario));
+    }
+    out
 }
 
 fn junit(rows: &[Summary]) -> String {
@@ -225,9 +253,9 @@ pub fn simulate(args: &SimArgs) -> i32 {
     };
     if args.swarm {
         if let (Some(seed), true) = (args.seed, args.trace) {
-            return i32::from(!trace_one(Arc::new(swarm::scenario_with(seed, args.liveness)), seed, args.faults));
+            return i32::from(!trace_one(Arc::new(swarm::scenario_with(seed, true)), seed, args.faults));
         }
-        let (reports, wall) = timed(|| swarm::run_with(&seeds, args.faults, threads, args.liveness));
+        let (reports, wall) = timed(|| swarm::run_with(&seeds, args.faults, threads, true));
         let s = summarize("swarm", "", &reports, wall);
         return report(&[s], args);
     }
@@ -298,4 +326,48 @@ fn report(rows: &[Summary], args: &SimArgs) -> i32 {
         }
     }
     i32::from(rows.iter().any(|r| !r.passed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing(scenario: &str, path: &str, n: u64) -> Summary {
+        Summary {
+            scenario: scenario.into(),
+            seeds: n,
+            violations: 0,
+            unmet: n,
+            detect_ms_p50: None,
+            detect_ms_p99: None,
+            failover_ms_p50: None,
+            failover_ms_p99: None,
+            restored_ms_p50: None,
+            restored_ms_p99: None,
+            fences: 0,
+            false_failovers: 0,
+            sim_speedup: 0.0,
+            failures: (1..=n).map(|s| (s, (0..8).map(|i| format!("problem {i} of seed {s}")).collect())).collect(),
+            path: path.into(),
+            wall_s: 0.0,
+        }
+    }
+
+    #[test]
+    fn every_failing_seed_gets_its_replay_command_up_to_the_bound() {
+        // more than the three seeds printed before, fewer than the bound: every one is listed
+        let lines = failure_lines(&failing("swarm", "", 40));
+        for seed in 1..=40 {
+            let replay = format!("failoverd simulate --swarm --seed {seed} --trace");
+            assert_eq!(lines.iter().filter(|l| l.contains(&replay)).count(), 1, "seed {seed}: {lines:#?}");
+        }
+        assert!(lines.contains(&"    problem 5 of seed 10".to_string()) && lines.contains(&"    ... and 2 more".to_string()));
+        assert!(lines.contains(&"FAIL swarm seed 11: problem 0 of seed 11 | replay: failoverd simulate --swarm --seed 11 --trace".to_string()));
+        assert!(!lines.iter().any(|l| l.contains("not listed")));
+        // past the bound: listed up to it, the rest counted
+        let lines = failure_lines(&failing("owner-crash", "simulations/owner-crash.toml", 600));
+        assert_eq!(lines.iter().filter(|l| l.contains("replay: failoverd simulate simulations/owner-crash.toml --seed")).count(), FAILURES_LISTED);
+        assert!(lines.iter().any(|l| l.contains("--seed 500 --trace")) && !lines.iter().any(|l| l.contains("--seed 501 --trace")));
+        assert_eq!(lines.last().unwrap(), "... and 100 more failing seeds of owner-crash (not listed)");
+    }
 }

@@ -1,8 +1,9 @@
 //! Swarm mode: a random cluster (2 to 5 nodes, two-node ones with or without a witness) and a random fault
 //! schedule per seed — crashes, power cycles, restarts, partitions, loss, BMC, PDU and storage faults, process
 //! pauses (SIGSTOP/SIGCONT), late clocks, witness cuts, operator moves — ending with a `settle` (every fault
-//! stops). The safety invariants are checked after every event; with `--liveness`, every target must then end
-//! verified on one live node (or an alert must explain why not). The seed alone rebuilds the whole run, so
+//! stops). The safety invariants are checked after every event; `failoverd simulate --swarm` also checks
+//! liveness (`scenario_with(seed, true)`): every target must then end verified on one live node (or an alert
+//! must explain why not). The seed alone rebuilds the whole run, so
 //! any failure replays with `--seed`.
 
 use std::fmt::Write;

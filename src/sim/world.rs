@@ -759,6 +759,14 @@ impl World {
             Event::SequenceFailed { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.starting.remove(&(host.to_string(), target.clone()));
             }
+            // a confirmation taken from a peer counts for rule 2 only if that peer really made it, and from the
+            // moment the peer made it (an import by the fenced node after that moment is not cleared)
+            Event::FenceConfirmedByPeer { node, peer, .. } => match self.confirmed_off.get(&(peer.clone(), node.clone())).copied() {
+                Some(at) => {
+                    self.confirmed_off.insert((host.to_string(), node.clone()), at);
+                }
+                None => self.violation(format!("{host} took {peer}'s confirmation that {node} is off, which {peer} never made")),
+            },
             Event::SequenceDone { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.starting.remove(&(host.to_string(), target.clone()));
                 self.running_on.insert(target.clone(), host.to_string());
