@@ -192,6 +192,20 @@ secret_options = {{ password = "{d}/agent.pw" }}
         (out.status.code().unwrap(), stdout.lines().map(str::to_string).collect())
     }
 
+    /// Run `failoverd doctor` as mds1 (uname mds1, no SPL module) with exactly `path` as PATH.
+    fn doctor_with_path(&self, config: &Path, path: impl AsRef<std::ffi::OsStr>) -> std::process::Output {
+        Command::new(BIN)
+            .args(["doctor", "--config"])
+            .arg(config)
+            .args(["--node", "mds1", "--uname", "mds1", "--hostid-file"])
+            .arg(self.path("hostid"))
+            .arg("--spl-hostid-file")
+            .arg(self.path("none"))
+            .env("PATH", path)
+            .output()
+            .unwrap()
+    }
+
     fn zpool_calls(&self) -> Vec<String> {
         fs::read_to_string(self.bin().join("zpool.argv")).unwrap_or_default().lines().map(str::to_string).collect()
     }
@@ -452,16 +466,7 @@ fn missing_or_non_executable_tools_fail() {
     // zpool itself missing
     fs::remove_file(h.bin().join("zpool")).unwrap();
     let cfg = h.config(&zfs_target("MGT", "goodpool", "@/mnt/mgt"), "fence_fake");
-    let out = Command::new(BIN)
-        .args(["doctor", "--config"])
-        .arg(&cfg)
-        .args(["--node", "mds1", "--uname", "mds1", "--hostid-file"])
-        .arg(h.path("hostid"))
-        .arg("--spl-hostid-file")
-        .arg(h.path("none"))
-        .env("PATH", h.bin())
-        .output()
-        .unwrap();
+    let out = h.doctor_with_path(&cfg, h.bin());
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(text.lines().any(|l| l.starts_with("FAIL  pools: `zpool get") && l.contains("could not start")), "{text}");
@@ -495,16 +500,7 @@ fn an_agent_that_ignores_its_stdin_does_not_kill_doctor() {
     let path = format!("{}:{}", h.bin().display(), std::env::var("PATH").unwrap_or_default());
     let mut signals = Vec::new();
     for run in 0..40 {
-        let out = Command::new(BIN)
-            .args(["doctor", "--config"])
-            .arg(&cfg)
-            .args(["--node", "mds1", "--uname", "mds1", "--hostid-file"])
-            .arg(h.path("hostid"))
-            .arg("--spl-hostid-file")
-            .arg(h.path("none"))
-            .env("PATH", &path)
-            .output()
-            .unwrap();
+        let out = h.doctor_with_path(&cfg, &path);
         match out.status.code() {
             Some(1) => {
                 let text = String::from_utf8_lossy(&out.stdout);

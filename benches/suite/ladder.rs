@@ -57,16 +57,7 @@ pub struct Options {
 /// `percent` of them (every tool's traffic: failoverd's and knet's UDP, VRRP's protocol 112; ARP is not
 /// IPv4 and passes).
 fn ruleset(loss: &[u32]) -> String {
-    let mut counters = String::new();
-    let mut rules = String::new();
-    for (l, pct) in loss.iter().enumerate() {
-        counters.push_str(&format!("  counter l{l}_seen {{ }}\n  counter l{l}_dropped {{ }}\n"));
-        rules.push_str(&format!(
-            "    iifname \"l{l}\" meta nfproto ipv4 counter name \"l{l}_seen\"\n    \
-             iifname \"l{l}\" meta nfproto ipv4 numgen random mod 100 < {pct} counter name \"l{l}_dropped\" drop\n"
-        ));
-    }
-    format!("table inet {TABLE} {{\n{counters}  chain input {{\n    type filter hook input priority 0; policy accept;\n{rules}  }}\n}}\n")
+    loss::loss_ruleset(TABLE, "meta nfproto ipv4", loss)
 }
 
 fn apply_loss(lab: &Lab, loss: &[u32]) -> Result<()> {
@@ -78,16 +69,7 @@ fn apply_loss(lab: &Lab, loss: &[u32]) -> Result<()> {
 
 /// Packets seen and dropped per link, summed over both nodes of a lab.
 fn counters(lab: &Lab, links: usize) -> Result<(Vec<u64>, Vec<u64>)> {
-    let mut seen = vec![0u64; links];
-    let mut dropped = vec![0u64; links];
-    for n in 0..2 {
-        let listing = lab.nft_json(n, &["list", "counters", "table", "inet", TABLE])?;
-        for l in 0..links {
-            seen[l] += loss::counter(&listing, &format!("l{l}_seen"));
-            dropped[l] += loss::counter(&listing, &format!("l{l}_dropped"));
-        }
-    }
-    Ok((seen, dropped))
+    loss::link_counters(lab, TABLE, links)
 }
 
 /// One core kept busy by a spin loop that ends by itself at `limit`, or earlier when dropped.

@@ -15,18 +15,38 @@ const TABLE: &str = "failoverd_bench_loss";
 
 /// The ruleset: per link, one counter of failoverd datagrams seen and one rule dropping `percent` of them.
 fn ruleset(loss: &[u32]) -> String {
+    loss_ruleset(TABLE, "udp dport 7405", loss)
+}
+
+/// An nftables table `table` that, per link `l<i>`, counts the input packets matching `matching`
+/// (`l<i>_seen`) and drops `loss[i]` percent of them at random (`l<i>_dropped`).
+pub fn loss_ruleset(table: &str, matching: &str, loss: &[u32]) -> String {
     let mut counters = String::new();
     let mut rules = String::new();
     for (l, pct) in loss.iter().enumerate() {
         counters.push_str(&format!("  counter l{l}_seen {{ }}\n  counter l{l}_dropped {{ }}\n"));
         rules.push_str(&format!(
-            "    iifname \"l{l}\" udp dport 7405 counter name \"l{l}_seen\"\n    \
-             iifname \"l{l}\" udp dport 7405 numgen random mod 100 < {pct} counter name \"l{l}_dropped\" drop\n"
+            "    iifname \"l{l}\" {matching} counter name \"l{l}_seen\"\n    \
+             iifname \"l{l}\" {matching} numgen random mod 100 < {pct} counter name \"l{l}_dropped\" drop\n"
         ));
     }
     format!(
-        "table inet {TABLE} {{\n{counters}  chain input {{\n    type filter hook input priority 0; policy accept;\n{rules}  }}\n}}\n"
+        "table inet {table} {{\n{counters}  chain input {{\n    type filter hook input priority 0; policy accept;\n{rules}  }}\n}}\n"
     )
+}
+
+/// Packets seen and dropped per link by the table `table` of [`loss_ruleset`], summed over both nodes of a lab.
+pub fn link_counters(lab: &Lab, table: &str, links: usize) -> Result<(Vec<u64>, Vec<u64>)> {
+    let mut seen = vec![0u64; links];
+    let mut dropped = vec![0u64; links];
+    for n in 0..2 {
+        let listing = lab.nft_json(n, &["list", "counters", "table", "inet", table])?;
+        for l in 0..links {
+            seen[l] += counter(&listing, &format!("l{l}_seen"));
+            dropped[l] += counter(&listing, &format!("l{l}_dropped"));
+        }
+    }
+    Ok((seen, dropped))
 }
 
 /// Packets counted by a named counter of the loss table.
@@ -127,15 +147,7 @@ pub fn run(lab: Lab, loss: Vec<u32>, duration: Duration) -> Result<Record> {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let mut seen = vec![0u64; loss.len()];
-    let mut dropped = vec![0u64; loss.len()];
-    for n in 0..2 {
-        let listing = lab.nft_json(n, &["list", "counters", "table", "inet", TABLE])?;
-        for l in 0..loss.len() {
-            seen[l] += counter(&listing, &format!("l{l}_seen"));
-            dropped[l] += counter(&listing, &format!("l{l}_dropped"));
-        }
-    }
+    let (seen, dropped) = link_counters(lab, TABLE, loss.len())?;
     if seen.contains(&0) {
         return Err(format!("the loss rules saw no heartbeat on some link (seen per link: {seen:?}): the rules do not match the traffic"));
     }
