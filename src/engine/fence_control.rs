@@ -275,7 +275,12 @@ impl Engine {
     /// confirmed one. From then on the record is this node's: hearing the node again voids it exactly as it
     /// voids one of its own fences (`check_fence_lied`, `peer_restarted`).
     fn adopt_peer_confirmations(&mut self, now: Time) {
-        if !self.quorum.quorate || self.faults.ignore_peer_confirmations {
+        // A node that wait_for_all holds (it restarted and never heard the victim) takes the record too, but
+        // only to read the victim's power itself: it counts as seen once that read says off (`off_checked`),
+        // and until then the node has no quorum and acts on nothing. Without this, a node restarted while
+        // its peer was dying waited for ever for a node a quorate peer had fenced (swarm seed 97419).
+        let waiting_for_all = self.cfg.cluster.wait_for_all && !self.all_seen && !self.wfa_overridden;
+        if !(self.quorum.quorate || waiting_for_all) || self.faults.ignore_peer_confirmations {
             return;
         }
         let margin = self.cfg.cluster.heartbeat_interval * 2;
@@ -292,7 +297,7 @@ impl Engine {
                 }
                 let shares_a_target = self.cfg.targets.iter().any(|t| t.nodes.contains(&self.me.name) && t.nodes.contains(&c.node));
                 let Some(v) = self.peers.get(&c.node) else { continue };
-                if !shares_a_target || v.alive() {
+                if !(shares_a_target || waiting_for_all) || v.alive() {
                     continue;
                 }
                 let age = Duration::from_millis(c.age_ms);
@@ -327,6 +332,9 @@ impl Engine {
                 0 => Vec::new(),
                 l => self.cfg.node(&node).and_then(|n| n.fence_levels.get(l - 1)).cloned().unwrap_or_default(),
             };
+            if waiting_for_all {
+                self.recheck_power.insert(node.clone(), now);
+            }
             self.fenced.insert(node.clone(), record);
             self.fence_operator_alerted.remove(&node);
             self.journal_dirty = true;
