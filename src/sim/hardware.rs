@@ -45,6 +45,9 @@ pub struct DeviceFaults {
     pub lying: bool,
     /// Authentication fails (IPMI RAKP HMAC, SNMP community: no answer at all).
     pub wrong_password: bool,
+    /// A fence agent talking to it never returns (stuck in a connect, a half-open TCP session): it runs until
+    /// its timeout kills it.
+    pub hang: bool,
 }
 
 /// A node's own power: its chassis state and how its power supplies combine.

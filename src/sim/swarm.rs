@@ -23,7 +23,7 @@ use super::world::{run_once, RunOptions, RunReport};
 /// explain why not). The run ends earlier once the cluster has converged.
 const LIVENESS_BOUND: u64 = 400;
 
-fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usize) -> String {
+fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usize, ldiskfs: &[bool]) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "[cluster]\nname = \"swarm\"\nkey_file = \"/etc/failoverd/key\"\nlinks = [\"ring0\", \"ring1\"]");
     let _ = writeln!(t, "heartbeat_interval = \"250ms\"\ndead_after = \"3s\"\nfence_delay = \"10s\"");
@@ -34,10 +34,18 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
             0x1000_0000u32 + i as u32,
             rng.random_range(0..3) * 5 + i
         );
-        let _ = writeln!(
-            t,
-            "[[fence_device]]\nname = \"n{i}-ipmi\"\nkind = \"ipmi\"\nhost = \"10.9.0.{i}\"\nusername = \"admin\"\npassword_file = \"/etc/failoverd/ipmi.pw\"\npower_timeout = \"10s\"\ntimeout = \"10s\""
-        );
+        if rng.random_bool(0.3) {
+            // the same BMC through the ClusterLabs agent (a `bmc` fault "hang" leaves it stuck until its timeout)
+            let _ = writeln!(
+                t,
+                "[[fence_device]]\nname = \"n{i}-ipmi\"\nkind = \"agent\"\nprogram = \"fence_ipmilan\"\noptions = {{ ip = \"10.9.0.{i}\", username = \"admin\", lanplus = \"1\" }}\nsecret_options = {{ password = \"/etc/failoverd/ipmi.pw\" }}\ntimeout = \"30s\""
+            );
+        } else {
+            let _ = writeln!(
+                t,
+                "[[fence_device]]\nname = \"n{i}-ipmi\"\nkind = \"ipmi\"\nhost = \"10.9.0.{i}\"\nusername = \"admin\"\npassword_file = \"/etc/failoverd/ipmi.pw\"\npower_timeout = \"10s\"\ntimeout = \"10s\""
+            );
+        }
         let _ = writeln!(
             t,
             "[[fence_device]]\nname = \"n{i}-pdu\"\nkind = \"pdu-snmp\"\nhost = \"10.9.1.1\"\ncommunity_file = \"/etc/failoverd/pdu.community\"\noutlets = [{}, {}]\npower_timeout = \"10s\"\ntimeout = \"10s\"",
@@ -50,9 +58,14 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
         let second = (k + 1) % nodes + 1;
         let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
         let lctl = if k == 0 { "MGS".to_string() } else { name.clone() };
+        let storage = if ldiskfs[k] {
+            format!("kind = \"ldiskfs\"\ndevice = \"/dev/mapper/t{k}\"")
+        } else {
+            format!("kind = \"zfs\"\npool = \"pool{k}\"\ndataset = \"pool{k}/t{k}\"")
+        };
         let _ = writeln!(
             t,
-            "[[target]]\nname = \"{name}\"\nkind = \"zfs\"\npool = \"pool{k}\"\ndataset = \"pool{k}/t{k}\"\nmountpoint = \"/lustre/t{k}\"\nnodes = [\"n{first}\", \"n{second}\"]\nstart_order = {}\nlctl_device = \"{lctl}\"",
+            "[[target]]\nname = \"{name}\"\n{storage}\nmountpoint = \"/lustre/t{k}\"\nnodes = [\"n{first}\", \"n{second}\"]\nstart_order = {}\nlctl_device = \"{lctl}\"",
             i32::from(k > 0)
         );
     }
@@ -63,7 +76,7 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
 }
 
 /// The fault schedule, ending with a `settle` (every fault stops); returns it and the settle's time (s).
-fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool) -> (String, u64) {
+fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool, ldiskfs: &[bool]) -> (String, u64) {
     let mut t = String::new();
     let count = rng.random_range(2..7);
     let mut at = 15u64;
@@ -84,7 +97,7 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool
             5 | 6 => "action = \"heal\"".to_string(),
             7 => format!("action = \"loss\"\nlink = {}\nrate = {:.2}", rng.random_range(0..2), rng.random_range(0.0..0.4)),
             8 => {
-                let f = ["unreachable", "ok", "slow"][rng.random_range(0..3)];
+                let f = ["unreachable", "ok", "slow", "hang"][rng.random_range(0..4)];
                 format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"{f}\"\ndelay = \"2s\"")
             }
             9 if rng.random_bool(0.5) => {
@@ -92,7 +105,10 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool
                 // suspended pool; cleared again later by `clear`
                 let k = rng.random_range(0..targets);
                 let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
-                let f = ["import-slow", "import-fail", "mount-fail", "umount-hang", "not-healthy", "suspend-pool", "clear", "clear"][rng.random_range(0..8)];
+                let mut f = ["import-slow", "import-fail", "mount-fail", "umount-hang", "not-healthy", "suspend-pool", "clear", "clear"][rng.random_range(0..8)];
+                if ldiskfs[k] && f == "suspend-pool" {
+                    f = "mount-fail"; // an ldiskfs target has no pool to suspend
+                }
                 format!("action = \"storage\"\nnode = \"n{n}\"\nfault = \"{f}\"\ntarget = \"{name}\"")
             }
             9 => {
@@ -152,16 +168,27 @@ pub fn scenario_with(seed: u64, liveness: bool) -> Scenario {
     let nodes = if rng.random_bool(0.15) { rng.random_range(4..=5) } else { rng.random_range(2..=3) };
     let witness = nodes == 2 && rng.random_bool(0.3);
     let targets = rng.random_range(1..=3);
+    // an OST on ldiskfs (a shared block device, no MMP and no label check) beside the ZFS ones
+    let ldiskfs: Vec<bool> = (0..targets).map(|k| k > 0 && rng.random_bool(0.2)).collect();
     let mut config = toml::Table::new();
-    if let Ok(t) = cluster_toml(&mut rng, nodes, witness, targets).parse::<toml::Table>() {
+    if let Ok(t) = cluster_toml(&mut rng, nodes, witness, targets, &ldiskfs).parse::<toml::Table>() {
         config = t;
     }
     let world = world_toml(&mut rng);
-    let (faults, settle) = faults_toml(&mut rng, nodes, targets, witness);
+    let (faults, settle) = faults_toml(&mut rng, nodes, targets, witness, &ldiskfs);
     let duration = settle + LIVENESS_BOUND;
     let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{duration}s\"\n\n{world}\n[expect]\nliveness = {liveness}\n\n{faults}");
     let mut root: toml::Table = head.parse().unwrap_or_default();
     root.insert("config".into(), toml::Value::Table(config));
+    // an operator's drift: one node runs with another dead_after or fence_delay (config_mismatch; fencing
+    // the nodes that disagree is blocked, `fence_blocked`)
+    if rng.random_bool(0.05) {
+        let n = rng.random_range(1..=nodes);
+        let drift = if rng.random_bool(0.5) { "dead_after = \"5s\"" } else { "fence_delay = \"15s\"" };
+        if let Ok(t) = format!("[n{n}.cluster]\n{drift}").parse::<toml::Table>() {
+            root.insert("node_config".into(), toml::Value::Table(t));
+        }
+    }
     let text = toml::to_string(&root).unwrap_or_default();
     match Scenario::parse(&text, Path::new("swarm.toml")) {
         Ok(s) => s,

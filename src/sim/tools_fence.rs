@@ -177,6 +177,10 @@ pub(crate) fn plan_agent(hw: &Hardware, from: &str, cmd: &Command, rng: &mut Cha
 /// A device that cannot be used: unreachable, partitioned, wrong credentials.
 fn refuse(hw: &Hardware, from: &str, sw: &PowerSwitch, power_timeout: Duration, rng: &mut ChaCha8Rng) -> Option<Plan> {
     let faults = hw.switch_faults(sw);
+    if faults.hang {
+        // runs until the caller's timeout (`Hardware::begin` turns an answer later than it into a hang)
+        return Some((Duration::from_secs(86_400), HwOpKind::Hang));
+    }
     let reachable = match switch_addr(sw) {
         Some(addr) => hw.answers(from, addr),
         None => !faults.unreachable,

@@ -993,6 +993,7 @@ impl World {
                 "slow" => f.slow = Some(delay.unwrap_or(Duration::from_secs(5))),
                 "lying" => f.lying = true,
                 "wrong-password" => f.wrong_password = true,
+                "hang" => f.hang = true,
                 other => {
                     let other = other.to_string();
                     self.violation(format!("scenario: unknown device fault {other}"));
@@ -1146,6 +1147,10 @@ fn device_addresses(cfg: &Config, node: &str, bmc: bool) -> Vec<String> {
         .filter_map(|d| match (&d.kind, bmc) {
             (FenceDeviceKind::Ipmi(i), true) => Some(format!("{}:{}", i.host, i.port)),
             (FenceDeviceKind::PduSnmp(p), false) => Some(format!("{}:{}", p.host, p.port)),
+            // a BMC reached through an agent (`fence_ipmilan ip=...`) takes the `bmc` faults too
+            (FenceDeviceKind::Agent(a), true) if a.plug.is_none() => {
+                a.options.get("ip").map(|ip| format!("{ip}:{}", a.options.get("ipport").map_or("623", String::as_str)))
+            }
             _ => None,
         })
         .collect();

@@ -17,7 +17,9 @@
 //!   another node (that is still checked);
 //! - wait_for_all after a restart that cannot see a peer (`wait_for_all_stuck`, naming
 //!   `failoverd override-wait-for-all`), leftover commands that never die (`orphans_stuck`), a fence that needs
-//!   an operator (`fence_needs_operator`, `fence_failed`), raised at or after the settle.
+//!   an operator (`fence_needs_operator`, `fence_failed`), raised at or after the settle;
+//! - a node whose configuration drifted (`config_mismatch` that blocks fencing, `fence_blocked`), whenever
+//!   raised: the settle does not undo an operator's edit.
 //!
 //! One checker function per invariant; each returns the unmet expectation in words.
 
@@ -166,6 +168,9 @@ impl World {
             let ok = match e {
                 Event::TargetBlocked { target: b, .. } | Event::TargetHasNoNode { target: b, .. } => target.is_none_or(|x| x == b),
                 Event::AskingToBeFenced { .. } => true,
+                // a node runs with another configuration (an operator's drift, which the settle does not undo):
+                // fencing the nodes that disagree is blocked until the configurations agree again
+                Event::FenceBlocked { .. } | Event::ConfigMismatch { blocks_fencing: true, .. } => true,
                 Event::WaitForAllStuck { .. } | Event::OrphansStuck { .. } | Event::FenceNeedsOperator { .. } | Event::FenceFailed { .. } => {
                     *t >= settled
                 }
