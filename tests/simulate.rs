@@ -213,13 +213,13 @@ fn the_liveness_checker_catches_a_target_left_down() {
 fn the_swarm_cli_checks_liveness_by_default_and_lists_every_failing_seed() {
     let bin = env!("CARGO_BIN_EXE_failoverd");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // swarm seed 172 found the fencer-not-candidate bug; brought back by the test-only switch, no --liveness
-    // flag is needed to see it
-    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "172", "--fault-ignore-peer-confirmations"]).output().unwrap();
+    // the fencer-not-candidate bug (found by swarm seed 172 before the swarm drew agents, ldiskfs and drift;
+    // seed 144 shows it today), brought back by the test-only switch: no --liveness flag is needed to see it
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "144", "--fault-ignore-peer-confirmations"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a liveness failure must fail the command");
-    assert!(err.contains("liveness: ") && err.contains("replay: failoverd simulate --swarm --seed 172 --trace"), "{err}");
-    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "172"]).output().unwrap();
+    assert!(err.contains("liveness: ") && err.contains("replay: failoverd simulate --swarm --seed 144 --trace"), "{err}");
+    let out = Command::new(bin).current_dir(dir).args(["simulate", "--swarm", "--seed", "144"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // more than the three failing seeds the printer used to stop at: every one gets its replay command
     let out = Command::new(bin).current_dir(dir).args(["simulate", "simulations/owner-crash.toml", "--seeds", "5", "--fault-skip-fence"]).output().unwrap();
