@@ -71,14 +71,14 @@ impl Engine {
 
     /// A restarted node holds fence confirmations from its journal. The victim cannot be heard (it is off), so
     /// wait_for_all would keep this node without quorum for ever: read its power instead. A node a fresh status
-    /// read finds off counts as seen ([`Engine::off_checked`]); one found on, or whose devices cannot say,
+    /// read finds off counts as seen ([`ledger::FenceLedger::power_read`](super::ledger::FenceLedger::power_read)); one found on, or whose devices cannot say,
     /// raises [`Event::WaitForAllStuck`] with the command an operator may run. Hearing the node again in a new
     /// incarnation voids the record as before.
     fn start_power_rechecks(&mut self, now: Time) {
         let due: Vec<String> = self
             .recheck_power
             .iter()
-            .filter(|(n, at)| now >= **at && self.fenced.contains_key(*n) && !self.fence_jobs.contains_key(*n) && !self.peer_alive(n))
+            .filter(|(n, at)| now >= **at && self.fenced.contains_key(n) && !self.fence_jobs.contains_key(*n) && !self.peer_alive(n))
             .map(|(n, _)| n.clone())
             .collect();
         for node in due {
@@ -98,11 +98,7 @@ impl Engine {
             None => "unknown",
         };
         self.emit(now, Event::FencePowerChecked { node: node.to_string(), power: word.into() });
-        if power == Some(PowerState::Off) && self.fenced.contains_key(node) {
-            self.off_checked.insert(node.to_string());
-        } else {
-            self.off_checked.remove(node);
-        }
+        self.fenced.power_read(node, power == Some(PowerState::Off));
     }
 
     /// Why `victim` needs fencing now, if it does.
@@ -253,7 +249,7 @@ impl Engine {
     pub(crate) fn shared_confirmations(&self, now: Time) -> Vec<FenceConfirmation> {
         self.fenced
             .values()
-            .filter(|r| r.from_peer.is_none() && (!r.restored || self.off_checked.contains(&r.node)))
+            .filter(|r| r.from_peer.is_none() && (!r.restored || self.fenced.off_checked(&r.node)))
             .map(|r| FenceConfirmation {
                 node: r.node.clone(),
                 incarnation: r.incarnation,
@@ -335,7 +331,7 @@ impl Engine {
             if waiting_for_all {
                 self.recheck_power.insert(node.clone(), now);
             }
-            self.fenced.insert(node.clone(), record);
+            self.fenced.adopted_from_peer(record);
             self.fence_operator_alerted.remove(&node);
             self.journal_dirty = true;
             self.emit(now, Event::FenceConfirmedByPeer { node, peer, level, devices });
@@ -490,7 +486,7 @@ impl Engine {
     pub(crate) fn record_fenced(&mut self, now: Time, victim: &str, by_operator: bool, level: u8) {
         let incarnation = self.peers.get(victim).and_then(|p| p.incarnation);
         let record = FencedRecord { node: victim.to_string(), at: now, incarnation, by_operator, level, from_peer: None, restored: false };
-        self.fenced.insert(victim.to_string(), record);
+        self.fenced.confirmed_here(record);
         self.fence_operator_alerted.remove(victim);
         self.journal_dirty = true;
     }

@@ -83,7 +83,7 @@ impl Engine {
                 r.restored = true;
                 // a status read confirms the node is still off before it counts as seen (wait_for_all)
                 self.recheck_power.insert(r.node.clone(), now);
-                self.fenced.insert(r.node.clone(), r);
+                self.fenced.restored_from_journal(r);
             }
         }
     }

@@ -172,8 +172,7 @@ impl Engine {
         let rebooted = r.incarnation.is_none_or(|i| incarnation > i);
         let lied = !rebooted && !r.by_operator && now > r.at + margin;
         if rebooted || lied {
-            self.fenced.remove(sender);
-            self.off_checked.remove(sender);
+            self.fenced.void(sender);
             self.journal_dirty = true;
         }
         if lied {
@@ -183,10 +182,9 @@ impl Engine {
 
     /// A peer restarted: it holds nothing it has not rediscovered, and a fence record of it is spent.
     fn peer_restarted(&mut self, _now: Time, node: &str, _incarnation: u64) {
-        if self.fenced.remove(node).is_some() {
+        if self.fenced.void(node) {
             self.journal_dirty = true;
         }
-        self.off_checked.remove(node);
     }
 
     fn check_config_agreement(&mut self, now: Time, sender: &str, hb: &Heartbeat) {
@@ -375,7 +373,7 @@ impl Engine {
         let missing: Vec<String> = self
             .peers
             .iter()
-            .filter(|(n, p)| !p.alive() && (!self.off_checked.contains(*n) || !self.fenced.contains_key(*n)))
+            .filter(|(n, p)| !p.alive() && !self.fenced.off_checked(n))
             .map(|(n, _)| n.clone())
             .collect();
         if !self.all_seen && missing.is_empty() {
@@ -400,7 +398,7 @@ impl Engine {
         self.wfa_stuck_reported = Some(missing.to_vec());
         let reason = missing
             .iter()
-            .map(|n| match (self.fenced.contains_key(n), self.off_checked.contains(n)) {
+            .map(|n| match (self.fenced.contains_key(n), self.fenced.off_checked(n)) {
                 (true, false) => format!("{n} was fenced before this node restarted, but its power could not be read as off now"),
                 _ => format!("{n} has not been heard since this node started"),
             })

@@ -12,6 +12,7 @@ mod events;
 mod fence_control;
 mod fencing;
 mod journal;
+mod ledger;
 mod membership;
 pub mod quorum;
 mod recovery;
@@ -184,12 +185,12 @@ pub struct Engine {
     pub(crate) leaving: bool,
     pub(crate) left: bool,
     pub(crate) fence_me: Option<String>,
-    pub(crate) fenced: BTreeMap<String, FencedRecord>,
+    /// Nodes confirmed off, on what evidence, and which a status read in this run found off; written only
+    /// through its evidence methods (`ledger.rs`).
+    pub(crate) fenced: ledger::FenceLedger,
     /// Fence records restored from the journal whose power has not been read yet in this run.
     /// (node → not before): a status read failed, it is tried again later.
     pub(crate) recheck_power: BTreeMap<String, Time>,
-    /// Fenced nodes a status read in this run found powered off: they count as seen for wait_for_all.
-    pub(crate) off_checked: BTreeSet<String>,
     /// wait_for_all was reported stuck ([`Event::WaitForAllStuck`]) for this set of missing nodes.
     pub(crate) wfa_stuck_reported: Option<Vec<String>>,
     pub(crate) fence_jobs: BTreeMap<String, FenceJob>,
@@ -311,9 +312,8 @@ impl Engine {
             leaving: false,
             left: false,
             fence_me: None,
-            fenced: BTreeMap::new(),
+            fenced: ledger::FenceLedger::default(),
             recheck_power: BTreeMap::new(),
-            off_checked: BTreeSet::new(),
             wfa_stuck_reported: None,
             fence_jobs: BTreeMap::new(),
             fence_waits: BTreeMap::new(),

@@ -500,7 +500,7 @@ impl Engine {
     fn fenced_unheard(&self, cfg: &TargetConfig) -> Option<String> {
         cfg.nodes
             .iter()
-            .find(|n| **n != self.me.name && self.fenced.contains_key(*n) && self.peers.get(*n).is_some_and(|p| p.last_heartbeat.is_none()))
+            .find(|n| **n != self.me.name && self.fenced.contains_key(n) && self.peers.get(*n).is_some_and(|p| p.last_heartbeat.is_none()))
             .cloned()
     }
 

@@ -53,12 +53,12 @@ fn cluster_toml(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, targets: usiz
             2 * i
         );
     }
-    for k in 0..targets {
+    for (k, on_ldiskfs) in ldiskfs.iter().enumerate().take(targets) {
         let first = k % nodes + 1;
         let second = (k + 1) % nodes + 1;
         let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
         let lctl = if k == 0 { "MGS".to_string() } else { name.clone() };
-        let storage = if ldiskfs[k] {
+        let storage = if *on_ldiskfs {
             format!("kind = \"ldiskfs\"\ndevice = \"/dev/mapper/t{k}\"")
         } else {
             format!("kind = \"zfs\"\npool = \"pool{k}\"\ndataset = \"pool{k}/t{k}\"")
