@@ -452,6 +452,11 @@ impl Engine {
                 for p in self.peers.values_mut() {
                     p.rearm(until);
                 }
+                // a fence decided before the stall (waiting out fence_delay) rests on evidence as old as the
+                // stall: it waits for fresh evidence as long as a new conviction would (swarm seed 8830)
+                for t in self.fence_not_before.values_mut() {
+                    *t = (*t).max(until);
+                }
                 self.emit(now, Event::LocalStall { late_ms: late.as_millis() as u64 });
             }
         }
