@@ -454,8 +454,8 @@ fn bad_control_requests_change_nothing_and_sigterm_stops_cleanly() {
     assert_eq!(n1.status()["maintenance"], json!(false));
     // the engine's refusal comes back as an error and a failing exit status
     let out = Command::new(BIN).args(["migrate", "NOPE", "--to", "n2", "--socket"]).arg(&n1.socket).output().unwrap();
-    assert!(!out.status.success());
-    assert!(!out.stderr.is_empty());
+    assert_eq!(out.status.code(), Some(1), "an unknown target can never succeed: exit 1, not 3 (retry later)");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "failoverd migrate: unknown target NOPE\n");
     // confirm-fenced without a terminal and without --yes does nothing
     let out = Command::new(BIN).args(["confirm-fenced", "n2", "--socket"]).arg(&n1.socket).stdin(Stdio::null()).output().unwrap();
     assert!(!out.status.success());

@@ -15,7 +15,7 @@ use super::events::FenceReason;
 use super::fencing::{FenceJob, JobProgress};
 use super::journal::FencedRecord;
 use super::quorum;
-use super::{Engine, Event, Output, Purpose, Waiter};
+use super::{AdminError, Engine, Event, Output, Purpose, Waiter};
 
 impl Engine {
     pub(crate) fn drive_fencing(&mut self, now: Time) {
@@ -142,7 +142,7 @@ impl Engine {
         for (victim, reason) in stale {
             self.end_fence_job(&victim);
             self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: reason.clone() });
-            self.reply_fence_admin(&victim, Err(format!("fence cancelled: {reason}")));
+            self.reply_fence_admin(&victim, Err(AdminError::FenceCancelled { reason: reason.clone() }));
         }
         // a cancelled victim heard alive again may be fenced automatically again later
         let back: Vec<String> = self.fence_cancelled.iter().filter(|v| self.peer_alive(v)).cloned().collect();
@@ -159,25 +159,25 @@ impl Engine {
     }
 
     /// `failoverd fence --cancel NODE`.
-    pub(crate) fn admin_fence_cancel(&mut self, now: Time, node: &str) -> Result<String, String> {
+    pub(crate) fn admin_fence_cancel(&mut self, now: Time, node: &str) -> Result<String, AdminError> {
         if self.cfg.node(node).is_none() {
-            return Err(format!("unknown node {node}"));
+            return Err(AdminError::UnknownNode { node: node.into() });
         }
         let Some(job) = self.fence_jobs.get(node) else {
-            return Err(format!("no fence of {node} is in progress on this node (see `failoverd status`)"));
+            return Err(AdminError::NoFenceInProgress { node: node.into() });
         };
         let waiting = job.waiting_retry || self.fence_operator_alerted.contains(node);
         if !waiting && job.reason != FenceReason::Operator {
-            return Err(format!(
-                "the fence of {node} is running a fence device now; cancel it once it waits (on an operator or a retry)"
-            ));
+            return Err(AdminError::Refused {
+                reason: format!("the fence of {node} is running a fence device now; cancel it once it waits (on an operator or a retry)"),
+            });
         }
         self.end_fence_job(node);
         if !self.peer_alive(node) {
             self.fence_cancelled.insert(node.to_string());
         }
         self.emit(now, Event::FenceCancelled { node: node.to_string(), reason: "cancelled by an operator".into() });
-        self.reply_fence_admin(node, Err("fence cancelled by an operator".into()));
+        self.reply_fence_admin(node, Err(AdminError::FenceCancelled { reason: "cancelled by an operator".into() }));
         Ok(if self.fence_cancelled.contains(node) {
             format!(
                 "fence of {node} cancelled; {node} is not fenced automatically again until it is heard alive, and its \
@@ -425,7 +425,7 @@ impl Engine {
                 if self.fence_operator_alerted.insert(victim.to_string()) {
                     self.emit(now, Event::FenceNeedsOperator { node: victim.to_string() });
                 }
-                self.reply_fence_admin(victim, Err(format!("{victim} has manual fencing: power it off, then run `failoverd confirm-fenced {victim}`")));
+                self.reply_fence_admin(victim, Err(AdminError::ManualFencing { node: victim.to_string() }));
             }
             JobProgress::AllFailed { errors } => self.fence_all_failed(now, victim, errors),
         }
@@ -464,7 +464,7 @@ impl Engine {
         }
         if job.reason == FenceReason::Operator {
             self.fence_jobs.remove(victim);
-            self.reply_fence_admin(victim, Err(format!("every fence level failed: {}", errors.join("; "))));
+            self.reply_fence_admin(victim, Err(AdminError::FenceFailed { errors }));
             return;
         }
         let c = &self.cfg.cluster;
@@ -476,7 +476,7 @@ impl Engine {
         self.emit(now, Event::FenceFailed { node: victim.to_string(), attempt, retry_in_ms: backoff.as_millis() as u64, errors });
     }
 
-    fn reply_fence_admin(&mut self, victim: &str, result: Result<String, String>) {
+    fn reply_fence_admin(&mut self, victim: &str, result: Result<String, AdminError>) {
         if let Some(id) = self.fence_admin_reply.remove(victim) {
             self.outputs.push_back(Output::AdminReply { id, result });
         }
@@ -491,15 +491,15 @@ impl Engine {
         self.journal_dirty = true;
     }
 
-    pub(crate) fn admin_confirm_fenced(&mut self, now: Time, node: &str) -> Result<String, String> {
+    pub(crate) fn admin_confirm_fenced(&mut self, now: Time, node: &str) -> Result<String, AdminError> {
         if node == self.me.name {
-            return Err("a node cannot confirm itself fenced".into());
+            return Err(AdminError::OnItself { what: "a node cannot confirm itself fenced".into() });
         }
         if !self.peers.contains_key(node) {
-            return Err(format!("unknown node {node}"));
+            return Err(AdminError::UnknownNode { node: node.into() });
         }
         if self.peer_alive(node) {
-            return Err(format!("{node} is alive in this node's view (heartbeats arrive): refusing to record it as off"));
+            return Err(AdminError::PeerAlive { node: node.into() });
         }
         self.end_fence_job(node);
         self.fence_cancelled.remove(node);
@@ -508,15 +508,17 @@ impl Engine {
         Ok(format!("{node} recorded as powered off by the operator; its targets may now be taken over"))
     }
 
-    pub(crate) fn admin_fence(&mut self, now: Time, node: &str, action: FenceAction) -> Result<(), String> {
-        let Some(victim) = self.cfg.node(node).cloned() else { return Err(format!("unknown node {node}")) };
+    pub(crate) fn admin_fence(&mut self, now: Time, node: &str, action: FenceAction) -> Result<(), AdminError> {
+        let Some(victim) = self.cfg.node(node).cloned() else { return Err(AdminError::UnknownNode { node: node.into() }) };
         if node == self.me.name {
-            return Err("refusing to fence this node from itself; run the command on a peer".into());
+            return Err(AdminError::OnItself { what: "refusing to fence this node from itself; run the command on a peer".into() });
         }
         if self.fence_jobs.contains_key(node) {
-            return Err(format!(
-                "a fence of {node} is already in progress (`failoverd status` shows it; `failoverd fence --cancel {node}` ends one that waits)"
-            ));
+            return Err(AdminError::Refused {
+                reason: format!(
+                    "a fence of {node} is already in progress (`failoverd status` shows it; `failoverd fence --cancel {node}` ends one that waits)"
+                ),
+            });
         }
         self.fence_cancelled.remove(node);
         self.start_fence_job(now, FenceJob::new(&victim, action, FenceReason::Operator, now));

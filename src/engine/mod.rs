@@ -7,6 +7,7 @@
 //! Outputs are queued, never dropped: every heartbeat, command, journal write and event comes out in order.
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
+pub mod admin;
 mod detector;
 mod events;
 mod fence_control;
@@ -38,6 +39,7 @@ use crate::protocol::{Body, Envelope, Heartbeat, PeerView};
 use crate::storage::{HostIdentity, SequenceKind, StorageTimeouts};
 use crate::time::Time;
 
+pub use admin::AdminError;
 pub use detector::{PeerLiveness, Rejected};
 pub use events::{Event, FenceReason, KeyDiff, Severity};
 pub use fencing::{FenceJob, JobProgress};
@@ -127,7 +129,7 @@ pub enum Output {
     /// Something happened.
     Event(Event),
     /// The answer to `Input::Admin { id }`.
-    AdminReply { id: u64, result: Result<String, String> },
+    AdminReply { id: u64, result: Result<String, AdminError> },
     /// The node finished leaving (graceful stop): the driver may exit.
     Left,
 }

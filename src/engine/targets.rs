@@ -16,7 +16,7 @@ use crate::storage::{self, SequenceKind, SequenceRun, Step, StepVerdict, Storage
 use crate::time::Time;
 
 use super::journal::JournalOp;
-use super::{Engine, Event, Purpose, Waiter};
+use super::{AdminError, Engine, Event, Purpose, Waiter};
 
 /// What this node is doing with a target.
 #[derive(Clone, Debug)]
@@ -864,9 +864,9 @@ impl Engine {
         }
     }
 
-    pub(crate) fn admin_standby(&mut self, now: Time, node: &str, on: bool) -> Result<String, String> {
+    pub(crate) fn admin_standby(&mut self, now: Time, node: &str, on: bool) -> Result<String, AdminError> {
         if self.cfg.node(node).is_none() {
-            return Err(format!("unknown node {node}"));
+            return Err(AdminError::UnknownNode { node: node.into() });
         }
         if on == self.in_standby(node) {
             return Ok(format!("{node} is already {}", if on { "in standby" } else { "out of standby" }));
@@ -886,13 +886,15 @@ impl Engine {
                 }
             }
             if !stuck.is_empty() {
-                return Err(format!(
-                    "refusing: no other node can take {} now (alive, ready, not fenced, not in standby); nothing changed",
-                    stuck.join(", ")
-                ));
+                return Err(AdminError::Refused {
+                    reason: format!(
+                        "refusing: no other node can take {} now (alive, ready, not fenced, not in standby); nothing changed",
+                        stuck.join(", ")
+                    ),
+                });
             }
             if !self.actions_allowed() && !moving.is_empty() {
-                return Err(format!("no action allowed now: {}; nothing changed", self.no_action_reason()));
+                return Err(AdminError::NotNow { reason: format!("{}; nothing changed", self.no_action_reason()) });
             }
             set.insert(node.to_string());
             let epoch = self.standby.0 + 1;
@@ -910,27 +912,27 @@ impl Engine {
         }
     }
 
-    pub(crate) fn admin_migrate(&mut self, now: Time, target: &str, to: &str) -> Result<String, String> {
-        let Some(cfg) = self.cfg.target(target).cloned() else { return Err(format!("unknown target {target}")) };
+    pub(crate) fn admin_migrate(&mut self, now: Time, target: &str, to: &str) -> Result<String, AdminError> {
+        let Some(cfg) = self.cfg.target(target).cloned() else { return Err(AdminError::UnknownTarget { target: target.into() }) };
         if self.cfg.node(to).is_none() {
-            return Err(format!("unknown node {to}"));
+            return Err(AdminError::UnknownNode { node: to.into() });
         }
         if !cfg.nodes.iter().any(|n| n == to) {
-            return Err(format!("{to} is not in target {target}'s nodes ({})", cfg.nodes.join(", ")));
+            return Err(AdminError::NotACandidate { target: target.into(), node: to.into(), nodes: cfg.nodes.clone() });
         }
         if !self.actions_allowed() {
-            return Err(format!("no action allowed now: {}", self.no_action_reason()));
+            return Err(AdminError::NotNow { reason: self.no_action_reason() });
         }
         if !self.eligible(to, &cfg) {
-            return Err(format!("{to} cannot take {target} now (not alive, not ready, leaving or fenced)"));
+            return Err(AdminError::CannotTakeNow { target: target.into(), node: to.into() });
         }
         let (owner, state) = self.owner_of(target);
         match owner {
-            None => Err(format!("{target} is not running anywhere ({state})")),
-            Some(o) if o == to => Err(format!("{target} already runs on {to}")),
+            None => Err(AdminError::NotRunning { target: target.into(), state }),
+            Some(o) if o == to => Err(AdminError::AlreadyThere { target: target.into(), node: to.into() }),
             Some(o) if o == self.me.name => {
                 if !matches!(self.targets[target].local, Local::Running { .. }) {
-                    return Err(format!("{target} is {state} here; try again when it is running"));
+                    return Err(AdminError::Busy { target: target.into(), state });
                 }
                 self.emit(now, Event::TargetMoving { target: target.into(), to: to.into(), reason: "operator request".into() });
                 self.start_release(now, target, Some(to.to_string()), false);

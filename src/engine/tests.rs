@@ -22,7 +22,7 @@ struct Harness {
     peer_seq: u64,
     peer_incarnation: u64,
     answer: Box<dyn FnMut(&Command) -> CommandResult>,
-    replies: Vec<Result<String, String>>,
+    replies: Vec<Result<String, AdminError>>,
     /// mds1 runs with this configuration (default: the same as mds2's).
     peer_cfg: Option<Config>,
     /// mds1 sends its config summary after each heartbeat (a peer of an older version does not).
@@ -785,4 +785,28 @@ fn no_takeover_without_a_confirmation_or_with_an_inconsistent_one() {
     // mds1 still heard by mds2 (only mds3 lost it): nothing is taken while it is alive here
     let (events, commands) = run_three(ms(60_000), |_| true, mds3_fenced_mds1_at_12s);
     assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+}
+
+/// An operator's refusals are typed (`AdminError`), so the CLI can tell "ask again later" from "never".
+#[test]
+fn admin_refusals_are_typed_and_say_whether_to_retry() {
+    let mut h = Harness::new(mds_pair());
+    h.drain();
+    h.answer_all();
+    let ask = |h: &mut Harness, id: u64, target: &str, to: &str| {
+        h.engine.handle(h.now, Input::Admin { id, request: AdminRequest::Migrate { target: target.into(), to: to.into() } });
+        h.drain();
+        h.replies.last().cloned().expect("a reply")
+    };
+    // mds1 was never heard: wait_for_all holds this node without quorum
+    match ask(&mut h, 1, "MGT", "mds1") {
+        Err(e @ AdminError::NotNow { .. }) => assert!(e.retry_later() && e.to_string().starts_with("no action allowed now: no quorum"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(ask(&mut h, 2, "MGX", "mds1"), Err(AdminError::UnknownTarget { target: "MGX".into() }));
+    assert_eq!(ask(&mut h, 3, "MGT", "mds9"), Err(AdminError::UnknownNode { node: "mds9".into() }));
+    h.engine.handle(h.now, Input::Admin { id: 4, request: AdminRequest::ConfirmFenced { node: "mds2".into() } });
+    h.drain();
+    assert!(matches!(h.replies.last(), Some(Err(AdminError::OnItself { .. }))), "{:?}", h.replies);
+    assert!(!h.replies.iter().filter_map(|r| r.as_ref().err()).skip(1).any(AdminError::retry_later));
 }

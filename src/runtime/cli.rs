@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::engine::{AdminRequest, Status};
+use crate::engine::{AdminError, AdminRequest, Status};
 use crate::fence::FenceAction;
 
 use super::follow::{follow, Goal};
@@ -272,19 +272,64 @@ fn admin(cmd: &str, socket: &SocketArgs, req: AdminRequest, timeout: Duration) -
             println!("{message}");
             ExitCode::SUCCESS
         }
-        Err(e) => fail(cmd, e),
+        Err(e) => e.fail(cmd),
+    }
+}
+
+/// Exit status of an admin command the daemon refused for now (no quorum, maintenance, a target busy, a node
+/// not ready): the same command may succeed later. Other refusals and errors exit with 1, a malformed
+/// command line with 2 (clap).
+pub const EXIT_RETRY_LATER: u8 = 3;
+
+/// Why an admin request did not succeed: the daemon could not be asked, or it refused (typed when the daemon
+/// sent the refusal's `kind`).
+#[derive(Debug)]
+enum AdminFailure {
+    Unasked(RuntimeError),
+    Refused { text: String, why: Option<AdminError> },
+}
+
+impl From<RuntimeError> for AdminFailure {
+    fn from(e: RuntimeError) -> Self {
+        AdminFailure::Unasked(e)
+    }
+}
+
+impl std::fmt::Display for AdminFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdminFailure::Unasked(e) => write!(f, "{e}"),
+            AdminFailure::Refused { text, .. } => write!(f, "{text}"),
+        }
+    }
+}
+
+impl AdminFailure {
+    /// The exit status: [`EXIT_RETRY_LATER`] for a refusal that may not hold later, else 1.
+    fn exit_status(&self) -> u8 {
+        match self {
+            AdminFailure::Refused { why: Some(why), .. } if why.retry_later() => EXIT_RETRY_LATER,
+            _ => 1,
+        }
+    }
+
+    /// Print the failure and exit with its status.
+    fn fail(&self, cmd: &str) -> ExitCode {
+        eprintln!("failoverd {cmd}: {self}");
+        ExitCode::from(self.exit_status())
     }
 }
 
 /// Send an admin request; on success, the socket path and the daemon's message.
-fn admin_request(socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> Result<(PathBuf, String)> {
+fn admin_request(socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> std::result::Result<(PathBuf, String), AdminFailure> {
     let path = socket.path()?;
     let value = serde_json::to_value(&req).map_err(|e| RuntimeError::new(e.to_string()))?;
     let reply = request(&path, &value, timeout)?;
     if reply["ok"] == json!(true) {
         Ok((path, reply["message"].as_str().unwrap_or("ok").to_string()))
     } else {
-        Err(RuntimeError::new(reply["error"].as_str().unwrap_or("the daemon refused (no reason given)")))
+        let text = reply["error"].as_str().unwrap_or("the daemon refused (no reason given)").to_string();
+        Err(AdminFailure::Refused { text, why: serde_json::from_value(reply).ok() })
     }
 }
 
@@ -293,7 +338,7 @@ fn admin_request(socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> R
 fn admin_and_follow(cmd: &str, socket: &SocketArgs, req: AdminRequest, wait: &WaitArgs, goal: Goal) -> ExitCode {
     let (path, message) = match admin_request(socket, req, Duration::from_secs(60)) {
         Ok(r) => r,
-        Err(e) => return fail(cmd, e),
+        Err(e) => return e.fail(cmd),
     };
     println!("{message}");
     if wait.no_wait {
@@ -792,4 +837,27 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod admin_failure_tests {
+    use super::*;
+
+    /// The daemon's JSON refusal (as `control::admin_reply` writes it) is read back typed, and only a
+    /// "not now" refusal exits with 3.
+    #[test]
+    fn a_refusal_for_now_exits_3_and_the_others_1() {
+        let refused = |e: AdminError| {
+            let reply = crate::runtime::control::admin_reply(Err(e));
+            let text = reply["error"].as_str().unwrap().to_string();
+            AdminFailure::Refused { text, why: serde_json::from_value(reply).ok() }
+        };
+        let no_quorum = refused(AdminError::NotNow { reason: "no quorum (waiting for all nodes)".into() });
+        assert_eq!((no_quorum.exit_status(), no_quorum.to_string().as_str()), (3, "no action allowed now: no quorum (waiting for all nodes)"));
+        assert_eq!(refused(AdminError::Busy { target: "MGT".into(), state: "starting".into() }).exit_status(), 3);
+        assert_eq!(refused(AdminError::UnknownTarget { target: "NOPE".into() }).exit_status(), 1);
+        let untyped = AdminFailure::Refused { text: "old daemon".into(), why: None };
+        assert_eq!(untyped.exit_status(), 1);
+        assert_eq!(AdminFailure::Unasked(RuntimeError::new("no socket")).exit_status(), 1);
+    }
 }

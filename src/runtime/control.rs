@@ -32,7 +32,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::engine::AdminRequest;
+use crate::engine::{AdminError, AdminRequest};
 
 use super::{Result, RuntimeError};
 
@@ -66,11 +66,17 @@ pub fn error_reply(msg: impl Into<String>) -> Value {
     json!({ "ok": false, "error": msg.into() })
 }
 
-/// The reply to an admin request, from the engine's result.
-pub fn admin_reply(result: Result<String, String>) -> Value {
+/// The reply to an admin request, from the engine's result: a refusal carries its text in `error` and its
+/// typed form beside it (`kind` and the fields of [`AdminError`]), which the CLI matches for its exit status.
+pub fn admin_reply(result: Result<String, AdminError>) -> Value {
     match result {
         Ok(message) => json!({ "ok": true, "message": message }),
-        Err(error) => error_reply(error),
+        Err(error) => {
+            let mut v = serde_json::to_value(&error).unwrap_or_else(|_| json!({}));
+            v["ok"] = json!(false);
+            v["error"] = json!(error.to_string());
+            v
+        }
     }
 }
 
