@@ -184,6 +184,8 @@ pub struct Engine {
     pub(crate) standby: (u64, BTreeSet<String>),
     /// Targets already reported by [`Event::TargetHasNoNode`] (reported again once they ran somewhere).
     pub(crate) standby_orphans: BTreeSet<String>,
+    /// Targets already reported by [`Event::TargetHasNoNode`] because every node of theirs is fenced off.
+    pub(crate) fenced_out: BTreeSet<String>,
     pub(crate) leaving: bool,
     pub(crate) left: bool,
     pub(crate) fence_me: Option<String>,
@@ -311,6 +313,7 @@ impl Engine {
             maintenance: (0, false),
             standby: (0, BTreeSet::new()),
             standby_orphans: BTreeSet::new(),
+            fenced_out: BTreeSet::new(),
             leaving: false,
             left: false,
             fence_me: None,

@@ -345,6 +345,7 @@ impl Engine {
         if !self.actions_allowed() {
             return;
         }
+        self.alert_targets_fenced_out(now);
         self.serve_move_requests(now);
         if self.leaving {
             self.move_everything_away(now, "this node is leaving");
@@ -859,6 +860,30 @@ impl Engine {
             if self.standby_orphans.insert(target.clone()) {
                 let standby: Vec<&str> = self.standby.1.iter().map(String::as_str).collect();
                 let reason = format!("it runs nowhere and every node that may run it is down, fenced or in standby (standby: {})", standby.join(", "));
+                self.emit(now, Event::TargetHasNoNode { target, reason });
+            }
+        }
+    }
+
+    /// Alert (once per target, on every quorate node that sees it) about a target whose every node is held
+    /// confirmed off here: a fence is `off`, never a reboot, so the target stays down until an operator powers
+    /// one of them on (swarm seeds 54975 and 55219: both candidates of a target lost, then fenced).
+    fn alert_targets_fenced_out(&mut self, now: Time) {
+        let out: Vec<(String, Vec<String>)> = self
+            .cfg
+            .targets
+            .iter()
+            .filter(|t| t.nodes.iter().all(|n| *n != self.me.name && self.fenced.contains_key(n) && !self.peer_alive(n)))
+            .map(|t| (t.name.clone(), t.nodes.clone()))
+            .collect();
+        self.fenced_out.retain(|t| out.iter().any(|(o, _)| o == t));
+        for (target, nodes) in out {
+            if self.fenced_out.insert(target.clone()) {
+                let reason = format!(
+                    "every node that may run it ({}) is fenced off; power one on (`failoverd fence {} --action on`, or at its BMC/PDU) and it starts there once its daemon is back",
+                    nodes.join(", "),
+                    nodes[0]
+                );
                 self.emit(now, Event::TargetHasNoNode { target, reason });
             }
         }
