@@ -40,6 +40,17 @@ impl Engine {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: "the node is heard again".into() });
                     continue;
                 }
+                // the disk heartbeat: the victim's slot advances again (or is not judged stopped), or this
+                // node's own writes fail: no new attempt
+                if job.reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, &victim) {
+                    let reason = if self.own_disk_failing(now) {
+                        "this node's own disk heartbeat writes fail".to_string()
+                    } else {
+                        "its disk heartbeat slot is not stopped".to_string()
+                    };
+                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason });
+                    continue;
+                }
                 if job.reason.needs_quorum() && (!self.quorum.quorate || self.in_maintenance()) {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
                     continue;
