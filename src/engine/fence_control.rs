@@ -40,6 +40,17 @@ impl Engine {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: "the node is heard again".into() });
                     continue;
                 }
+                // the disk heartbeat: the victim's slot advances again (or is not judged stopped), or this
+                // node's own writes fail: no new attempt
+                if job.reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, &victim) {
+                    let reason = if self.own_disk_failing(now) {
+                        "this node's own disk heartbeat writes fail".to_string()
+                    } else {
+                        "its disk heartbeat slot is not stopped".to_string()
+                    };
+                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason });
+                    continue;
+                }
                 if job.reason.needs_quorum() && (!self.quorum.quorate || self.in_maintenance()) {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
                     continue;
@@ -112,6 +123,10 @@ impl Engine {
             return hb.is_some_and(|h| h.fence_me).then_some(FenceReason::PeerAsked);
         }
         if hb.is_some_and(|h| h.leaving) {
+            return None;
+        }
+        // silent on every link but its disk heartbeat slot advances: alive, not dead
+        if self.alive_on_disk(now, victim) {
             return None;
         }
         let startup_over = now.since(self.started_at) >= self.cfg.cluster.dead_after;
@@ -222,9 +237,38 @@ impl Engine {
             }
         }
         let Some(victim_cfg) = self.cfg.node(victim).cloned() else { return };
+        // this node's own disk heartbeat writes fail: it cannot tell the victim's crash from its own fault
+        if self.own_disk_failing(now) {
+            self.fence_not_before.remove(victim);
+            let device = self.disk.as_ref().map(|d| d.device.display().to_string()).unwrap_or_default();
+            if let Some(p) = self.disk.as_mut().map(|d| d.peers.entry(victim.to_string()).or_default()) {
+                if !p.held_reported {
+                    p.held_reported = true;
+                    self.emit(now, Event::FenceHeldDiskFailing { node: victim.to_string(), device });
+                }
+            }
+            return;
+        }
+        if let Some(p) = self.disk.as_mut().and_then(|d| d.peers.get_mut(victim)) {
+            p.held_reported = false;
+        }
+        // with a disk heartbeat, a peer silent on every link is dead only once a round of this node's (its own
+        // write ok) found its slot stopped; until then it may be alive on the disk
+        if reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, victim) {
+            self.fence_not_before.remove(victim);
+            return;
+        }
         if reason == FenceReason::PeerDead {
-            let delay = quorum::race_delay(&self.me, &victim_cfg, self.quorum.two_node, self.cfg.cluster.fence_delay);
+            // dead on every link and its slot stopped while this node's writes succeed: it crashed and cannot
+            // be partitioned away, so there is no race to delay for
+            let stopped = self.stopped_on_disk(now, victim);
+            let delay = if stopped {
+                Duration::ZERO
+            } else {
+                quorum::race_delay(&self.me, &victim_cfg, self.quorum.two_node, self.cfg.cluster.fence_delay)
+            };
             let not_before = match self.fence_not_before.get(victim) {
+                Some(t) if stopped => (*t).min(now),
                 Some(t) => *t,
                 None => {
                     let t = now + delay;

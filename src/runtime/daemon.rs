@@ -520,6 +520,8 @@ impl Daemon {
                     },
                 },
                 Output::Left => left = true,
+                // the disk heartbeat I/O thread is wired by the runtime side (issue #14 item 2)
+                Output::DiskBeat { .. } => {}
             }
         }
         left

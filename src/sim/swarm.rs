@@ -2,7 +2,9 @@
 //! schedule per seed — crashes, power cycles, restarts, partitions, loss, BMC, PDU and storage faults, process
 //! pauses (SIGSTOP/SIGCONT), late clocks, witness cuts, operator moves — ending with a `settle` (every fault
 //! stops). The safety invariants are checked after every event; `failoverd simulate --swarm` also checks
-//! liveness (`scenario_with(seed, true)`): every target must then end verified on one live node (or an alert
+//! liveness (`scenario_with(seed, true)`). Half the seeds run with a disk heartbeat (`[cluster]
+//! disk_heartbeat`) and draw storage path faults (`path-down`, `path-stall`, `path-restore`) on top, from an
+//! RNG of their own, so a seed's other draws do not change with it: every target must then end verified on one live node (or an alert
 //! must explain why not). The seed alone rebuilds the whole run, so
 //! any failure replays with `--seed`.
 
@@ -175,7 +177,20 @@ pub fn scenario_with(seed: u64, liveness: bool) -> Scenario {
         config = t;
     }
     let world = world_toml(&mut rng);
-    let (faults, settle) = faults_toml(&mut rng, nodes, targets, witness, &ldiskfs);
+    let (mut faults, settle) = faults_toml(&mut rng, nodes, targets, witness, &ldiskfs);
+    // the disk heartbeat and its path faults come from their own RNG: the seed's other draws stay the same
+    let mut disk_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xd15c_d15c_d15c_d15c);
+    if disk_rng.random_bool(0.5) {
+        if let Some(toml::Value::Table(cluster)) = config.get_mut("cluster") {
+            cluster.insert("disk_heartbeat".into(), toml::Value::String("/dev/disk/by-id/swarm-hb".into()));
+        }
+        for _ in 0..disk_rng.random_range(0..4) {
+            let at = disk_rng.random_range(16..settle.max(17));
+            let n = disk_rng.random_range(1..=nodes);
+            let f = ["path-down", "path-stall", "path-stall", "path-restore"][disk_rng.random_range(0..4)];
+            let _ = writeln!(faults, "[[fault]]\nat = \"{at}s\"\naction = \"storage\"\nnode = \"n{n}\"\nfault = \"{f}\"");
+        }
+    }
     let duration = settle + LIVENESS_BOUND;
     let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{duration}s\"\n\n{world}\n[expect]\nliveness = {liveness}\n\n{faults}");
     let mut root: toml::Table = head.parse().unwrap_or_default();
