@@ -172,3 +172,175 @@ async fn a_hung_round_skips_and_counts_the_next_beats_without_blocking() {
     assert_eq!(r.slot(0).unwrap(), &slot(3)[..]);
     assert_eq!(w.skipped(), 3);
 }
+
+// ----- doctor's judgements of the device -------------------------------------------------------------------
+
+mod doctor {
+    use super::*;
+    use failoverd::command::CommandResult;
+    use failoverd::runtime::doctor::{check_disk_device, judge_zdb_label, judge_zpool_status, Level};
+
+    #[test]
+    fn a_file_large_enough_opens_without_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = shared_file(dir.path(), 1 << 20);
+        fs::write(&path, vec![0x5a; 1 << 20]).unwrap();
+        let (c, dev) = check_disk_device(&path, 3);
+        assert_eq!(c.level, Level::Ok, "{c}");
+        assert_eq!(
+            c.to_string(),
+            format!(
+                "ok    disk_heartbeat {}: file of 1048576 bytes opens with O_RDWR|O_DIRECT|O_DSYNC and holds the 3 slots of 4096 bytes (nothing written)",
+                path.display()
+            )
+        );
+        assert!(dev.unwrap().read_area().unwrap().iter().all(|&b| b == 0x5a));
+        assert!(fs::read(&path).unwrap().iter().all(|&b| b == 0x5a), "doctor wrote to the device");
+    }
+
+    #[test]
+    fn missing_small_or_directory_fails_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let (c, dev) = check_disk_device(&missing, 2);
+        assert!(dev.is_none());
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.detail.starts_with("No such file or directory"), "{c}");
+        assert!(c.fix.as_deref().unwrap().contains("correct cluster.disk_heartbeat"), "{c}");
+        let small = shared_file(dir.path(), 4096);
+        let (c, _) = check_disk_device(&small, 2);
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.detail.contains("too small: 4096 bytes, the 2 nodes of the configuration need 8192"), "{c}");
+        let (c, _) = check_disk_device(dir.path(), 2);
+        assert_eq!((c.level, c.detail.as_str()), (Level::Fail, "is a directory"));
+    }
+
+    #[test]
+    fn a_zfs_label_on_the_device_fails() {
+        let dev = Path::new("/dev/disk/by-id/wwn-0x5000c500a1b2c3d4-part1");
+        let none = CommandResult::exited(2, "failed to unpack label 0\nfailed to unpack label 1\nfailed to unpack label 2\nfailed to unpack label 3\n", "");
+        let c = judge_zdb_label(dev, &none);
+        assert_eq!(c.to_string(), format!("ok    disk_heartbeat {} ZFS label: no ZFS label (zdb -l found none): not a pool member", dev.display()));
+        let label = "------------------------------------\nLABEL 0 \n------------------------------------\n    version: 5000\n    name: 'ost0pool'\n    state: 0\n    txg: 1234\n";
+        let c = judge_zdb_label(dev, &CommandResult::exited(0, label, ""));
+        assert_eq!(c.level, Level::Fail);
+        assert!(c.detail.starts_with("carries a ZFS label of pool 'ost0pool'"), "{c}");
+        let c = judge_zdb_label(dev, &CommandResult::exited(1, "", "zdb: can't open '/dev/x': Permission denied\n"));
+        assert_eq!(c.level, Level::Warn, "{c}");
+        assert_eq!(judge_zdb_label(dev, &CommandResult::timed_out()).level, Level::Fail);
+    }
+
+    #[test]
+    fn a_vdev_of_an_imported_pool_fails_and_a_partition_beside_it_passes() {
+        let dir = tempfile::tempdir().unwrap();
+        // the device and a symlink to it (as /dev/disk/by-id/... links to /dev/sdX)
+        let dev = shared_file(dir.path(), 1 << 20);
+        let link = dir.path().join("by-id-link");
+        std::os::unix::fs::symlink(&dev, &link).unwrap();
+        let status = |vdev: &str| {
+            format!(
+                "  pool: ost0pool\n state: ONLINE\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tost0pool    ONLINE       0     0     0\n\t  {vdev}  ONLINE       0     0     0\n\nerrors: No known data errors\n"
+            )
+        };
+        let c = judge_zpool_status(&link, &CommandResult::exited(0, status(&dev.display().to_string()), ""));
+        assert_eq!(c.level, Level::Fail, "{c}");
+        assert!(c.detail.contains("is a vdev of the imported pool 'ost0pool'"), "{c}");
+        let other = dir.path().join("other-disk");
+        fs::write(&other, b"").unwrap();
+        let c = judge_zpool_status(&link, &CommandResult::exited(0, status(&other.display().to_string()), ""));
+        assert_eq!(c.to_string(), format!("ok    disk_heartbeat {} imported pools: no vdev of an imported pool (zpool status -P)", link.display()));
+        let c = judge_zpool_status(&link, &CommandResult::exited(0, "no pools available\n", ""));
+        assert_eq!(c.level, Level::Ok);
+        // the heartbeat on a whole disk whose partition is a vdev: it would overwrite the partition table
+        let c = judge_zpool_status(Path::new("/dev/sdb"), &CommandResult::exited(0, status("/dev/sdb1"), ""));
+        assert_eq!(c.level, Level::Fail, "{c}");
+        assert!(c.detail.contains("holds /dev/sdb1, which is a vdev"), "{c}");
+        // a partition beside the pool's partition on the same disk is fine
+        let c = judge_zpool_status(Path::new("/dev/sdb2"), &CommandResult::exited(0, status("/dev/sdb1"), ""));
+        assert_eq!(c.level, Level::Ok, "{c}");
+        let c = judge_zpool_status(Path::new("/dev/nvme0n1"), &CommandResult::exited(0, status("/dev/nvme0n1p3"), ""));
+        assert_eq!(c.level, Level::Fail, "{c}");
+    }
+}
+
+// ----- status and metrics ----------------------------------------------------------------------------------
+
+mod figures {
+    use super::*;
+    use failoverd::runtime::cli::render_disk_heartbeat;
+    use failoverd::runtime::disk_heartbeat::DiskStats;
+    use failoverd::runtime::metrics::Metrics;
+    use std::time::Instant;
+
+    fn stats() -> (DiskStats, Instant) {
+        let mut s = DiskStats::new(Path::new("/dev/disk/by-id/hb-part1"), &["mds2".to_string(), "mds3".to_string()]);
+        let t0 = Instant::now();
+        s.on_round(t0, &Ok(Duration::from_micros(420)), &[("mds2".into(), Ok((7, 100))), ("mds3".into(), Err("never written".into()))]);
+        s.on_round(t0 + Duration::from_millis(100), &Ok(Duration::from_micros(380)), &[("mds2".into(), Ok((7, 100))), ("mds3".into(), Err("never written".into()))]);
+        (s, t0)
+    }
+
+    #[test]
+    fn a_peer_slot_ages_from_its_last_advance() {
+        let (mut s, t0) = stats();
+        let j = s.to_json(t0 + Duration::from_millis(1500));
+        assert_eq!(j["peers"][0]["age_ms"], 1500, "seq did not advance in the second round: age from the first");
+        assert_eq!(j["peers"][0]["seq"], 100);
+        assert_eq!(j["peers"][1]["problem"], "never written");
+        assert_eq!(j["write_ok"], true);
+        assert_eq!(j["last_write_ms"], 0.38);
+        s.on_round(t0 + Duration::from_millis(1600), &Ok(Duration::from_micros(400)), &[("mds2".into(), Ok((7, 101)))]);
+        assert_eq!(s.to_json(t0 + Duration::from_millis(1700))["peers"][0]["age_ms"], 100);
+    }
+
+    #[test]
+    fn status_shows_the_channel_and_a_failing_write() {
+        let (mut s, t0) = stats();
+        let text = render_disk_heartbeat(&s.to_json(t0 + Duration::from_millis(200)));
+        assert_eq!(
+            text,
+            "\ndisk heartbeat /dev/disk/by-id/hb-part1: writes ok (last 0.38 ms), 2 rounds, 0 failed, 0 skipped\n\
+             \x20 mds2  slot advanced 0.2s ago (incarnation 7, seq 100)\n\
+             \x20 mds3  slot unreadable: never written\n"
+        );
+        s.skipped = 4;
+        s.on_round(t0 + Duration::from_millis(300), &Err("disk_heartbeat /dev/disk/by-id/hb-part1: pwrite at offset 0: Input/output error (os error 5)".into()), &[]);
+        let text = render_disk_heartbeat(&s.to_json(t0 + Duration::from_millis(2300)));
+        assert!(
+            text.starts_with(
+                "\ndisk heartbeat /dev/disk/by-id/hb-part1: WRITES FAILING (last good write 2.2s ago), 3 rounds, 1 failed, 4 skipped: \
+                 disk_heartbeat /dev/disk/by-id/hb-part1: pwrite at offset 0: Input/output error (os error 5)\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("beats are being skipped"), "{text}");
+        assert_eq!(render_disk_heartbeat(&serde_json::Value::Null), "", "nothing without the channel");
+    }
+
+    #[test]
+    fn metrics_show_writes_latency_skips_and_slot_ages() {
+        let plain = Metrics::new("mds1", "lab").encode();
+        assert!(!plain.contains("disk_heartbeat"), "no disk series without the channel");
+        let m = Metrics::new("mds1", "lab").with_disk_heartbeat();
+        let (mut s, t0) = stats();
+        s.skipped = 2;
+        m.on_disk_round(&Ok(Duration::from_micros(420)));
+        m.on_disk_round(&Err("x".into()));
+        m.refresh_disk(&s, t0 + Duration::from_millis(2500));
+        let text = m.encode();
+        for want in [
+            "failoverd_disk_heartbeat_write_ok 0\n",
+            "failoverd_disk_heartbeat_last_write_seconds 0.00042\n",
+            "failoverd_disk_heartbeat_write_seconds_count 1\n",
+            "failoverd_disk_heartbeat_rounds_total{result=\"ok\"} 1\n",
+            "failoverd_disk_heartbeat_rounds_total{result=\"failed\"} 1\n",
+            "failoverd_disk_heartbeat_skipped_total 2\n",
+            "failoverd_peer_disk_slot_age_seconds{node=\"mds2\"} 2.5\n",
+            "failoverd_peer_disk_slot_valid{node=\"mds2\"} 1\n",
+            "failoverd_peer_disk_slot_valid{node=\"mds3\"} 0\n",
+        ] {
+            assert!(text.contains(want), "{want:?} not in\n{text}");
+        }
+        assert!(!text.contains("peer_disk_slot_age_seconds{node=\"mds3\"}"), "no age for a slot never read validly");
+    }
+}
