@@ -25,6 +25,11 @@
 //!    devices that fence its peers (`ipmitool`, `snmpset`/`snmpget`, the agent programs) and the `notify`
 //!    program.
 //!
+//! 7. **disk heartbeat** (`cluster.disk_heartbeat`, when set): the device exists, opens with
+//!    `O_RDWR|O_DIRECT|O_DSYNC`, holds a 4096-byte slot for every node, carries no ZFS label (`zdb -l DEVICE`
+//!    exits 2) and is no vdev of an imported pool (`zpool status -P`); then every slot is read twice
+//!    (`2 * heartbeat_interval` apart) to show whether each node's daemon writes it. Nothing is written.
+//!
 //! Whether each fence device answers `status` is a separate probe added to the same list (see
 //! [`Check`]): the list is a plain `Vec<Check>` that any check can append to.
 
@@ -212,6 +217,7 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_secret_files(cfg, node));
     out.extend(check_tools(cfg, node));
     out.extend(check_fence_devices(cfg, node));
+    out.extend(check_disk_heartbeat(cfg, node));
     for (key, message) in cfg.imperative_recovery_warnings() {
         out.push(Check::warn(format!("Lustre recovery ({key})"), message, "see README, takeover step 9 (Lustre recovery)"));
     }
@@ -657,6 +663,80 @@ pub fn check_tools(cfg: &Config, node: &str) -> Vec<Check> {
 }
 
 // ----- disk heartbeat --------------------------------------------------------------------------------------
+
+/// `cluster.disk_heartbeat`, when set: the device opens for direct I/O and is large enough ([`check_disk_device`]),
+/// carries no ZFS label ([`judge_zdb_label`]), is no vdev of an imported pool ([`judge_zpool_status`]), and every
+/// slot is read twice, `2 * heartbeat_interval` apart, to show whether each node's slot advances
+/// ([`judge_slots`]). Doctor never writes a slot.
+pub fn check_disk_heartbeat(cfg: &Config, node: &str) -> Vec<Check> {
+    let Some(path) = &cfg.cluster.disk_heartbeat else { return Vec::new() };
+    let (device_check, device) = check_disk_device(path, cfg.nodes.len());
+    let mut out = vec![device_check];
+    out.push(judge_zdb_label(path, &run_blocking(&zdb_label_command(path))));
+    out.push(judge_zpool_status(path, &run_blocking(&zpool_status_paths_command())));
+    let Some(device) = device else { return out };
+    let keys = match super::daemon::load_keys(cfg) {
+        Ok(k) => k,
+        Err(e) => {
+            out.push(Check::warn("disk_heartbeat slots", format!("cannot check them: {e}"), "run doctor as root"));
+            return out;
+        }
+    };
+    let gap = (cfg.cluster.heartbeat_interval * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let first = device.read_area();
+    std::thread::sleep(gap);
+    let second = device.read_area();
+    match (first, second) {
+        (Ok(a), Ok(b)) => out.extend(judge_slots(cfg, node, &keys, &a, &b, gap)),
+        (Err(e), _) | (_, Err(e)) => out.push(Check::fail("disk_heartbeat slots", e, "check the device's paths (multipath -ll, dmesg)")),
+    }
+    out
+}
+
+/// Each node's slot in two reads of the whole area taken `gap` apart: advancing (its daemon writes), still,
+/// never written, or not a valid slot of this cluster.
+pub fn judge_slots(cfg: &Config, node: &str, keys: &crate::protocol::Keys, first: &[u8], second: &[u8], gap: Duration) -> Vec<Check> {
+    use crate::diskbeat::{decode_slot, SlotError, SLOT_BYTES};
+    let slot_of = |area: &[u8], i: usize| area.get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES).map(|b| decode_slot(b, keys));
+    let secs = gap.as_secs_f64();
+    let mut out = Vec::new();
+    for (i, n) in cfg.nodes.iter().enumerate() {
+        let me = n.name == node;
+        let what = format!("disk_heartbeat slot {i} ({}{})", n.name, if me { ", this node" } else { "" });
+        let whose = if me { "this node's daemon".to_string() } else { format!("{}'s daemon", n.name) };
+        let start_it = if me { "start failoverd here".to_string() } else { format!("start failoverd on {} (or check its path to the device)", n.name) };
+        let check = match (slot_of(first, i), slot_of(second, i)) {
+            (_, None) | (None, _) => Check::fail(what, "beyond the end of the area read", "report this"),
+            (_, Some(Ok(s))) if s.cluster != cfg.cluster.name || s.node != n.name => Check::fail(
+                what,
+                format!("holds node {} of cluster {}: another cluster or another node order shares this device", s.node, s.cluster),
+                "give every cluster its own heartbeat device, and list the [[node]]s in the same order on every node",
+            ),
+            (Some(Ok(a)), Some(Ok(b))) if (b.incarnation, b.seq) != (a.incarnation, a.seq) => Check::ok(
+                what,
+                format!("advancing: incarnation {}, seq {} -> {} in {secs:.1} s ({whose} writes it)", b.incarnation, a.seq, b.seq),
+            ),
+            (_, Some(Ok(b))) => Check::warn(
+                what,
+                format!("not advancing in {secs:.1} s (incarnation {}, seq {}): {whose} is not running or cannot write", b.incarnation, b.seq),
+                start_it,
+            ),
+            (_, Some(Err(SlotError::Empty))) => Check::warn(what, format!("never written: {whose} has not run with disk_heartbeat set"), start_it),
+            (_, Some(Err(SlotError::BadMac))) => Check::fail(
+                what,
+                "bad MAC: written with another key (or damaged)",
+                "every node needs the same cluster.key_file (copy it from one node)",
+            ),
+            (_, Some(Err(e))) => Check::fail(
+                what,
+                format!("{e}: something other than failoverd wrote there"),
+                "make sure cluster.disk_heartbeat names the heartbeat LUN on every node (not a data disk)",
+            ),
+        };
+        out.push(check);
+    }
+    out
+}
 
 /// Timeout of `zdb -l DEVICE` and `zpool status -P` in the disk heartbeat check.
 pub const DISK_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
