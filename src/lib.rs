@@ -6,6 +6,7 @@
 
 pub mod command;
 pub mod config;
+pub mod diskbeat;
 pub mod engine;
 pub mod fence;
 pub mod lab;

@@ -87,6 +87,7 @@ pub(super) fn placeholder_cluster() -> ClusterConfig {
         lock_memory: defaults::LOCK_MEMORY,
         recovery_budget: defaults::RECOVERY_BUDGET,
         control_allowed_uids: Vec::new(),
+        disk_heartbeat: None,
     }
 }
 
@@ -186,6 +187,7 @@ pub(super) fn read_local(s: &mut Section, raw: &RawCluster, c: &mut ClusterConfi
     c.lock_memory = s.or("lock_memory", &raw.lock_memory, conv_bool, defaults::LOCK_MEMORY);
     c.recovery_budget = s.or("recovery_budget", &raw.recovery_budget, conv_duration, defaults::RECOVERY_BUDGET);
     c.control_allowed_uids = s.list("control_allowed_uids", &raw.control_allowed_uids, conv_u32).unwrap_or_default();
+    c.disk_heartbeat = s.opt("disk_heartbeat", &raw.disk_heartbeat, conv_abs_path);
 }
 
 pub(super) fn check_key_files(s: &mut Section, c: &ClusterConfig) {

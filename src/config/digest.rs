@@ -73,6 +73,10 @@ pub(super) struct ClusterWide<'a> {
     pub(super) command_timeout: Duration,
     pub(super) fence_retry_initial: Duration,
     pub(super) fence_retry_max: Duration,
+    /// Whether a disk heartbeat is configured (the path is node-local). Left out when false, so that the
+    /// digests of configurations without it stay those of earlier versions.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) disk_heartbeat: bool,
     pub(super) nodes: &'a [NodeConfig],
     pub(super) fence_devices: &'a [FenceDeviceConfig],
     pub(super) targets: &'a [TargetConfig],
@@ -106,6 +110,7 @@ impl<'a> ClusterWide<'a> {
             lock_memory: _,
             control_allowed_uids: _,
             recovery_budget: _,
+            disk_heartbeat,
         } = &config.cluster;
         ClusterWide {
             name,
@@ -122,6 +127,7 @@ impl<'a> ClusterWide<'a> {
             command_timeout: *command_timeout,
             fence_retry_initial: *fence_retry_initial,
             fence_retry_max: *fence_retry_max,
+            disk_heartbeat: disk_heartbeat.is_some(),
             nodes: &config.nodes,
             fence_devices: &config.fence_devices,
             targets: &config.targets,

@@ -37,6 +37,8 @@
 //! lock_memory = false                       # default false
 //! recovery_budget = "900s"                  # default 900s (Lustre's recovery_time_hard); 0s: do not follow
 //! control_allowed_uids = []                 # default empty (root only)
+//! disk_heartbeat = "/dev/disk/by-id/dm-name-hb"  # optional; absolute; a small shared LUN, never a pool
+//!                                           # member; set or unset cluster-wide, the path is node-local
 //!
 //! [[node]]                                  # at least one
 //! name = "mds1"                             # required; unique
@@ -195,6 +197,12 @@ pub struct ClusterConfig {
     pub recovery_budget: Duration,
     /// Uids besides root allowed on the control socket.
     pub control_allowed_uids: Vec<u32>,
+    /// The shared block device (or, in a lab, a shared file) holding one disk heartbeat slot per node (see
+    /// `crate::diskbeat`): one more liveness channel beside the network links. Whether it is set must agree
+    /// cluster-wide (it is in the digest); the path itself is node-local (the same LUN may have another name
+    /// on each host).
+    #[serde(default)]
+    pub disk_heartbeat: Option<PathBuf>,
 }
 
 /// `[[node]]`: one host that runs failoverd.
@@ -670,7 +678,7 @@ impl Config {
     /// files notice. It covers the cluster name, links and timing keys, every node, fence device and target
     /// (in file order) and the witness; it leaves out node-local keys (`key_file`, `next_key_file`,
     /// `state_dir`, `control_socket`, `notify`, `metrics_listen`, `lock_memory`, `control_allowed_uids`,
-    /// `recovery_budget`).
+    /// `recovery_budget`, the path of `disk_heartbeat`; whether `disk_heartbeat` is set is covered).
     /// SHA-256 of a canonical JSON form, truncated to 16 bytes. The form follows the structs of this failoverd
     /// version, so a version that adds a cluster-wide key gives another digest for the same file.
     pub fn digest(&self) -> [u8; 16] {

@@ -38,6 +38,7 @@ pub(super) struct RawCluster {
     pub(super) lock_memory: Raw,
     pub(super) recovery_budget: Raw,
     pub(super) control_allowed_uids: Raw,
+    pub(super) disk_heartbeat: Raw,
 }
 
 #[derive(Deserialize, Default)]

@@ -671,3 +671,22 @@ fn helpers() {
     assert!(!related_keys("node[1]", "node[10].name"));
     assert_eq!(known_fields::<RawWitness>(), &["address"]);
 }
+
+#[test]
+fn disk_heartbeat_is_agreed_on_but_its_path_is_node_local() {
+    let links = "links = [\"ring0\", \"ring1\"]";
+    let base = valid(BASE);
+    assert_eq!(base.cluster.disk_heartbeat, None);
+    let a = valid(&edit(links, &format!("{links}\ndisk_heartbeat = \"/dev/disk/by-id/dm-name-hb\"")));
+    let b = valid(&edit(links, &format!("{links}\ndisk_heartbeat = \"/dev/mapper/hb\"")));
+    assert_eq!(a.cluster.disk_heartbeat.as_deref(), Some(Path::new("/dev/disk/by-id/dm-name-hb")));
+    // set on one node and not on another: the digests differ, and the agreement values name the key
+    assert_ne!(a.digest(), base.digest());
+    let diff = diff_settings(&[&base.agreement_values(), &a.agreement_values()]);
+    assert_eq!(diff.len(), 1, "{diff:?}");
+    assert_eq!(diff[0].key, "cluster.disk_heartbeat");
+    // another path for the same LUN on another host: the same digest
+    assert_eq!(a.digest(), b.digest());
+    // an absolute path, as every path the daemon reads
+    assert!(errors(&edit(links, &format!("{links}\ndisk_heartbeat = \"dev/hb\""))).has_key("cluster.disk_heartbeat"));
+}

@@ -217,6 +217,20 @@ pub enum Event {
     /// `node` needs fencing (silent, or it asked) but is not fenced automatically: `reason` (its configuration
     /// differs in a setting that fencing depends on). Its targets stay where they are until an operator acts.
     FenceBlocked { node: String, reason: String },
+    /// This node's disk heartbeat writes to `device` failed or hung for `dead_after` (`error`): it fences
+    /// nobody until they work again.
+    DiskHeartbeatFailed { device: String, error: String },
+    /// This node's disk heartbeat writes to `device` succeed again.
+    DiskHeartbeatRestored { device: String },
+    /// `node` is silent on every network link but its disk heartbeat slot still advances: it is alive, so it
+    /// is not fenced and nothing moves; the network between the nodes needs checking.
+    PeerAliveOnDiskOnly { node: String, device: String },
+    /// `node`'s disk heartbeat slot has not advanced for `silent_ms` while this node's own writes succeed
+    /// (while `node` is heard on the network: its path to the device may have failed).
+    PeerDiskSilent { node: String, device: String, silent_ms: u64, error: Option<String> },
+    /// `node` is silent on every link and its slot does not advance, but this node's own disk heartbeat
+    /// writes fail: this node cannot tell a crash from its own fault, so it does not fence `node`.
+    FenceHeldDiskFailing { node: String, device: String },
 }
 
 impl Event {
@@ -226,12 +240,12 @@ impl Event {
             PeerDead { .. } | QuorumLost { .. } | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceLied { .. }
             | SequenceFailed { .. } | TargetBlocked { .. } | AskingToBeFenced { .. } | ConfigMismatch { .. }
             | TargetHasNoNode { .. } | OrphansStuck { .. } | WaitForAllStuck { .. } | NodeConflict { .. }
-            | FenceBlocked { .. } => {
+            | FenceBlocked { .. } | DiskHeartbeatFailed { .. } | PeerAliveOnDiskOnly { .. } | FenceHeldDiskFailing { .. } => {
                 Severity::Alert
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
             | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } | Standby { .. }
-            | PoolRemark { .. } => {
+            | PoolRemark { .. } | PeerDiskSilent { .. } => {
                 Severity::Warning
             }
             TargetRecovered { outcome, .. } if outcome != "complete" && outcome != "inactive" => Severity::Warning,
@@ -261,7 +275,8 @@ impl Event {
             FenceDelayed { .. } | FenceStarted { .. } | FenceLevelFailed { .. } | FenceConfirmed { .. } | FenceStatus { .. }
             | FenceFailed { .. } | FenceNeedsOperator { .. } | FenceCancelled { .. } | FenceConfirmedByOperator { .. } | FenceConfirmedByPeer { .. }
             | FenceLied { .. } | TargetBlocked { .. } | TargetMoving { .. } | AskingToBeFenced { .. } | NodeConflict { .. }
-            | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } | FenceBlocked { .. } => true,
+            | PeerDead { .. } | PeerLeft { .. } | Standby { .. } | Maintenance { .. } | FenceBlocked { .. }
+            | FenceHeldDiskFailing { .. } => true,
             SequenceStarted { sequence, .. } | SequenceDone { sequence, .. } | SequenceFailed { sequence, .. } => {
                 *sequence != SequenceKind::Monitor
             }
@@ -412,6 +427,27 @@ impl Event {
                  files agree (`failoverd check-config A B`) and restart the daemon whose file was wrong, or act by hand: \
                  `failoverd fence {node}` (its targets are then taken over), or power it off yourself and run \
                  `failoverd confirm-fenced {node}`"
+            ),
+            DiskHeartbeatFailed { device, error } => format!(
+                "disk heartbeat writes to {device} FAIL ({error}): this node fences nobody until they work again; check \
+                 its path to the device (`multipath -ll`, `dmesg`, `failoverd doctor`)"
+            ),
+            DiskHeartbeatRestored { device } => format!("disk heartbeat writes to {device} succeed again"),
+            PeerAliveOnDiskOnly { node, device } => format!(
+                "{node} is silent on every network link but its disk heartbeat slot on {device} advances: it is ALIVE, \
+                 so it is not fenced and nothing moves; check the heartbeat links between the nodes (`failoverd \
+                 status`, `ip link`, switches)"
+            ),
+            PeerDiskSilent { node, device, silent_ms, error } => format!(
+                "{node}'s disk heartbeat slot on {device} has not advanced for {}{}; check {node}'s path to the device \
+                 (`failoverd status` there, `multipath -ll`)",
+                secs(*silent_ms),
+                error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
+            ),
+            FenceHeldDiskFailing { node, device } => format!(
+                "{node} is silent on every link, but this node's own disk heartbeat writes to {device} fail, so it \
+                 cannot tell a crash of {node} from its own fault: {node} is NOT fenced from here. Repair this node's \
+                 path to the device, or act by hand: `failoverd fence {node}`"
             ),
         }
     }

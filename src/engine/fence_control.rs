@@ -118,6 +118,10 @@ impl Engine {
         if hb.is_some_and(|h| h.leaving) {
             return None;
         }
+        // silent on every link but its disk heartbeat slot advances: alive, not dead
+        if self.alive_on_disk(now, victim) {
+            return None;
+        }
         let startup_over = now.since(self.started_at) >= self.cfg.cluster.dead_after;
         let may_judge = p.ever_seen || (startup_over && (!self.cfg.cluster.wait_for_all || self.wfa_overridden));
         may_judge.then_some(FenceReason::PeerDead)
@@ -226,9 +230,32 @@ impl Engine {
             }
         }
         let Some(victim_cfg) = self.cfg.node(victim).cloned() else { return };
+        // this node's own disk heartbeat writes fail: it cannot tell the victim's crash from its own fault
+        if self.own_disk_failing(now) {
+            self.fence_not_before.remove(victim);
+            let device = self.disk.as_ref().map(|d| d.device.display().to_string()).unwrap_or_default();
+            if let Some(p) = self.disk.as_mut().map(|d| d.peers.entry(victim.to_string()).or_default()) {
+                if !p.held_reported {
+                    p.held_reported = true;
+                    self.emit(now, Event::FenceHeldDiskFailing { node: victim.to_string(), device });
+                }
+            }
+            return;
+        }
+        if let Some(p) = self.disk.as_mut().and_then(|d| d.peers.get_mut(victim)) {
+            p.held_reported = false;
+        }
         if reason == FenceReason::PeerDead {
-            let delay = quorum::race_delay(&self.me, &victim_cfg, self.quorum.two_node, self.cfg.cluster.fence_delay);
+            // dead on every link and its slot stopped while this node's writes succeed: it crashed and cannot
+            // be partitioned away, so there is no race to delay for
+            let stopped = self.stopped_on_disk(now, victim);
+            let delay = if stopped {
+                Duration::ZERO
+            } else {
+                quorum::race_delay(&self.me, &victim_cfg, self.quorum.two_node, self.cfg.cluster.fence_delay)
+            };
             let not_before = match self.fence_not_before.get(victim) {
+                Some(t) if stopped => (*t).min(now),
                 Some(t) => *t,
                 None => {
                     let t = now + delay;

@@ -8,6 +8,7 @@
 #![deny(clippy::disallowed_methods, clippy::disallowed_types)] // the pure core: see clippy.toml
 
 mod detector;
+mod disk;
 mod events;
 mod fence_control;
 mod fencing;
@@ -42,7 +43,7 @@ pub use events::{Event, FenceReason, KeyDiff, Severity};
 pub use fencing::{FenceJob, JobProgress};
 pub use journal::{FencedRecord, Journal};
 pub use quorum::QuorumView;
-pub use status::{ConfigMismatchStatus, FenceJobStatus, LinkStatus, PeerStatus, PendingFence, Status, TargetStatus};
+pub use status::{ConfigMismatchStatus, DiskPeerStatus, DiskStatus, FenceJobStatus, LinkStatus, PeerStatus, PendingFence, Status, TargetStatus};
 pub use targets::Local;
 
 /// Identifies a command the engine asked for, so its result finds its way back (a stale one is ignored).
@@ -86,6 +87,14 @@ pub enum Input {
     /// Commands of an earlier run did not die when killed (stuck in the kernel): the engine stays undiscovered
     /// and alerts; the driver sends [`Input::OrphansGone`] once they have ended.
     OrphansStuck { commands: Vec<String> },
+    /// The result of the disk heartbeat round the driver ran for the last [`Output::DiskBeat`]: this node's
+    /// write (its latency, or the error naming the device), then every peer's slot as read back after it. A
+    /// driver whose device hangs sends nothing; the engine treats no successful write for `dead_after` as
+    /// failing writes.
+    DiskRound {
+        write: Result<Duration, String>,
+        slots: Vec<(String, Result<crate::diskbeat::DiskSlot, crate::diskbeat::SlotError>)>,
+    },
 }
 
 /// Operator requests.
@@ -129,6 +138,11 @@ pub enum Output {
     AdminReply { id: u64, result: Result<String, String> },
     /// The node finished leaving (graceful stop): the driver may exit.
     Left,
+    /// Write this slot into this node's slot of `[cluster] disk_heartbeat` (encoded with the active key, at
+    /// `slot_index * SLOT_BYTES`, O_DIRECT|O_DSYNC), read every peer's slot back, and answer with
+    /// [`Input::DiskRound`]. Once per `heartbeat_interval`, only when `disk_heartbeat` is configured. A round
+    /// still in flight when the next one comes: skip (and count) the new one.
+    DiskBeat { slot: crate::diskbeat::DiskSlot },
 }
 
 /// Test-only fault switches: let the simulator prove that its invariant checker catches a broken engine.
@@ -233,6 +247,8 @@ pub struct Engine {
     pub(crate) target_digests: Vec<(String, u32)>,
     pub(crate) journal_dirty: bool,
     pub(crate) faults: FaultSwitches,
+    /// The disk heartbeat channel (`None`: `disk_heartbeat` not configured).
+    pub(crate) disk: Option<disk::DiskChannel>,
 }
 
 /// Refuse a configuration whose largest possible heartbeat (every target moving, every move requested,
@@ -344,7 +360,9 @@ impl Engine {
             target_digests,
             journal_dirty: true,
             faults: FaultSwitches::default(),
+            disk: None,
         };
+        e.disk = e.cfg.cluster.disk_heartbeat.as_ref().map(|path| disk::DiskChannel::new(path, now));
         if let Some(j) = journal {
             e.restore(j, now);
         }
@@ -389,6 +407,7 @@ impl Engine {
                     self.start_discovery();
                 }
             }
+            Input::DiskRound { write, slots } => self.on_disk_round(now, write, slots),
             Input::OrphansStuck { commands } => {
                 if !self.orphans_gone && commands != self.orphans_stuck {
                     self.orphans_stuck = commands.clone();
@@ -425,6 +444,7 @@ impl Engine {
             .chain(self.mismatches.values().filter(|m| m.reported.is_none()).map(|m| m.since + grace))
             .chain(self.targets.values().filter_map(|s| s.next_deadline()))
             .chain(self.recovery_deadline())
+            .chain(self.disk.as_ref().filter(|_| !self.left).map(|d| d.next_beat))
             .filter(|t| *t >= floor)
             .min()
             .unwrap_or(self.next_heartbeat.max(floor))
@@ -460,6 +480,7 @@ impl Engine {
     /// Everything that follows from the current state: detection, quorum, fencing, targets, heartbeats.
     fn step(&mut self, now: Time) {
         self.evaluate_membership(now);
+        self.evaluate_disk(now);
         self.report_mismatches(now);
         self.drive_fencing(now);
         self.drive_targets(now);
@@ -468,6 +489,7 @@ impl Engine {
             self.send_heartbeats(now);
             self.next_heartbeat = now + self.cfg.cluster.heartbeat_interval;
         }
+        self.disk_beat(now);
         self.send_summaries(now);
         if self.journal_dirty {
             self.journal_dirty = false;

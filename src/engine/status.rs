@@ -116,6 +116,37 @@ pub struct PendingFence {
     pub in_ms: u64,
 }
 
+/// The disk heartbeat channel (`[cluster] disk_heartbeat`) as this node sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskStatus {
+    /// The device (this node's path to it).
+    pub device: String,
+    /// A write of this node's slot succeeded within `dead_after`. False: this node fences nobody.
+    pub writes_ok: bool,
+    /// Time since the last successful write (none yet: `None`).
+    pub last_write_ms: Option<u64>,
+    /// Latency of the last successful write (O_DIRECT|O_DSYNC pwrite), in microseconds.
+    pub last_latency_us: Option<u64>,
+    /// The last write's error, while writes fail.
+    pub error: Option<String>,
+    pub peers: Vec<DiskPeerStatus>,
+}
+
+/// One peer's slot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskPeerStatus {
+    pub node: String,
+    /// The slot advanced within `dead_after`.
+    pub alive: bool,
+    /// Time since the slot last advanced (or since this node started watching, if it never did).
+    pub slot_age_ms: u64,
+    /// The latest (incarnation, seq) read from the slot.
+    pub incarnation: Option<u64>,
+    pub seq: Option<u64>,
+    /// Why the last read gave no valid slot of this peer (`empty (never written)`, `bad MAC ...`).
+    pub error: Option<String>,
+}
+
 /// The whole picture.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -148,9 +179,40 @@ pub struct Status {
     /// The time of this snapshot on the engine's clock (to turn event times into wall-clock times).
     #[serde(default)]
     pub now: Time,
+    /// The disk heartbeat channel, when `disk_heartbeat` is configured.
+    #[serde(default)]
+    pub disk: Option<DiskStatus>,
 }
 
 impl Engine {
+    fn disk_status(&self, now: Time) -> Option<DiskStatus> {
+        let d = self.disk.as_ref()?;
+        let dead_after = self.cfg.cluster.dead_after;
+        let peers = self
+            .peers
+            .keys()
+            .map(|name| {
+                let p = d.peers.get(name);
+                DiskPeerStatus {
+                    node: name.clone(),
+                    alive: d.peer_alive(name, now, dead_after),
+                    slot_age_ms: d.slot_age(name, now).as_millis() as u64,
+                    incarnation: p.and_then(|p| p.last).map(|(i, _)| i),
+                    seq: p.and_then(|p| p.last).map(|(_, s)| s),
+                    error: p.and_then(|p| p.error.clone()),
+                }
+            })
+            .collect();
+        Some(DiskStatus {
+            device: d.device.display().to_string(),
+            writes_ok: d.path_ok(now, dead_after),
+            last_write_ms: d.last_write_ok.map(|t| now.since(t).as_millis() as u64),
+            last_latency_us: d.last_latency.map(|l| l.as_micros() as u64),
+            error: d.last_error.clone(),
+            peers,
+        })
+    }
+
     /// The status snapshot at `now`.
     pub fn status(&self, now: Time) -> Status {
         let links = &self.cfg.cluster.links;
@@ -281,6 +343,7 @@ impl Engine {
             fence_cancelled: self.fence_cancelled.iter().cloned().collect(),
             fence_blocked: self.fence_blocked.iter().map(|(n, w)| (n.clone(), w.clone())).collect(),
             now,
+            disk: self.disk_status(now),
         }
     }
 }

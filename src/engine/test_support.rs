@@ -32,6 +32,7 @@ pub fn cluster() -> ClusterConfig {
         lock_memory: false,
         control_allowed_uids: vec![],
         recovery_budget: Duration::from_secs(900),
+        disk_heartbeat: None,
     }
 }
 

@@ -29,6 +29,9 @@ struct Harness {
     peer_summaries: bool,
     /// Config summary parts mds2 sent (each checked to fit one datagram).
     summaries_sent: usize,
+    /// `Output::DiskBeat`s seen (times), and whether one waits for its round.
+    disk_beats: Vec<Time>,
+    beat_pending: bool,
 }
 
 fn standard_answers(cmd: &Command) -> CommandResult {
@@ -75,6 +78,8 @@ impl Harness {
             peer_cfg: None,
             peer_summaries: true,
             summaries_sent: 0,
+            disk_beats: vec![],
+            beat_pending: false,
         };
         h.drain();
         h
@@ -92,6 +97,11 @@ impl Harness {
                     self.events.push((self.now, e));
                 }
                 Output::AdminReply { result, .. } => self.replies.push(result),
+                Output::DiskBeat { slot } => {
+                    assert_eq!((slot.cluster.as_str(), slot.node.as_str()), ("lfs", "mds2"));
+                    self.disk_beats.push(self.now);
+                    self.beat_pending = true;
+                }
                 Output::Send { envelope, .. } if matches!(envelope.body, Body::ConfigSummary(_)) => {
                     let bytes = crate::protocol::encode(&envelope, &[7; 32]).expect("a summary part fits one datagram");
                     assert!(bytes.len() <= crate::protocol::MAX_DATAGRAM);
@@ -785,4 +795,189 @@ fn no_takeover_without_a_confirmation_or_with_an_inconsistent_one() {
     // mds1 still heard by mds2 (only mds3 lost it): nothing is taken while it is alive here
     let (events, commands) = run_three(ms(60_000), |_| true, mds3_fenced_mds1_at_12s);
     assert!(no_import(&commands) && !taken(&events), "{commands:?}");
+}
+
+// --- disk heartbeat (`[cluster] disk_heartbeat`) -------------------------------------------------------------
+
+/// What mds1's slot holds when mds2 reads it.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// mds1 writes: (incarnation, seq) with seq = 250 ms periods so far.
+    Writing(u64),
+    /// Unchanged since `at`.
+    Frozen(u64, u64),
+    /// Another node's slot content (wrong index).
+    Foreign,
+}
+
+fn disk_pair() -> Config {
+    let mut cfg = mds_pair();
+    cfg.cluster.disk_heartbeat = Some(std::path::PathBuf::from("/dev/disk/by-id/hb"));
+    cfg
+}
+
+impl Harness {
+    /// [`Harness::run_until`] with the disk channel: every `Output::DiskBeat` of mds2 is answered at once with
+    /// `own(now)` as its write (`None`: the device hangs, no round) and mds1's slot as `slot(now)` gives it;
+    /// mds1's heartbeats arrive while `net(now)`.
+    fn run_disk(
+        &mut self,
+        until: Time,
+        targets: &[TargetView],
+        net: impl Fn(Time) -> bool,
+        slot: impl Fn(Time) -> Slot,
+        own: impl Fn(Time) -> Option<Result<Duration, String>>,
+    ) {
+        let mut next_peer_hb = self.now;
+        while self.now < until {
+            self.answer_all();
+            let next = self.engine.next_deadline().min(next_peer_hb).min(until);
+            self.now = next.max(self.now);
+            if self.now >= next_peer_hb {
+                if net(self.now) {
+                    self.heartbeat_from_mds1(targets.to_vec());
+                }
+                next_peer_hb = self.now + Duration::from_millis(250);
+            }
+            self.engine.handle(self.now, Input::Tick);
+            self.drain();
+            if std::mem::take(&mut self.beat_pending) {
+                if let Some(write) = own(self.now) {
+                    let read = match slot(self.now) {
+                        Slot::Writing(inc) => Ok(crate::diskbeat::DiskSlot { cluster: "lfs".into(), node: "mds1".into(), incarnation: inc, seq: self.now.0 / 250 }),
+                        Slot::Frozen(inc, seq) => Ok(crate::diskbeat::DiskSlot { cluster: "lfs".into(), node: "mds1".into(), incarnation: inc, seq }),
+                        Slot::Foreign => Ok(crate::diskbeat::DiskSlot { cluster: "lfs".into(), node: "mds2".into(), incarnation: 9, seq: self.now.0 }),
+                    };
+                    self.engine.handle(self.now, Input::DiskRound { write, slots: vec![("mds1".into(), read)] });
+                    self.drain();
+                }
+            }
+        }
+        self.answer_all();
+    }
+
+    fn fenced_at(&self) -> Option<Time> {
+        self.first_command("ipmitool")
+    }
+}
+
+fn lat() -> Option<Result<Duration, String>> {
+    Some(Ok(Duration::from_micros(800)))
+}
+
+#[test]
+fn disk_beat_every_interval_only_when_configured() {
+    let mut h = Harness::new(mds_pair());
+    h.run_until(ms(5_000), &mds1_holds_both(), |_| true);
+    assert!(h.disk_beats.is_empty());
+    let mut h = Harness::new(disk_pair());
+    h.run_disk(ms(5_000), &mds1_holds_both(), |_| true, |_| Slot::Writing(3), |_| lat());
+    // one per heartbeat_interval (250 ms), from time 0
+    let gaps: Vec<u64> = h.disk_beats.windows(2).map(|w| w[1].since(w[0]).as_millis() as u64).collect();
+    assert!(gaps.iter().all(|g| (250..=260).contains(g)), "{:?} / {gaps:?}", h.disk_beats);
+    assert!(h.disk_beats.len() >= 20, "{} beats", h.disk_beats.len());
+    let st = h.engine.status(h.now);
+    let disk = st.disk.expect("status shows the channel");
+    assert!(disk.writes_ok && disk.last_latency_us == Some(800) && disk.error.is_none());
+    assert_eq!(disk.device, "/dev/disk/by-id/hb");
+    assert!(disk.peers[0].alive && disk.peers[0].slot_age_ms <= 250, "{:?}", disk.peers);
+}
+
+/// The peer crashed (network and slot silent) while this node's writes succeed: it cannot be partitioned
+/// away, so mds2 fences at once although mds1 has the higher fence_priority (without the disk: 10 s later).
+#[test]
+fn disk_crash_fences_without_the_race_delay() {
+    let mut h = Harness::new(disk_pair());
+    let alive = |t: Time| t < ms(5_000);
+    h.run_disk(ms(30_000), &mds1_holds_both(), alive, |t| if alive(t) { Slot::Writing(3) } else { Slot::Frozen(3, 19) }, |_| lat());
+    let dead = h.first_event(|e| matches!(e, Event::PeerDead { node, .. } if node == "mds1")).expect("dead");
+    let fenced = h.fenced_at().expect("fenced");
+    assert!(fenced <= dead + Duration::from_millis(500), "dead at {dead}, fenced at {fenced}");
+    assert!(h.first_event(|e| matches!(e, Event::PeerDiskSilent { node, .. } if node == "mds1")).is_some());
+    assert!(h.first_command("zpool import -f").is_some(), "takeover after the fence");
+}
+
+/// Every link silent but the slot advances: the peer is alive, nobody is fenced, nothing moves.
+#[test]
+fn disk_partition_with_the_disk_alive_no_fence_no_move() {
+    let mut h = Harness::new(disk_pair());
+    h.run_disk(ms(60_000), &mds1_holds_both(), |t| t < ms(5_000), |_| Slot::Writing(3), |_| lat());
+    assert!(h.first_event(|e| matches!(e, Event::PeerDead { .. })).is_some(), "the network says dead");
+    assert_eq!(h.fenced_at(), None, "{:#?}", h.log);
+    assert!(h.commands_matching("zpool import").is_empty() && h.commands_matching("zdb").is_empty());
+    let n = h.events.iter().filter(|(_, e)| matches!(e, Event::PeerAliveOnDiskOnly { node, .. } if node == "mds1")).count();
+    assert_eq!(n, 1, "reported once");
+    assert!(!h.events.iter().any(|(_, e)| matches!(e, Event::FenceDelayed { .. } | Event::FenceStarted { .. })));
+}
+
+/// This node's own writes fail (or hang: no round at all): it fences nobody, says so, and fences once they
+/// work again.
+#[test]
+fn disk_own_writes_failing_or_hung_never_fence() {
+    for hung in [false, true] {
+        let mut h = Harness::new(disk_pair());
+        let alive = |t: Time| t < ms(5_000);
+        let own = move |t: Time| {
+            if t < ms(4_000) {
+                lat()
+            } else if hung {
+                None
+            } else {
+                Some(Err("pwrite /dev/disk/by-id/hb: Input/output error (os error 5)".into()))
+            }
+        };
+        h.run_disk(ms(60_000), &mds1_holds_both(), alive, |t| if alive(t) { Slot::Writing(3) } else { Slot::Frozen(3, 19) }, own);
+        assert_eq!(h.fenced_at(), None, "hung {hung}: {:#?}", h.log);
+        assert!(h.commands_matching("zpool import").is_empty());
+        let failed = h.events.iter().filter(|(_, e)| matches!(e, Event::DiskHeartbeatFailed { .. })).count();
+        assert_eq!(failed, 1, "hung {hung}");
+        let held = h.events.iter().filter(|(_, e)| matches!(e, Event::FenceHeldDiskFailing { node, .. } if node == "mds1")).count();
+        assert_eq!(held, 1, "hung {hung}");
+        assert!(!h.engine.status(h.now).disk.unwrap().writes_ok);
+        // writes work again: the crash is judged now, and mds1 is fenced
+        h.run_disk(ms(90_000), &mds1_holds_both(), |_| false, |_| Slot::Frozen(3, 19), |_| lat());
+        assert!(h.first_event(|e| matches!(e, Event::DiskHeartbeatRestored { .. })).is_some());
+        assert!(h.fenced_at().is_some_and(|t| t > ms(60_000)), "hung {hung}");
+    }
+}
+
+/// A slot that never advances after this node started (a stale slot of a node that died before) is no sign
+/// of life, nor is another node's content in mds1's slot: mds1 silent on the network is fenced.
+#[test]
+fn disk_stale_or_foreign_slot_is_no_sign_of_life() {
+    for foreign in [false, true] {
+        let mut h = Harness::new(disk_pair());
+        let slot = move |_| if foreign { Slot::Foreign } else { Slot::Frozen(2, 777) };
+        h.run_disk(ms(30_000), &mds1_holds_both(), |t| t < ms(5_000), slot, |_| lat());
+        assert!(h.fenced_at().is_some(), "foreign {foreign}: {:#?}", h.log);
+        assert!(h.first_event(|e| matches!(e, Event::PeerAliveOnDiskOnly { .. })).is_none());
+    }
+}
+
+/// A peer that restarted writes a higher incarnation with a small seq: that is an advance, so it is alive.
+#[test]
+fn disk_restarted_peer_new_incarnation_is_alive() {
+    let mut h = Harness::new(disk_pair());
+    let slot = |t: Time| if t < ms(5_000) { Slot::Writing(3) } else if t < ms(6_000) { Slot::Frozen(3, 19) } else { Slot::Writing(4) };
+    // Writing(4) starts at seq 24 here; make it smaller than the old seq to check the order is (incarnation, seq)
+    let slot = move |t: Time| match slot(t) {
+        Slot::Writing(3) => Slot::Frozen(3, 1_000_000 + t.0 / 250),
+        s => s,
+    };
+    h.run_disk(ms(40_000), &mds1_holds_both(), |t| t < ms(5_000), slot, |_| lat());
+    assert_eq!(h.fenced_at(), None, "{:#?}", h.log);
+    assert!(h.first_event(|e| matches!(e, Event::PeerAliveOnDiskOnly { .. })).is_some());
+}
+
+/// The peer's own path failed (its slot stopped) while it is heard on the network: it is alive, nothing is
+/// fenced; the silent slot is reported.
+#[test]
+fn disk_peer_path_failed_network_alive_no_fence() {
+    let mut h = Harness::new(disk_pair());
+    h.run_disk(ms(30_000), &mds1_holds_both(), |_| true, |t| if t < ms(5_000) { Slot::Writing(3) } else { Slot::Frozen(3, 19) }, |_| lat());
+    assert_eq!(h.fenced_at(), None);
+    let silent = h.first_event(|e| matches!(e, Event::PeerDiskSilent { node, .. } if node == "mds1")).expect("reported");
+    assert!(silent >= ms(7_750) && silent <= ms(8_500), "at {silent}");
+    let disk = h.engine.status(h.now).disk.unwrap();
+    assert!(!disk.peers[0].alive && disk.peers[0].slot_age_ms > 20_000);
 }

@@ -557,6 +557,7 @@ impl World {
             Output::Event(e) => self.on_event(host, e),
             Output::AdminReply { result, .. } => self.trace(host, &format!("admin reply {result:?}")),
             Output::Left => self.trace(host, "left the cluster"),
+            Output::DiskBeat { .. } => {}
         }
     }
 
