@@ -774,6 +774,8 @@ pub fn check_disk_device(path: &Path, slots: usize) -> (Check, Option<super::dis
             (Check::ok(what, detail), Some(dev))
         }
         Err(e) => {
+            // the error names the device, which the line's `what` already does
+            let e = e.strip_prefix(&format!("disk_heartbeat {}: ", path.display())).map(str::to_string).unwrap_or(e);
             let fix = if e.contains("too small") {
                 "use a larger partition or LUN (1 MiB is plenty), the same on every node"
             } else {
