@@ -43,7 +43,7 @@ use crate::time::Time;
 
 use super::clock::Clock;
 use super::control::{self, ControlRequest, ControlSocket, Pending};
-use super::disk_heartbeat::{DiskStats, DiskWorker, NotStarted, RoundResult};
+use super::disk_heartbeat::{DiskStats, DiskWorker, NotStarted, RoundResult, SlotSeen};
 use super::exec::{self, Executor, Label, Processes};
 use super::metrics::{self, Metrics, RefreshRequest};
 use super::net::{Links, NetCounters, Received};
@@ -607,7 +607,7 @@ impl Daemon {
             Err(_) => Vec::new(),
         };
         let cluster = &self.cfg.cluster.name;
-        let seen: Vec<(String, std::result::Result<(u64, u64), String>)> = slots
+        let seen: Vec<SlotSeen> = slots
             .iter()
             .map(|(peer, r)| {
                 let v = match r {

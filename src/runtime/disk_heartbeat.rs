@@ -318,6 +318,9 @@ pub struct DiskStats {
     pub peers: Vec<PeerSlot>,
 }
 
+/// A peer's slot as one round read it: its (incarnation, seq), or why it is not valid.
+pub type SlotSeen = (String, Result<(u64, u64), String>);
+
 /// One peer's slot as this node last read it.
 #[derive(Debug, Clone)]
 pub struct PeerSlot {
@@ -346,7 +349,7 @@ impl DiskStats {
 
     /// A round came back at `now`: `write` is its write (the read's error when the read failed), and
     /// `slots` each peer's decoded (incarnation, seq) or why it could not be decoded (only when read).
-    pub fn on_round(&mut self, now: Instant, write: &Result<Duration, String>, slots: &[(String, Result<(u64, u64), String>)]) {
+    pub fn on_round(&mut self, now: Instant, write: &Result<Duration, String>, slots: &[SlotSeen]) {
         self.rounds += 1;
         match write {
             Ok(_) => self.last_ok = Some(now),
