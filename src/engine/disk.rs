@@ -14,10 +14,17 @@
 //!   after the slot last advanced (or after this node started watching). Judged at the time of that round,
 //!   not of `now`, so a node whose own path hangs never sees its peers' slots as stopped.
 //!
-//! The rules (see `fence_control.rs`): the disk only makes this node more careful — a peer whose slot
-//! advances is alive whatever the network says (no fence, no move), and a node whose own writes fail fences
+//! The rules (see `fence_control.rs`): the disk only makes this node more careful — a peer silent on every
+//! link is dead only once a round of this node with a successful write found its slot stopped (an advancing
+//! slot, or one not judged yet, keeps it alive: no fence, no move), and a node whose own writes fail fences
 //! nobody — except for one: a peer silent on every link whose slot stopped while this node's own writes
 //! succeed is down, not partitioned away, so it is fenced without the two-node race delay.
+//!
+//! Why "stopped" and not "not advanced within `dead_after` of now": a node whose path just hung still counts
+//! its writes as healthy for `dead_after` after the last good one, while its view of the peers' slots is
+//! already getting old. Judging slots at the time of the last good round makes the two age together, so a
+//! node whose path fails cannot take a live peer for dead (and fence it while the peer, seeing this node's
+//! slot stop, fences it too).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

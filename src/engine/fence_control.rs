@@ -245,6 +245,12 @@ impl Engine {
         if let Some(p) = self.disk.as_mut().and_then(|d| d.peers.get_mut(victim)) {
             p.held_reported = false;
         }
+        // with a disk heartbeat, a peer silent on every link is dead only once a round of this node's (its own
+        // write ok) found its slot stopped; until then it may be alive on the disk
+        if reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, victim) {
+            self.fence_not_before.remove(victim);
+            return;
+        }
         if reason == FenceReason::PeerDead {
             // dead on every link and its slot stopped while this node's writes succeed: it crashed and cannot
             // be partitioned away, so there is no race to delay for

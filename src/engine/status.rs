@@ -138,6 +138,9 @@ pub struct DiskPeerStatus {
     pub node: String,
     /// The slot advanced within `dead_after`.
     pub alive: bool,
+    /// The last round with a successful write found the slot not advanced for `dead_after`: with every link
+    /// silent too, the peer is dead (and fenced without the race delay).
+    pub stopped: bool,
     /// Time since the slot last advanced (or since this node started watching, if it never did).
     pub slot_age_ms: u64,
     /// The latest (incarnation, seq) read from the slot.
@@ -196,6 +199,7 @@ impl Engine {
                 DiskPeerStatus {
                     node: name.clone(),
                     alive: d.peer_alive(name, now, dead_after),
+                    stopped: d.peer_stopped(name, now, dead_after),
                     slot_age_ms: d.slot_age(name, now).as_millis() as u64,
                     incarnation: p.and_then(|p| p.last).map(|(i, _)| i),
                     seq: p.and_then(|p| p.last).map(|(_, s)| s),

@@ -981,3 +981,18 @@ fn disk_peer_path_failed_network_alive_no_fence() {
     let disk = h.engine.status(h.now).disk.unwrap();
     assert!(!disk.peers[0].alive && disk.peers[0].slot_age_ms > 20_000);
 }
+
+/// Partitioned, both alive on the disk; then this node's path hangs (no more rounds). Its last view of the
+/// peer's slot ages exactly as its own writes do: it must not take the live peer for dead in between, even
+/// as the higher-priority node that would fence at once (the peer, seeing this node's slot stop, fences it:
+/// two fences). The peer's slot advances every 500 ms here, so it did not advance in the last good round.
+#[test]
+fn disk_own_path_hanging_does_not_take_a_live_peer_for_dead() {
+    let mut cfg = disk_pair();
+    cfg.nodes[1].fence_priority = 20; // mds2 outranks mds1: no race delay of its own
+    let mut h = Harness::new(cfg);
+    let slot = |t: Time| Slot::Frozen(3, t.0 / 500_000);
+    h.run_disk(ms(60_000), &mds1_holds_both(), |t| t < ms(5_000), slot, |t| if t < ms(20_300) { lat() } else { None });
+    assert_eq!(h.fenced_at(), None, "{:#?}", h.log);
+    assert!(h.first_event(|e| matches!(e, Event::FenceHeldDiskFailing { .. })).is_some());
+}

@@ -18,6 +18,9 @@
 //! lustre_clients = 8        # clients that reconnect and replay after a failover (Lustre recovery)
 //! lustre_clients_lost = 0   # of them, never coming back: recovery lasts the soft window
 //!
+//! [config_overlay.cluster]   # every node (and the world) runs with the config overlaid with these keys
+//! disk_heartbeat = "/dev/disk/by-id/dm-name-hb"
+//!
 //! [node_config.mds2.cluster]  # mds2 runs with the cluster's config overlaid with these keys (an operator's
 //! dead_after = "5s"           # drift); [[node_config.mds2.target]] entries overlay the target of that name
 //!
@@ -199,7 +202,9 @@ pub enum FaultAction {
     /// Replay every datagram captured from `node` so far to every other node.
     Replay { node: String },
     /// A storage fault on a host: suspend-pool | not-healthy | healthy | umount-hang | import-fail |
-    /// import-slow (imports take 60 s longer) | mount-fail | clear.
+    /// import-slow (imports take 60 s longer) | mount-fail | clear; and its path to the disk heartbeat device
+    /// (`[cluster] disk_heartbeat`): path-down (every round fails with an I/O error) | path-stall (rounds
+    /// hang) | path-restore.
     Storage { node: String, fault: String, target: Option<String> },
     /// Operator: cluster maintenance on/off, asked on `via`.
     Maintenance { on: bool, via: String },
@@ -286,6 +291,8 @@ struct RawScenario {
     expect: Expect,
     #[serde(default)]
     node_config: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    config_overlay: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -340,6 +347,14 @@ impl Scenario {
             (None, Some(table)) => toml::to_string(table).map_err(|e| format!("{}: config: {e}", path.display()))?,
             (Some(_), Some(_)) => return Err(format!("{}: give either scenario.config or a [config] table, not both", path.display())),
             (None, None) => return Err(format!("{}: no cluster: add scenario.config = \"FILE\" or a [config] table", path.display())),
+        };
+        let config_text = match &raw.config_overlay {
+            Some(over) => {
+                let mut table: toml::Table = config_text.parse().map_err(|e| format!("{}: config: {e}", path.display()))?;
+                overlay(&mut table, over);
+                toml::to_string(&table).map_err(|e| format!("{}: config_overlay: {e}", path.display()))?
+            }
+            None => config_text,
         };
         let config = Config::from_toml_str(&config_text).map_err(|e| format!("{}: config: {e}", path.display()))?;
         let mut node_configs = BTreeMap::new();

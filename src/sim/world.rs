@@ -27,6 +27,7 @@ use super::network::Network;
 use super::scenario::{FaultAction, OrphanFate, Scenario};
 use super::storage::{Pending, PoolSpec, PoolStart, SharedStorage};
 
+mod disk;
 mod duplicate;
 mod liveness;
 
@@ -81,6 +82,8 @@ enum Ev {
     StorageDone { host: String, boot: u32, id: CommandId, pending: Box<Pending> },
     /// The daemon of `host` (run `boot`) has seen the previous run's commands gone (`Input::OrphansGone`).
     OrphansGone { host: String, boot: u32 },
+    /// A disk heartbeat round of `host`'s daemon run `boot` completes (`world/disk.rs`).
+    DiskDone { host: String, boot: u32 },
     HardwareDone { host: String, boot: u32, id: CommandId, pending: Box<HwPending> },
     Fault(usize),
     /// A paused daemon (`pause` with a duration) gets SIGCONT.
@@ -110,6 +113,8 @@ struct Host {
     paused_since: Option<Time>,
     /// What reached the paused daemon (datagrams in its sockets, finished commands, admin requests).
     paused_inputs: Vec<Input>,
+    /// When the current daemon started (`None`: no daemon runs).
+    started_at: Option<Time>,
 }
 
 impl Host {
@@ -127,6 +132,7 @@ impl Host {
             orphans_waited: false,
             paused_since: None,
             paused_inputs: Vec::new(),
+            started_at: None,
         }
     }
 }
@@ -194,6 +200,8 @@ pub struct World {
     converged: bool,
     /// (host, target): a start sequence (forced or acquire) under way there, not verified yet.
     starting: BTreeSet<(String, String)>,
+    /// The disk heartbeat area and the hosts' paths to it (`[cluster] disk_heartbeat`).
+    disk: Option<disk::DiskArea>,
 }
 
 impl World {
@@ -238,7 +246,12 @@ impl World {
             clock_faults: BTreeMap::new(),
             converged: false,
             starting: BTreeSet::new(),
+            disk: None,
         };
+        if let Some(device) = &world.cfg.cluster.disk_heartbeat {
+            let nodes: Vec<String> = world.cfg.nodes.iter().map(|n| n.name.clone()).collect();
+            world.disk = Some(disk::DiskArea::new(device.display().to_string(), &nodes, world.opts.seed));
+        }
         world.setup()?;
         Ok(world)
     }
@@ -400,6 +413,7 @@ impl World {
                 }
             }
             Ev::Fault(i) => self.fault(i),
+            Ev::DiskDone { host, boot } => self.disk_done(&host, boot),
             Ev::Resume { host, since } => {
                 if self.hosts.get(&host).is_some_and(|h| h.paused_since == Some(since)) {
                     self.resume(&host);
@@ -489,7 +503,10 @@ impl World {
         match Engine::new(cfg, host, inc, journal, seed, self.now) {
             Ok(mut e) => {
                 e.set_faults(self.opts.faults);
-                self.hosts.get_mut(host).expect("host").engine = Some(e);
+                let now = self.now;
+                let h = self.hosts.get_mut(host).expect("host");
+                h.engine = Some(e);
+                h.started_at = Some(now);
                 self.trace(host, &format!("daemon started (incarnation {inc})"));
                 self.drain(host);
                 self.reap_orphans(host);
@@ -557,7 +574,7 @@ impl World {
             Output::Event(e) => self.on_event(host, e),
             Output::AdminReply { result, .. } => self.trace(host, &format!("admin reply {result:?}")),
             Output::Left => self.trace(host, "left the cluster"),
-            Output::DiskBeat { .. } => {}
+            Output::DiskBeat { slot } => self.disk_beat(host, slot),
         }
     }
 
@@ -740,6 +757,7 @@ impl World {
                 if *attempt == 1 && *reason == FenceReason::PeerDead && self.partitioned_recently(node) && self.healthy_and_reachable(node) {
                     self.report.false_failovers += 1;
                 }
+                self.check_disk_fence(host, &e);
                 let quorate = self.hosts.get(host).and_then(|h| h.engine.as_ref()).is_some_and(Engine::is_quorate);
                 if *reason != FenceReason::Operator && !quorate {
                     self.violation(format!("{host} started fencing {node} without quorum"));
@@ -832,6 +850,7 @@ impl World {
                 h.boot += 1;
                 h.tick_at = None;
             }
+            h.started_at = None;
             h.paused_since = None; // SIGKILL ends a stopped process too
             h.paused_inputs.clear();
         }
@@ -845,6 +864,7 @@ impl World {
         h.powered = false;
         self.storage_dirty = true;
         h.engine = None;
+        h.started_at = None;
         self.starting.retain(|(h, _)| h != node);
         h.boot += 1;
         h.tick_at = None;
@@ -1019,6 +1039,9 @@ impl World {
                 }
                 None => self.violation("scenario: foreign-label needs a ZFS target".into()),
             },
+            "path-down" => self.disk_path(node, disk::PathState::Down),
+            "path-stall" => self.disk_path(node, disk::PathState::Stall),
+            "path-restore" => self.disk_path(node, disk::PathState::Ok),
             "freeze" => self.storage.set_frozen(node, true, self.now),
             "thaw" => self.storage.set_frozen(node, false, self.now),
             _ => {

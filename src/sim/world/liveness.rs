@@ -43,6 +43,7 @@ impl World {
             self.net.links[l].extra_delay = Duration::ZERO;
         }
         self.net.heal(None);
+        self.disk_settle();
         let nodes: Vec<String> = self.cfg.nodes.iter().map(|n| n.name.clone()).collect();
         for n in &nodes {
             for addr in device_addresses(&self.cfg, n, true).into_iter().chain(device_addresses(&self.cfg, n, false)) {
