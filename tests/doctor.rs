@@ -512,3 +512,139 @@ fn an_agent_that_ignores_its_stdin_does_not_kill_doctor() {
     }
     assert!(signals.is_empty(), "doctor died by a signal in these runs (run, signal): {signals:?}");
 }
+
+// ----- disk heartbeat ----------------------------------------------------------------------------------------
+
+/// zdb -l as on a device without a ZFS label (exit 2), or, when `label` exists beside it, with pool
+/// ost0pool's label (exit 0); every call is recorded.
+const FAKE_ZDB: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/zdb.argv"
+if [ -e "$(dirname "$0")/label" ]; then
+    printf -- '------------------------------------\nLABEL 0 \n------------------------------------\n    version: 5000\n    name: '"'"'ost0pool'"'"'\n    state: 0\n'
+    exit 0
+fi
+for i in 0 1 2 3; do echo "failed to unpack label $i"; done
+exit 2
+"#;
+
+/// zpool: `get` as FAKE_ZPOOL's healthy pool, `status -P` listing the vdev path in the file `vdev` beside it
+/// (none: "no pools available").
+const FAKE_ZPOOL_STATUS: &str = r#"#!/bin/sh
+echo "$*" >> "$(dirname "$0")/zpool.argv"
+if [ "$1" = status ] && [ "$2" = -P ]; then
+    vdev=$(cat "$(dirname "$0")/vdev" 2>/dev/null) || { echo "no pools available"; exit 0; }
+    printf '  pool: ost0pool\n state: ONLINE\nconfig:\n\n\tNAME        STATE     READ WRITE CKSUM\n\tost0pool    ONLINE       0     0     0\n\t  %s  ONLINE       0     0     0\n\nerrors: No known data errors\n' "$vdev"
+    exit 0
+fi
+echo "fake zpool: unexpected arguments: $*" >&2
+exit 2
+"#;
+
+impl Host {
+    /// A config with `[cluster] disk_heartbeat` on a 64 KiB file in the temp dir (no targets).
+    fn disk_config(&self) -> (PathBuf, PathBuf) {
+        let img = self.path("hb.img");
+        fs::File::create(&img).unwrap().set_len(64 * 1024).unwrap();
+        self.tool("zdb", FAKE_ZDB);
+        self.tool("zpool", FAKE_ZPOOL_STATUS);
+        let cfg = self.config("", "fence_fake");
+        let text = fs::read_to_string(&cfg).unwrap().replacen(
+            "links = [\"ring0\"]\n",
+            &format!("links = [\"ring0\"]\nheartbeat_interval = \"100ms\"\ndisk_heartbeat = \"{}\"\n", img.display()),
+            1,
+        );
+        fs::write(&cfg, text).unwrap();
+        (cfg, img)
+    }
+}
+
+/// mds2's daemon stands as a thread writing mds2's slot every 50 ms with the cluster key, as the daemon does,
+/// until `stop` (at least once).
+fn write_peer_slot(img: &Path, key_file: &Path, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    use failoverd::diskbeat::{encode_slot, DiskSlot};
+    use failoverd::runtime::disk_heartbeat::{Access, DiskDevice};
+    let key = failoverd::config::load_key(key_file).unwrap();
+    let dev = DiskDevice::open(img, 2, Access::ReadWrite).unwrap();
+    std::thread::spawn(move || {
+        let mut seq = 0;
+        loop {
+            seq += 1;
+            let slot = DiskSlot { cluster: "doc".into(), node: "mds2".into(), incarnation: 3, seq };
+            dev.write_slot(1, &encode_slot(&slot, &key)).unwrap();
+            if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    })
+}
+
+#[test]
+fn disk_heartbeat_device_is_checked_and_slots_read_without_writing() {
+    let h = Host::new();
+    let (cfg, img) = h.disk_config();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = write_peer_slot(&img, &h.path("cluster.key"), stop.clone());
+    let (code, lines) = h.doctor(&cfg, &[]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let dev = img.display().to_string();
+    assert_eq!(code, 0, "{lines:#?}");
+    assert_eq!(
+        line(&lines, &format!("disk_heartbeat {dev}")),
+        format!("ok    disk_heartbeat {dev}: file of 65536 bytes opens with O_RDWR|O_DIRECT|O_DSYNC and holds the 2 slots of 4096 bytes (nothing written)")
+    );
+    assert_eq!(
+        line(&lines, &format!("disk_heartbeat {dev} ZFS label")),
+        format!("ok    disk_heartbeat {dev} ZFS label: no ZFS label (zdb -l found none): not a pool member")
+    );
+    assert!(line(&lines, &format!("disk_heartbeat {dev} imported pools")).starts_with("ok    "));
+    let peer = line(&lines, "disk_heartbeat slot 1 (mds2)");
+    assert!(peer.starts_with("ok    disk_heartbeat slot 1 (mds2): advancing: incarnation 3, seq "), "{peer}");
+    assert!(peer.ends_with("in 0.2 s (mds2's daemon writes it)"), "{peer}");
+    assert_eq!(
+        line(&lines, "disk_heartbeat slot 0 (mds1, this node)"),
+        "warn  disk_heartbeat slot 0 (mds1, this node): never written: this node's daemon has not run with disk_heartbeat set; fix: start failoverd here"
+    );
+    // doctor read, never wrote: this node's slot is still all zero
+    assert!(fs::read(&img).unwrap()[..4096].iter().all(|&b| b == 0), "doctor wrote this node's slot");
+    assert_eq!(fs::read_to_string(h.bin().join("zdb.argv")).unwrap(), format!("-l {dev}\n"));
+    assert!(h.zpool_calls().contains(&"status -P".to_string()), "{:?}", h.zpool_calls());
+}
+
+#[test]
+fn disk_heartbeat_on_a_pool_member_or_a_silent_peer() {
+    let h = Host::new();
+    let (cfg, img) = h.disk_config();
+    let dev = img.display().to_string();
+    fs::write(h.bin().join("label"), "").unwrap();
+    fs::write(h.bin().join("vdev"), &dev).unwrap();
+    // mds2 wrote its slot once and stopped (its daemon died)
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    write_peer_slot(&img, &h.path("cluster.key"), stop).join().unwrap();
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 1, "{lines:#?}");
+    let label = line(&lines, &format!("disk_heartbeat {dev} ZFS label"));
+    assert!(label.starts_with(&format!("FAIL  disk_heartbeat {dev} ZFS label: carries a ZFS label of pool 'ost0pool'")), "{label}");
+    let pools = line(&lines, &format!("disk_heartbeat {dev} imported pools"));
+    assert!(pools.starts_with(&format!("FAIL  disk_heartbeat {dev} imported pools: {dev} is a vdev of the imported pool 'ost0pool'")), "{pools}");
+    assert_eq!(
+        line(&lines, "disk_heartbeat slot 1 (mds2)"),
+        "warn  disk_heartbeat slot 1 (mds2): not advancing in 0.2 s (incarnation 3, seq 1): mds2's daemon is not running or cannot write; \
+         fix: start failoverd on mds2 (or check its path to the device)"
+    );
+
+    // another cluster key wrote mds2's slot
+    let other = h.path("other.key");
+    fs::write(&other, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    write_peer_slot(&img, &other, stop).join().unwrap();
+    let (_, lines) = h.doctor(&cfg, &[]);
+    assert!(line(&lines, "disk_heartbeat slot 1 (mds2)").starts_with("FAIL  disk_heartbeat slot 1 (mds2): bad MAC"), "{lines:#?}");
+
+    // too small for two slots
+    fs::File::create(&img).unwrap().set_len(4096).unwrap();
+    let (code, lines) = h.doctor(&cfg, &[]);
+    assert_eq!(code, 1);
+    assert!(line(&lines, &format!("disk_heartbeat {dev}")).contains("too small: 4096 bytes, the 2 nodes of the configuration need 8192"), "{lines:#?}");
+}

@@ -444,3 +444,124 @@ fn sigterm_is_a_graceful_leave() {
     println!("mds1 left in {}", secs(left_after));
     lab.assert_safe();
 }
+
+/// With `disk_heartbeat` on a file every host shares: mds1's daemon dies, so both its network heartbeats and
+/// its disk slot stop, while mds2's own slot writes succeed. mds1 is down, not partitioned away: mds2 fences
+/// it with NO fence_delay although mds1 has the higher fence_priority, then takes everything over.
+#[test]
+fn crash_with_disk_heartbeat_is_fenced_without_race_delay() {
+    let spec = LabSpec::two_node().with_disk_heartbeat();
+    let Some(lab) = Lab::start("crash_with_disk_heartbeat_is_fenced_without_race_delay", spec) else { return };
+    // both daemons write their slots before the kill (status shows the peer's slot advancing)
+    lab.ok(lab::wait_for("mds2 to read mds1's slot advancing", Duration::from_secs(10), || {
+        let st = lab.status("mds2").ok()?;
+        let peer = st["runtime"]["disk_heartbeat"]["peers"].as_array()?.iter().find(|p| p["node"] == "mds1")?.clone();
+        (st["runtime"]["disk_heartbeat"]["write_ok"] == true && peer["age_ms"].as_u64()? < 1000).then_some(())
+    }));
+    let killed = lab.ok(lab.kill_daemon("mds1"));
+    lab.ok(lab.wait_all_on("mds2", TAKEOVER));
+    lab.assert_safe();
+    if lab.ok(lab.powered("mds1")) {
+        lab.fail("mds1 is still powered after the takeover");
+    }
+    let mut steps = vec![
+        ("peer_dead", with(&[("node", "mds1")])),
+        ("fence_started", with(&[("node", "mds1")])),
+        ("fence_confirmed", with(&[("node", "mds1")])),
+    ];
+    steps.extend(forced_steps(&lab.spec));
+    let times = in_order(&lab, "mds2", killed, &steps);
+    // the disk said so: mds1's slot stopped while mds2's writes succeeded, before the fence started
+    let log = lab.log("mds2");
+    let silent = log.first(killed, "peer_disk_silent", &[("node", "mds1")]).map(|l| l.time());
+    if silent.is_none_or(|t| t > times[1]) {
+        lab.fail(&format!("mds2 did not log peer_disk_silent for mds1 before fencing it: {}", log.summary(killed)));
+    }
+    // and no race delay was even announced
+    let delayed = log.count(killed, "fence_delayed", &[("node", "mds1")]);
+    if delayed > 0 {
+        lab.fail(&format!("mds2 announced a fence delay for a node the disk showed down: {}", log.summary(killed)));
+    }
+    // fence started within dead_after (+ a heartbeat and scheduling slack) of the kill, well before
+    // dead_after + fence_delay, which is when it would start without the disk channel
+    let fence_started = since(killed, times[1]);
+    let limit = lab.spec.dead_after + Duration::from_millis(800);
+    if fence_started > limit || fence_started + Duration::from_millis(100) < lab.spec.dead_after {
+        lab.fail(&format!(
+            "fence_started +{} after the kill: expected about dead_after ({}), at most {} (without the disk channel: {})",
+            secs(fence_started),
+            secs(lab.spec.dead_after),
+            secs(limit),
+            secs(lab.spec.dead_after + lab.spec.fence_delay)
+        ));
+    }
+    eprintln!(
+        "crash with disk heartbeat: peer_dead +{}, peer_disk_silent +{}, fence_started +{}, fence_confirmed +{}, all targets verified on mds2 +{}",
+        secs(since(killed, times[0])),
+        secs(since(killed, silent.unwrap_or(killed))),
+        secs(fence_started),
+        secs(since(killed, times[2])),
+        secs(since(killed, *times.last().unwrap_or(&killed)))
+    );
+}
+
+/// With `disk_heartbeat`: both heartbeat links of mds1 cut (a full network partition of the two nodes) while
+/// both still write their disk slots. Each node sees the other alive on the disk only: it says so
+/// (`peer_alive_on_disk_only`), nobody is fenced, nothing moves, for well over dead_after + fence_delay.
+/// Healing the links changes nothing either.
+#[test]
+fn full_partition_with_disk_alive_is_no_failover() {
+    let spec = LabSpec::two_node().with_disk_heartbeat().owners(&["MGT=mds1", "MDT0000=mds2"]).prefer("MDT0000", &["mds2", "mds1"]);
+    let Some(lab) = Lab::start("full_partition_with_disk_alive_is_no_failover", spec) else { return };
+    let before = lab.ok(lab.placement());
+    let cut_at = SystemTime::now();
+    lab.ok(lab.isolate("mds1"));
+    for (host, peer) in [("mds2", "mds1"), ("mds1", "mds2")] {
+        lab.ok(lab::wait_for(&format!("{host} to log peer_alive_on_disk_only for {peer}"), Duration::from_secs(15), || {
+            lab.log(host).first(cut_at, "peer_alive_on_disk_only", &[("node", peer)]).map(|_| ())
+        }));
+    }
+    let first_seen = since(cut_at, lab.log("mds2").first(cut_at, "peer_alive_on_disk_only", &[("node", "mds1")]).map(|l| l.time()).unwrap_or(cut_at));
+    // three times dead_after + fence_delay: a fence race would long be over
+    let watch = (lab.spec.dead_after + lab.spec.fence_delay) * 3;
+    std::thread::sleep(watch);
+    for host in ["mds1", "mds2"] {
+        let log = lab.log(host);
+        for bad in ["fence_started", "fence_delayed", "sequence_started"] {
+            if log.count(cut_at, bad, &[]) > 0 {
+                lab.fail(&format!("{host} logged {bad} during a network partition with the disk alive: {}", log.summary(cut_at)));
+            }
+        }
+        if !lab.ok(lab.powered(host)) {
+            lab.fail(&format!("{host} lost power during a network partition with the disk alive"));
+        }
+    }
+    if lab.ok(lab.placement()) != before {
+        lab.fail("targets moved during a network partition with the disk alive");
+    }
+    let st = lab.ok(lab.status("mds2"));
+    let disk = &st["runtime"]["disk_heartbeat"];
+    let peer = disk["peers"].as_array().into_iter().flatten().find(|p| p["node"] == "mds1").cloned().unwrap_or_default();
+    if disk["write_ok"] != true || peer["age_ms"].as_u64().is_none_or(|ms| ms > 1000) {
+        lab.fail(&format!("mds2's status should show its writes ok and mds1's slot advancing: {disk}"));
+    }
+
+    let healed_at = SystemTime::now();
+    lab.ok(lab.heal("mds1", 0));
+    lab.ok(lab.heal("mds1", 1));
+    lab.ok(lab.wait_settled(Duration::from_secs(30)));
+    for host in ["mds1", "mds2"] {
+        if lab.log(host).count(healed_at, "fence_started", &[]) > 0 {
+            lab.fail(&format!("{host} fenced after the partition healed"));
+        }
+    }
+    if lab.ok(lab.placement()) != before {
+        lab.fail("targets moved after the partition healed");
+    }
+    lab.assert_safe();
+    eprintln!(
+        "partition with disk heartbeat: peer_alive_on_disk_only +{} after the cut; no fence and no move in {} of partition",
+        secs(first_seen),
+        secs(watch)
+    );
+}

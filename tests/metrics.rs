@@ -58,6 +58,11 @@ fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
 
 /// Two nodes, n1 serving metrics on `metrics_port`.
 fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
+    start_pair_with(dir, metrics_port, "")
+}
+
+/// [`start_pair`] with `extra` lines in both nodes' `[cluster]`.
+fn start_pair_with(dir: &std::path::Path, metrics_port: u16, extra: &str) -> (Daemon, Daemon) {
     std::fs::write(dir.join("cluster.key"), format!("{KEY}\n")).unwrap();
     let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
     let mut daemons = Vec::new();
@@ -68,7 +73,7 @@ fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
         let mut toml = format!(
             "[cluster]\nname = \"metricsc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
              heartbeat_interval = \"100ms\"\ndead_after = \"500ms\"\nstall_threshold = \"400ms\"\nfence_delay = \"1s\"\n\
-             state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{metrics}\n",
+             state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{metrics}{extra}\n",
             dir.join("cluster.key").display(),
             nd.join("state").display(),
             nd.join("control.sock").display()
@@ -251,4 +256,47 @@ fn a_daemon_serves_its_metrics_over_http() {
     assert!(value(&s, "failoverd_peer_last_heard_seconds", &[("node", "n2"), ("link", "ring0")]).unwrap() >= 0.5);
     assert_eq!(value(&s, "failoverd_events_total", &[("event", "peer_dead")]), Some(1.0));
     assert!(n1.log().contains("serving Prometheus metrics at /metrics"), "{}", n1.log());
+}
+
+/// With `disk_heartbeat` on a shared file: both daemons write their slots (the file shows both), n1's metrics
+/// show its writes ok, their latency and n2's slot advancing; `failoverd status` shows the channel; after n2
+/// is killed its slot age grows past dead_after while n1's writes stay ok.
+#[test]
+fn disk_heartbeat_series_and_status_of_a_real_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("hb.img");
+    File::create(&img).unwrap().set_len(1 << 20).unwrap();
+    let port = free_tcp_port();
+    let (n1, mut n2) = start_pair_with(dir.path(), port, &format!("disk_heartbeat = \"{}\"\n", img.display()));
+    let age = |text: &str| value(&parse_exposition(text), "failoverd_peer_disk_slot_age_seconds", &[("node", "n2")]);
+    let mut text = String::new();
+    wait_until("n1 exports its disk heartbeat writes ok and n2's slot advancing", Duration::from_secs(20), || {
+        text = scrape(port);
+        text.contains("failoverd_disk_heartbeat_write_ok 1\n") && age(&text).is_some_and(|a| a < 0.5)
+    });
+    let samples = parse_exposition(&text);
+    assert!(value(&samples, "failoverd_disk_heartbeat_rounds_total", &[("result", "ok")]).unwrap() >= 1.0, "{text}");
+    assert_eq!(value(&samples, "failoverd_disk_heartbeat_rounds_total", &[("result", "failed")]), Some(0.0), "{text}");
+    assert!(value(&samples, "failoverd_disk_heartbeat_write_seconds_count", &[]).unwrap() >= 1.0, "{text}");
+    assert_eq!(value(&samples, "failoverd_peer_disk_slot_valid", &[("node", "n2")]), Some(1.0), "{text}");
+    let raw = std::fs::read(&img).unwrap();
+    assert_eq!(&raw[..7], b"FODDISK", "n1's slot 0");
+    assert_eq!(&raw[4096..4096 + 7], b"FODDISK", "n2's slot 1");
+
+    let out = Command::new(BIN).args(["status", "--socket"]).arg(dir.path().join("n1/control.sock")).output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(status.contains(&format!("disk heartbeat {}: writes ok (last ", img.display())), "{status}");
+    assert!(status.lines().any(|l| l.trim_start().starts_with("n2  slot advanced ")), "{status}");
+
+    if let Some(mut c) = n2.child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    wait_until("n2's slot age to pass dead_after (500 ms) on n1", Duration::from_secs(10), || {
+        text = scrape(port);
+        age(&text).is_some_and(|a| a > 0.8)
+    });
+    assert!(text.contains("failoverd_disk_heartbeat_write_ok 1\n"), "{text}");
+    let log = n1.log();
+    assert!(log.contains("\"event\":\"peer_disk_silent\"") || log.contains("peer_disk_silent"), "{log}");
 }

@@ -609,6 +609,44 @@ fn clock_of(rfc3339: &str) -> String {
     rfc3339.split('T').nth(1).map(|t| t.split('.').next().unwrap_or(t).trim_end_matches('Z').to_string()).unwrap_or_else(|| rfc3339.to_string())
 }
 
+/// The disk heartbeat section of `failoverd status` from the daemon's `runtime.disk_heartbeat` (nothing when
+/// the channel is not configured):
+///
+/// ```text
+/// disk heartbeat /dev/disk/by-id/wwn-0x5000-part1: writes ok (last 0.41 ms), 1520 rounds, 0 failed, 0 skipped
+///   mds2  slot advanced 0.1s ago (incarnation 7, seq 1519)
+/// ```
+pub fn render_disk_heartbeat(d: &Value) -> String {
+    let Some(device) = d["device"].as_str() else { return String::new() };
+    let mut out = format!("\ndisk heartbeat {device}: ");
+    let counts = format!("{} rounds, {} failed, {} skipped", d["rounds"], d["failed"], d["skipped"]);
+    match (d["write_ok"].as_bool(), d["last_write_ms"].as_f64(), d["last_error"].as_str()) {
+        (Some(true), Some(ms), _) => out.push_str(&format!("writes ok (last {ms:.2} ms), {counts}\n")),
+        (_, _, Some(e)) => {
+            let since = d["last_ok_ago_ms"].as_u64().map(|ms| format!("last good write {} ago", age(ms))).unwrap_or_else(|| "no good write yet".into());
+            out.push_str(&format!(
+                "WRITES FAILING ({since}), {counts}: {e}\n  this node fences nobody on the disk channel's word until its own writes succeed again; check the device's paths (multipath -ll) and the SAN\n"
+            ));
+        }
+        _ => out.push_str(&format!("no round yet, {counts}\n")),
+    }
+    if d["skipped"].as_u64().unwrap_or(0) > 0 && d["write_ok"] != json!(true) {
+        out.push_str("  beats are being skipped: a write or read has not come back (the device hangs?)\n");
+    }
+    let mut rows = Vec::new();
+    for p in d["peers"].as_array().into_iter().flatten() {
+        let node = p["node"].as_str().unwrap_or("?").to_string();
+        let slot = match (p["age_ms"].as_u64(), p["problem"].as_str()) {
+            (_, Some(problem)) => format!("slot unreadable: {problem}"),
+            (Some(ms), None) => format!("slot advanced {} ago (incarnation {}, seq {})", age(ms), p["incarnation"], p["seq"]),
+            (None, None) => "slot not read yet".into(),
+        };
+        rows.push(vec![node, slot]);
+    }
+    out.push_str(&table(&rows));
+    out
+}
+
 /// The human form of `failoverd status`, laid out like `crm_mon -1`: the cluster and quorum on top, every
 /// node (this one included) with its links, fencing with its countdown or what the operator must do, each
 /// target with its current step, failed actions, recent events as wall-clock time and one line.
@@ -701,6 +739,8 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
         }
         out.push_str("    fix: make the files agree (`failoverd check-config A B` names every difference), then restart the daemon whose file was wrong\n");
     }
+
+    out.push_str(&render_disk_heartbeat(&runtime["disk_heartbeat"]));
 
     out.push_str("\nfencing:\n");
     if s.fencing.is_empty() && s.fence_pending.is_empty() && s.fence_cancelled.is_empty() && s.fence_blocked.is_empty() {

@@ -36,12 +36,14 @@ use tokio::time::Instant;
 
 use crate::command::Command;
 use crate::config::{load_key, Config, KeyCheck};
+use crate::diskbeat::{decode_slot, encode_slot, slot_index, DiskSlot, SlotError};
 use crate::engine::{AdminRequest, CommandId, Engine, Event, Input, Output, Severity};
 use crate::protocol::Keys;
 use crate::time::Time;
 
 use super::clock::Clock;
 use super::control::{self, ControlRequest, ControlSocket, Pending};
+use super::disk_heartbeat::{DiskStats, DiskWorker, NotStarted, RoundResult, SlotSeen};
 use super::exec::{self, Executor, Label, Processes};
 use super::metrics::{self, Metrics, RefreshRequest};
 use super::net::{Links, NetCounters, Received};
@@ -200,6 +202,22 @@ pub struct Daemon {
     metrics: Option<Arc<Metrics>>,
     /// Scrapes asking for the status-based series to be refreshed.
     metrics_rx: mpsc::Receiver<RefreshRequest>,
+    /// The disk heartbeat channel, when `cluster.disk_heartbeat` is set.
+    disk: Option<DiskChannel>,
+    /// Results of the disk heartbeat rounds (never yields without the channel).
+    disk_rx: mpsc::UnboundedReceiver<RoundResult>,
+    /// Keeps `disk_rx` open (pending) when there is no channel.
+    _disk_idle: Option<mpsc::UnboundedSender<RoundResult>>,
+}
+
+/// The event loop's side of the disk heartbeat: the I/O thread's handle, the keys that sign and check the
+/// slots, every peer's slot index, and the figures for status and metrics.
+struct DiskChannel {
+    worker: DiskWorker,
+    keys: Keys,
+    /// (peer, slot index) in configuration order.
+    peers: Vec<(String, usize)>,
+    stats: DiskStats,
 }
 
 impl Daemon {
@@ -211,6 +229,7 @@ impl Daemon {
         // refuse a second one at once, naming the running one's pid
         let lock = state.lock()?;
         let mut control = ControlSocket::bind(&cfg.cluster.control_socket, &cfg.cluster.control_allowed_uids)?;
+        let disk_keys = Keys::new(keys.active.clone(), keys.next.clone());
         let links = Links::bind(&cfg, node, keys)?;
 
         // No other daemon of this node runs (the control socket is ours): commands still running carry our tag
@@ -266,7 +285,11 @@ impl Daemon {
         let metrics = match cfg.cluster.metrics_listen {
             Some(addr) => {
                 let listener = metrics::bind(addr).await?;
-                let m = Arc::new(Metrics::new(node, &cfg.cluster.name));
+                let mut m = Metrics::new(node, &cfg.cluster.name);
+                if cfg.cluster.disk_heartbeat.is_some() {
+                    m = m.with_disk_heartbeat();
+                }
+                let m = Arc::new(m);
                 tracing::info!(node, %addr, "serving Prometheus metrics at /metrics (cluster.metrics_listen)");
                 tokio::spawn(metrics::serve(listener, m.clone(), refresh_tx));
                 Some(m)
@@ -291,6 +314,7 @@ impl Daemon {
             version = env!("CARGO_PKG_VERSION"),
             "failoverd started"
         );
+        let (disk, disk_rx, disk_idle) = start_disk_channel(&cfg, node, disk_keys)?;
         let counters = links.counters();
         let history = super::state::History::open(&cfg.cluster.state_dir);
         Ok(Daemon {
@@ -320,6 +344,9 @@ impl Daemon {
             metrics,
             metrics_rx,
             orphans_left: !orphans_left.is_empty(),
+            disk,
+            disk_rx,
+            _disk_idle: disk_idle,
         })
     }
 
@@ -368,6 +395,7 @@ impl Daemon {
                     self.engine.handle(now, Input::CommandDone { id, result });
                 }
                 Some(p) = self.ctl_rx.recv() => self.on_control(p),
+                Some(round) = self.disk_rx.recv() => self.on_disk_round(round),
                 _ = tokio::time::sleep(ORPHAN_RECHECK), if self.orphans_left => self.recheck_orphans(),
                 Some(done) = self.metrics_rx.recv(), if self.metrics.is_some() => {
                     self.refresh_metrics();
@@ -483,6 +511,7 @@ impl Daemon {
             "datagrams": self.counters.snapshot(),
             "commands_running": self.commands_running,
             "leaving": self.leave_deadline.is_some(),
+            "disk_heartbeat": self.disk.as_ref().map(|d| d.stats.to_json(std::time::Instant::now())),
         })
     }
 
@@ -520,8 +549,7 @@ impl Daemon {
                     },
                 },
                 Output::Left => left = true,
-                // the disk heartbeat I/O thread is wired by the runtime side (issue #14 item 2)
-                Output::DiskBeat { .. } => {}
+                Output::DiskBeat { slot } => self.disk_beat(&slot),
             }
         }
         left
@@ -531,7 +559,74 @@ impl Daemon {
     fn refresh_metrics(&self) {
         if let Some(m) = &self.metrics {
             m.refresh(&self.engine.status(self.clock.now()), &self.counters);
+            if let Some(d) = &self.disk {
+                m.refresh_disk(&d.stats, std::time::Instant::now());
+            }
         }
+    }
+
+    /// `Output::DiskBeat`: sign the slot and hand it to the I/O thread, unless the last round is still out
+    /// (then the beat is skipped and counted: a hung device never queues work).
+    fn disk_beat(&mut self, slot: &DiskSlot) {
+        let Some(d) = &mut self.disk else { return };
+        let bytes = encode_slot(slot, &d.keys.active);
+        match d.worker.start_round(bytes) {
+            Ok(()) => {}
+            Err(NotStarted::InFlight) => {
+                d.stats.skipped = d.worker.skipped();
+                tracing::debug!(node = %self.node, device = %d.worker.path().display(), skipped = d.stats.skipped,
+                    "disk heartbeat skipped: the previous round has not come back");
+            }
+            Err(NotStarted::ThreadGone) => {
+                tracing::error!(node = %self.node, device = %d.worker.path().display(),
+                    "the disk heartbeat I/O thread is gone: no more slot writes (restart failoverd)");
+            }
+        }
+    }
+
+    /// A disk heartbeat round came back: decode every peer's slot and give the engine `Input::DiskRound`. A
+    /// failed read makes the whole round a failure: a node that cannot read the peers' slots must not take
+    /// their silence for death while its own writes succeed.
+    fn on_disk_round(&mut self, round: RoundResult) {
+        let Some(d) = &mut self.disk else { return };
+        d.worker.round_done();
+        let write = match (&round.write, &round.area) {
+            (Ok(latency), Ok(_)) => Ok(*latency),
+            (Err(e), _) => Err(e.clone()),
+            (Ok(_), Err(e)) => Err(e.clone()),
+        };
+        let slots: Vec<(String, Result<DiskSlot, SlotError>)> = match &write {
+            Ok(_) => d
+                .peers
+                .iter()
+                .map(|(peer, index)| {
+                    let decoded = round.slot(*index).map(|b| decode_slot(b, &d.keys)).unwrap_or(Err(SlotError::Empty));
+                    (peer.clone(), decoded)
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        let cluster = &self.cfg.cluster.name;
+        let seen: Vec<SlotSeen> = slots
+            .iter()
+            .map(|(peer, r)| {
+                let v = match r {
+                    Ok(s) if &s.node != peer || &s.cluster != cluster => {
+                        Err(format!("holds node {} of cluster {} (not {peer} of {cluster})", s.node, s.cluster))
+                    }
+                    Ok(s) => Ok((s.incarnation, s.seq)),
+                    Err(e) => Err(e.to_string()),
+                };
+                (peer.clone(), v)
+            })
+            .collect();
+        d.stats.skipped = d.worker.skipped();
+        d.stats.on_round(std::time::Instant::now(), &write, &seen);
+        if let Some(m) = &self.metrics {
+            m.on_disk_round(&write);
+        }
+        let now = self.clock.now();
+        self.engine.handle(now, Input::DiskRound { write, slots });
     }
 
     fn on_event(&mut self, event: &Event) {
@@ -614,6 +709,32 @@ impl Daemon {
             running.fetch_sub(1, Ordering::Relaxed);
         });
     }
+}
+
+/// Start the disk heartbeat's I/O thread when `cluster.disk_heartbeat` is set. The device is opened by the
+/// thread at its first round: a device missing at start-up shows as failing writes (and an alert from the
+/// engine), not as a daemon that will not start.
+#[allow(clippy::type_complexity)]
+fn start_disk_channel(
+    cfg: &Config,
+    node: &str,
+    keys: Keys,
+) -> Result<(Option<DiskChannel>, mpsc::UnboundedReceiver<RoundResult>, Option<mpsc::UnboundedSender<RoundResult>>)> {
+    let Some(device) = &cfg.cluster.disk_heartbeat else {
+        let (idle, rx) = mpsc::unbounded_channel();
+        return Ok((None, rx, Some(idle)));
+    };
+    let index = slot_index(cfg, node).ok_or_else(|| RuntimeError::new(format!("cluster.disk_heartbeat: node {node} has no slot")))?;
+    let slots = cfg.nodes.len();
+    let (worker, rx) = DiskWorker::spawn(device, index, slots)
+        .map_err(|e| RuntimeError::new(format!("cluster.disk_heartbeat {}: cannot start its I/O thread: {e}", device.display())))?;
+    let peers: Vec<(String, usize)> =
+        cfg.nodes.iter().enumerate().filter(|(_, n)| n.name != node).map(|(i, n)| (n.name.clone(), i)).collect();
+    let names: Vec<String> = peers.iter().map(|(n, _)| n.clone()).collect();
+    tracing::info!(node, device = %device.display(), slot = index, slots,
+        "disk heartbeat: writing this node's slot every heartbeat_interval (O_DIRECT|O_DSYNC) and reading the peers'");
+    let stats = DiskStats::new(device, &names);
+    Ok((Some(DiskChannel { worker, keys, peers, stats }), rx, None))
 }
 
 #[cfg(test)]

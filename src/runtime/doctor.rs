@@ -25,6 +25,11 @@
 //!    devices that fence its peers (`ipmitool`, `snmpset`/`snmpget`, the agent programs) and the `notify`
 //!    program.
 //!
+//! 7. **disk heartbeat** (`cluster.disk_heartbeat`, when set): the device exists, opens with
+//!    `O_RDWR|O_DIRECT|O_DSYNC`, holds a 4096-byte slot for every node, carries no ZFS label (`zdb -l DEVICE`
+//!    exits 2) and is no vdev of an imported pool (`zpool status -P`); then every slot is read twice
+//!    (`2 * heartbeat_interval` apart) to show whether each node's daemon writes it. Nothing is written.
+//!
 //! Whether each fence device answers `status` is a separate probe added to the same list (see
 //! [`Check`]): the list is a plain `Vec<Check>` that any check can append to.
 
@@ -212,6 +217,7 @@ pub fn checks(cfg: &Config, node: &str, files: &HostFiles) -> Vec<Check> {
     out.extend(check_secret_files(cfg, node));
     out.extend(check_tools(cfg, node));
     out.extend(check_fence_devices(cfg, node));
+    out.extend(check_disk_heartbeat(cfg, node));
     for (key, message) in cfg.imperative_recovery_warnings() {
         out.push(Check::warn(format!("Lustre recovery ({key})"), message, "see README, takeover step 9 (Lustre recovery)"));
     }
@@ -654,6 +660,227 @@ pub fn check_tools(cfg: &Config, node: &str) -> Vec<Check> {
             Err(e) => Check::fail(format!("tool {program}"), format!("{e} (needed for {why})"), fix),
         })
         .collect()
+}
+
+// ----- disk heartbeat --------------------------------------------------------------------------------------
+
+/// `cluster.disk_heartbeat`, when set: the device opens for direct I/O and is large enough ([`check_disk_device`]),
+/// carries no ZFS label ([`judge_zdb_label`]), is no vdev of an imported pool ([`judge_zpool_status`]), and every
+/// slot is read twice, `2 * heartbeat_interval` apart, to show whether each node's slot advances
+/// ([`judge_slots`]). Doctor never writes a slot.
+pub fn check_disk_heartbeat(cfg: &Config, node: &str) -> Vec<Check> {
+    let Some(path) = &cfg.cluster.disk_heartbeat else { return Vec::new() };
+    let (device_check, device) = check_disk_device(path, cfg.nodes.len());
+    let mut out = vec![device_check];
+    out.push(judge_zdb_label(path, &run_blocking(&zdb_label_command(path))));
+    out.push(judge_zpool_status(path, &run_blocking(&zpool_status_paths_command())));
+    let Some(device) = device else { return out };
+    let keys = match super::daemon::load_keys(cfg) {
+        Ok(k) => k,
+        Err(e) => {
+            out.push(Check::warn("disk_heartbeat slots", format!("cannot check them: {e}"), "run doctor as root"));
+            return out;
+        }
+    };
+    let gap = (cfg.cluster.heartbeat_interval * 2).clamp(Duration::from_millis(200), Duration::from_secs(5));
+    let first = device.read_area();
+    std::thread::sleep(gap);
+    let second = device.read_area();
+    match (first, second) {
+        (Ok(a), Ok(b)) => out.extend(judge_slots(cfg, node, &keys, &a, &b, gap)),
+        (Err(e), _) | (_, Err(e)) => out.push(Check::fail("disk_heartbeat slots", e, "check the device's paths (multipath -ll, dmesg)")),
+    }
+    out
+}
+
+/// Each node's slot in two reads of the whole area taken `gap` apart: advancing (its daemon writes), still,
+/// never written, or not a valid slot of this cluster.
+pub fn judge_slots(cfg: &Config, node: &str, keys: &crate::protocol::Keys, first: &[u8], second: &[u8], gap: Duration) -> Vec<Check> {
+    use crate::diskbeat::{decode_slot, SlotError, SLOT_BYTES};
+    let slot_of = |area: &[u8], i: usize| area.get(i * SLOT_BYTES..(i + 1) * SLOT_BYTES).map(|b| decode_slot(b, keys));
+    let secs = gap.as_secs_f64();
+    let mut out = Vec::new();
+    for (i, n) in cfg.nodes.iter().enumerate() {
+        let me = n.name == node;
+        let what = format!("disk_heartbeat slot {i} ({}{})", n.name, if me { ", this node" } else { "" });
+        let whose = if me { "this node's daemon".to_string() } else { format!("{}'s daemon", n.name) };
+        let start_it = if me { "start failoverd here".to_string() } else { format!("start failoverd on {} (or check its path to the device)", n.name) };
+        let check = match (slot_of(first, i), slot_of(second, i)) {
+            (_, None) | (None, _) => Check::fail(what, "beyond the end of the area read", "report this"),
+            (_, Some(Ok(s))) if s.cluster != cfg.cluster.name || s.node != n.name => Check::fail(
+                what,
+                format!("holds node {} of cluster {}: another cluster or another node order shares this device", s.node, s.cluster),
+                "give every cluster its own heartbeat device, and list the [[node]]s in the same order on every node",
+            ),
+            (Some(Ok(a)), Some(Ok(b))) if (b.incarnation, b.seq) != (a.incarnation, a.seq) => Check::ok(
+                what,
+                format!("advancing: incarnation {}, seq {} -> {} in {secs:.1} s ({whose} writes it)", b.incarnation, a.seq, b.seq),
+            ),
+            (_, Some(Ok(b))) => Check::warn(
+                what,
+                format!("not advancing in {secs:.1} s (incarnation {}, seq {}): {whose} is not running or cannot write", b.incarnation, b.seq),
+                start_it,
+            ),
+            (_, Some(Err(SlotError::Empty))) => Check::warn(what, format!("never written: {whose} has not run with disk_heartbeat set"), start_it),
+            (_, Some(Err(SlotError::BadMac))) => Check::fail(
+                what,
+                "bad MAC: written with another key (or damaged)",
+                "every node needs the same cluster.key_file (copy it from one node)",
+            ),
+            (_, Some(Err(e))) => Check::fail(
+                what,
+                format!("{e}: something other than failoverd wrote there"),
+                "make sure cluster.disk_heartbeat names the heartbeat LUN on every node (not a data disk)",
+            ),
+        };
+        out.push(check);
+    }
+    out
+}
+
+/// Timeout of `zdb -l DEVICE` and `zpool status -P` in the disk heartbeat check.
+pub const DISK_TOOL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The disk heartbeat device: it opens the way the daemon opens it (`O_RDWR|O_DIRECT|O_DSYNC`, nothing is
+/// written) and holds a slot for each of the `slots` nodes. Returns the check and, when it opened, the device.
+pub fn check_disk_device(path: &Path, slots: usize) -> (Check, Option<super::disk_heartbeat::DiskDevice>) {
+    use super::disk_heartbeat::{Access, DiskDevice, SLOT_BYTES};
+    let what = format!("disk_heartbeat {}", path.display());
+    match std::fs::metadata(path) {
+        Err(e) => {
+            return (
+                Check::fail(
+                    what,
+                    format!("{e}: the disk channel cannot work, so every takeover waits for fence_delay as without it"),
+                    "make the shared LUN or partition visible on this node (multipath, zoning), or correct cluster.disk_heartbeat",
+                ),
+                None,
+            )
+        }
+        Ok(m) if m.is_dir() => return (Check::fail(what, "is a directory", "correct cluster.disk_heartbeat (a block device, e.g. /dev/disk/by-id/...-part1)"), None),
+        Ok(_) => {}
+    }
+    match DiskDevice::open(path, slots, Access::ReadWrite) {
+        Ok(dev) => {
+            let kind = match std::fs::metadata(path) {
+                Ok(m) if std::os::unix::fs::FileTypeExt::is_block_device(&m.file_type()) => "block device",
+                _ => "file",
+            };
+            let detail = format!(
+                "{kind} of {} bytes opens with O_RDWR|O_DIRECT|O_DSYNC and holds the {} slots of {SLOT_BYTES} bytes (nothing written)",
+                dev.size(),
+                slots
+            );
+            (Check::ok(what, detail), Some(dev))
+        }
+        Err(e) => {
+            // the error names the device, which the line's `what` already does
+            let e = e.strip_prefix(&format!("disk_heartbeat {}: ", path.display())).map(str::to_string).unwrap_or(e);
+            let fix = if e.contains("too small") {
+                "use a larger partition or LUN (1 MiB is plenty), the same on every node"
+            } else {
+                "run doctor as root, and use a block device (or, for a lab, a file on ext4/xfs) that supports O_DIRECT"
+            };
+            (Check::fail(what, e, fix), None)
+        }
+    }
+}
+
+/// `zdb -l DEVICE`: the device must carry no ZFS label.
+pub fn zdb_label_command(path: &Path) -> Command {
+    Command::new(["zdb".to_string(), "-l".to_string(), path.display().to_string()], DISK_TOOL_TIMEOUT)
+}
+
+/// `zpool status -P`: every vdev of the imported pools by its full path.
+pub fn zpool_status_paths_command() -> Command {
+    Command::new(["zpool", "status", "-P"].map(String::from).to_vec(), DISK_TOOL_TIMEOUT)
+}
+
+/// Judge `zdb -l DEVICE` (exit 0: a valid label, 1: an error, 2: no valid label). A label means the device is,
+/// or was, a pool member: the disk heartbeat would overwrite its first label.
+pub fn judge_zdb_label(path: &Path, result: &CommandResult) -> Check {
+    let what = format!("disk_heartbeat {} ZFS label", path.display());
+    let shown = zdb_label_command(path).display();
+    match &result.exit {
+        Exit::SpawnFailed(why) => Check::warn(
+            what,
+            format!("`{shown}` could not start ({why}): cannot check that the device is no pool member"),
+            "install zfsutils-linux if this cluster has ZFS pools, and run doctor again",
+        ),
+        Exit::TimedOut => Check::fail(what, format!("`{shown}` timed out after {}s", DISK_TOOL_TIMEOUT.as_secs()), "find out why the device does not answer"),
+        Exit::Code(2) => Check::ok(what, "no ZFS label (zdb -l found none): not a pool member"),
+        Exit::Code(0) => {
+            let pool = result
+                .stdout
+                .lines()
+                .map(str::trim)
+                .find_map(|l| l.strip_prefix("name: "))
+                .map(|n| n.trim_matches('\'').to_string())
+                .unwrap_or_else(|| "?".into());
+            Check::fail(
+                what,
+                format!("carries a ZFS label of pool '{pool}': writing heartbeat slots there would destroy the pool's first label"),
+                "give cluster.disk_heartbeat its own small partition or LUN, never a pool member (`zpool labelclear` only if the pool is truly gone)",
+            )
+        }
+        _ => Check::warn(what, format!("`{shown}` failed: {}", result.summary()), "run it by hand to see why"),
+    }
+}
+
+/// `/dev/sdb1` is a partition of `/dev/sdb`, `/dev/nvme0n1p1` of `/dev/nvme0n1`.
+fn is_partition_of(part: &Path, disk: &Path) -> bool {
+    let (p, d) = (part.to_string_lossy(), disk.to_string_lossy());
+    match p.strip_prefix(d.as_ref()) {
+        Some(rest) => {
+            let rest = rest.strip_prefix('p').unwrap_or(rest);
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Judge `zpool status -P`: the device is no vdev of an imported pool (nor the whole disk of one). Paths are
+/// compared after resolving symlinks (`/dev/disk/by-id/...` and `/dev/sdX`).
+pub fn judge_zpool_status(path: &Path, result: &CommandResult) -> Check {
+    let what = format!("disk_heartbeat {} imported pools", path.display());
+    let shown = zpool_status_paths_command().display();
+    match &result.exit {
+        Exit::SpawnFailed(why) => {
+            return Check::warn(
+                what,
+                format!("`{shown}` could not start ({why}): cannot check the imported pools"),
+                "install zfsutils-linux if this cluster has ZFS pools, and run doctor again",
+            )
+        }
+        Exit::TimedOut => {
+            return Check::fail(what, format!("`{shown}` timed out after {}s", DISK_TOOL_TIMEOUT.as_secs()), "find out why zpool hangs (a suspended pool?)")
+        }
+        Exit::Code(0) => {}
+        _ => return Check::warn(what, format!("`{shown}` failed: {}", result.summary()), "run it by hand to see why"),
+    }
+    let canon = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let device = canon(path);
+    let mut pool = String::new();
+    for line in result.stdout.lines() {
+        if let Some(name) = line.trim().strip_prefix("pool: ") {
+            pool = name.trim().to_string();
+            continue;
+        }
+        let Some(first) = line.split_whitespace().next() else { continue };
+        if !first.starts_with('/') {
+            continue;
+        }
+        let vdev = canon(Path::new(first));
+        if vdev == device || is_partition_of(&vdev, &device) {
+            let how = if vdev == device { "is".to_string() } else { format!("holds {}, which is", vdev.display()) };
+            return Check::fail(
+                what,
+                format!("{} {how} a vdev of the imported pool '{pool}': heartbeat writes would corrupt it", path.display()),
+                "give cluster.disk_heartbeat its own small partition or LUN, never a pool member",
+            );
+        }
+    }
+    Check::ok(what, "no vdev of an imported pool (zpool status -P)")
 }
 
 #[cfg(test)]

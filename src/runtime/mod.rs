@@ -14,6 +14,7 @@ pub mod cli;
 pub mod clock;
 pub mod control;
 pub mod daemon;
+pub mod disk_heartbeat;
 pub mod doctor;
 pub mod exec;
 pub mod fence_probe;

@@ -92,6 +92,9 @@ pub struct LabSpec {
     pub fence_delay: Duration,
     /// The simulated MMP activity check (OpenZFS: 20 s + up to 25 %).
     pub mmp_wait: Duration,
+    /// `[cluster] disk_heartbeat` on a file in the lab's directory that every namespace host sees (the hosts
+    /// share the filesystem), standing for the small shared LUN.
+    pub disk_heartbeat: bool,
 }
 
 fn node(name: &str, hostid: u32, fence_priority: u32) -> NodeSpec {
@@ -135,6 +138,7 @@ impl LabSpec {
             dead_after: Duration::from_secs(1),
             fence_delay: Duration::from_secs(2),
             mmp_wait: Duration::from_secs(2),
+            disk_heartbeat: false,
         }
     }
 
@@ -154,6 +158,12 @@ impl LabSpec {
 
     pub fn with_witness(mut self) -> LabSpec {
         self.witness = true;
+        self
+    }
+
+    /// Give the cluster a disk heartbeat channel on a shared file (see [`Lab::disk_heartbeat_file`]).
+    pub fn with_disk_heartbeat(mut self) -> LabSpec {
+        self.disk_heartbeat = true;
         self
     }
 
@@ -574,6 +584,11 @@ impl Lab {
         self.dir.path().join("cluster.key")
     }
 
+    /// The shared file of `[cluster] disk_heartbeat` (1 MiB of zeros at the start; used when the spec asks).
+    pub fn disk_heartbeat_file(&self) -> PathBuf {
+        self.dir.path().join("disk-heartbeat.img")
+    }
+
     /// The cluster configuration as `host` runs it (its own state_dir and control socket).
     fn config_text(&self, host: &Host) -> String {
         let s = &self.spec;
@@ -590,6 +605,10 @@ impl Lab {
             state = host.dir.join("state").display(),
             sock = host.socket.display(),
         );
+        if s.disk_heartbeat {
+            let at = t.rfind("\n\n").unwrap_or(t.len());
+            t.insert_str(at, &format!("\ndisk_heartbeat = \"{}\"", self.disk_heartbeat_file().display()));
+        }
         for (i, n) in s.nodes.iter().enumerate() {
             let _ = write!(
                 t,
@@ -635,6 +654,11 @@ impl Lab {
         let key: String = (0..32).map(|i| format!("{:02x}", (i * 37 + self.id.len() * 11 + 5) % 256)).collect();
         write(&self.key_file(), &format!("{key}\n"), 0o400)?;
         write(&self.dir.path().join("bmc.pw"), &format!("{BMC_PASSWORD}\n"), 0o400)?;
+        if self.spec.disk_heartbeat {
+            let img = self.disk_heartbeat_file();
+            let f = File::create(&img).map_err(|e| format!("cannot create {}: {e}", img.display()))?;
+            f.set_len(1 << 20).map_err(|e| format!("cannot size {}: {e}", img.display()))?;
+        }
         for h in &self.hosts {
             std::fs::create_dir_all(h.dir.join("bmc/state")).map_err(|e| e.to_string())?;
             write(&h.config, &self.config_text(h), 0o644)?;
