@@ -124,6 +124,19 @@ pub enum AdminRequest {
     FenceCancel { node: String },
 }
 
+impl Input {
+    /// The input for a timer the driver served `late` after its deadline: [`Input::Stalled`] when later than
+    /// `stall_threshold` (this process itself stalled: nobody is convicted on that gap), [`Input::Tick`]
+    /// otherwise. The daemon and the simulator both decide here, so they cannot disagree on what a stall is.
+    pub fn timer(late: Duration, stall_threshold: Duration) -> Input {
+        if late > stall_threshold {
+            Input::Stalled { late }
+        } else {
+            Input::Tick
+        }
+    }
+}
+
 /// Everything the engine asks its driver to do.
 #[derive(Clone, Debug)]
 pub enum Output {

@@ -404,13 +404,12 @@ impl Daemon {
                 _ = tokio::time::sleep_until(self.clock.instant_of(wake)) => {
                     let now = self.clock.now();
                     let late = now.since(deadline.max(wake));
-                    if late > self.cfg.cluster.stall_threshold {
+                    let input = Input::timer(late, self.cfg.cluster.stall_threshold);
+                    if matches!(input, Input::Stalled { .. }) {
                         tracing::warn!(node = %self.node, late_ms = late.as_millis() as u64,
                             "this process stalled (deadline served late): nobody is convicted on this gap");
-                        self.engine.handle(now, Input::Stalled { late });
-                    } else {
-                        self.engine.handle(now, Input::Tick);
                     }
+                    self.engine.handle(now, input);
                     last_tick = Some(now);
                 }
                 _ = sigterm.recv() => self.on_signal("SIGTERM")?,

@@ -94,20 +94,21 @@ impl NetCounters {
     }
 }
 
-/// Logs a problem at most once per [`SUMMARY_EVERY`], counting what it held back.
+/// Logs a problem at most once per [`SUMMARY_EVERY`], counting what it held back. The one place for
+/// rate-limited drop logging: heartbeat sockets, failed sends, and the witness server.
 #[derive(Debug)]
-struct RateLimit {
+pub(crate) struct RateLimit {
     last: Option<Instant>,
     suppressed: u64,
 }
 
 impl RateLimit {
-    fn new() -> RateLimit {
+    pub(crate) fn new() -> RateLimit {
         RateLimit { last: None, suppressed: 0 }
     }
 
     /// Some(number suppressed since the last report) when it is time to report again.
-    fn ready(&mut self) -> Option<u64> {
+    pub(crate) fn ready(&mut self) -> Option<u64> {
         let now = Instant::now();
         match self.last {
             Some(t) if now.duration_since(t) < SUMMARY_EVERY => {

@@ -99,7 +99,13 @@ mod tests {
         };
         let mut tagged = spawn(true);
         let mut other = spawn(false);
-        let found = find(&tag);
+        // until the child has exec'd, /proc shows the test binary's environment: wait for it (bounded)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut found = find(&tag);
+        while found.is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            found = find(&tag);
+        }
         assert_eq!(found.iter().map(|o| o.pid).collect::<Vec<_>>(), vec![tagged.id() as i32], "{found:?}");
         assert!(found[0].command.starts_with("sleep 30"));
         let (reaped, left) = reap(&tag, Duration::from_secs(5));

@@ -16,10 +16,10 @@ use sha2::{Digest, Sha256};
 use crate::command::Command;
 use crate::config::{Config, FenceDeviceKind, TargetKind};
 use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, FenceReason, Input, Journal, Output, Purpose};
-use crate::protocol::{self, Body, Envelope, Keys};
+use crate::protocol::{self, Envelope, Keys};
 use crate::storage::SequenceKind;
 use crate::time::Time;
-use crate::witness::Witness;
+use crate::witness::WitnessServer;
 
 use super::checker;
 use super::hardware::{Hardware, HwPending};
@@ -73,10 +73,10 @@ impl RunReport {
 enum Ev {
     Boot { host: String },
     Tick { host: Arc<str>, boot: u32 },
-    /// A datagram already authenticated and decoded once at send time (all copies of one send are equal).
-    Deliver { to: Arc<str>, link: usize, envelope: Arc<Envelope> },
-    /// Raw bytes (replayed captures): decoded and authenticated at delivery, like a real receiver does.
-    DeliverBytes { to: String, link: usize, bytes: Arc<Vec<u8>> },
+    /// A datagram as the bytes on the wire (postcard + HMAC, encoded once by the sender), decoded and
+    /// authenticated at delivery by each receiver, as the daemon does. `replayed`: a captured datagram sent
+    /// again by the scenario (its rejection is expected, an honest one's is a violation).
+    Deliver { to: Arc<str>, link: usize, bytes: Arc<Vec<u8>>, replayed: bool },
     WitnessQuery { bytes: Arc<Vec<u8>> },
     WitnessReply { to: String, bytes: Arc<Vec<u8>> },
     StorageDone { host: String, boot: u32, id: CommandId, pending: Box<Pending> },
@@ -163,8 +163,8 @@ pub struct World {
     net: Network,
     storage: SharedStorage,
     hardware: Hardware,
-    witness: Option<Witness>,
-    witness_seq: u64,
+    /// The witness's byte-level core, the one `failoverd witness` runs (replay window, keys, vote).
+    witness: Option<WitnessServer>,
     key: Vec<u8>,
     keys: Keys,
     hasher: Sha256,
@@ -178,7 +178,6 @@ pub struct World {
     running_on: BTreeMap<String, String>,
     /// The scenario replays captured datagrams: every send is encoded and kept.
     captures: bool,
-    sends: u64,
     /// (fencer, victim) → when the fencer's engine last confirmed the victim off (device or operator).
     confirmed_off: BTreeMap<(String, String), Time>,
     /// (fencer, victim) pairs for which the fencer ran a power-off command on some device.
@@ -214,8 +213,10 @@ impl World {
             net: Network::new(cfg.link_count(), w.link_delay, w.link_jitter),
             storage: SharedStorage::new(),
             hardware: build_hardware(&cfg)?,
-            witness: cfg.witness.as_ref().map(|_| Witness::new(cfg.cluster.dead_after)),
-            witness_seq: 0,
+            witness: cfg.witness.as_ref().map(|_| {
+                let clusters = BTreeMap::from([(cfg.cluster.name.clone(), Keys::new(key.clone(), None))]);
+                WitnessServer::new(clusters, cfg.cluster.dead_after, 1)
+            }),
             keys: Keys::new(key.clone(), None),
             key,
             scenario: scenario.clone(),
@@ -236,7 +237,6 @@ impl World {
             running_on: BTreeMap::new(),
             confirmed_off: BTreeMap::new(),
             captures: scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Replay { .. })),
-            sends: 0,
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
             storage_dirty: true,
@@ -353,21 +353,13 @@ impl World {
                     self.hosts.get_mut(&*host).expect("host").tick_at = None;
                     // as the daemon does: a deadline served later than stall_threshold is a stall of its own
                     let late = self.clock_faults.get(&*host).copied().unwrap_or_default();
-                    if late > self.cfg.cluster.stall_threshold {
-                        self.feed(&host, Input::Stalled { late });
-                    } else {
-                        self.feed(&host, Input::Tick);
-                    }
+                    self.feed(&host, Input::timer(late, self.cfg.cluster.stall_threshold));
                 }
             }
-            Ev::Deliver { to, link, envelope } => {
-                // the last copy of a send still queued takes the envelope without cloning it
-                let envelope = Arc::try_unwrap(envelope).unwrap_or_else(|shared| (*shared).clone());
-                self.feed(&to, Input::Datagram { link, envelope });
-            }
-            Ev::DeliverBytes { to, link, bytes } => match protocol::decode(&bytes, &self.keys) {
+            Ev::Deliver { to, link, bytes, replayed } => match protocol::decode(&bytes, &self.keys) {
                 Ok(envelope) => self.feed(&to, Input::Datagram { link, envelope }),
-                Err(e) => self.trace(&to, &format!("datagram rejected: {e}")),
+                Err(e) if replayed => self.trace(&to, &format!("datagram rejected: {e}")),
+                Err(e) => self.violation(format!("{to}: an honest datagram does not decode: {e}")),
             },
             Ev::WitnessQuery { bytes } => self.witness_query(&bytes),
             Ev::WitnessReply { to, bytes } => {
@@ -579,53 +571,42 @@ impl World {
     }
 
     fn send(&mut self, host: &str, link: usize, envelope: Envelope) {
-        let env = &envelope;
-        // Encoding (postcard + HMAC) is what a real sender does; the world needs the bytes only to replay
-        // them later, so it encodes when the scenario replays captures, and one send in 16 otherwise to
-        // keep checking live traffic against the size limit and the MAC. (The codec has its own tests.)
-        self.sends += 1;
-        if self.captures || self.sends.is_multiple_of(16) {
-            let bytes = match protocol::encode(env, &self.key) {
-                Ok(b) => Arc::new(b),
-                Err(e) => {
-                    self.violation(format!("{host}: heartbeat could not be encoded: {e}"));
-                    return;
-                }
-            };
-            match protocol::decode(&bytes, &self.keys) {
-                Ok(back) if back == *env => {}
-                other => self.violation(format!("{host}: heartbeat does not survive encode/decode: {other:?}")),
+        // what the daemon does: encode (postcard + HMAC) once, and every receiver decodes the bytes
+        let bytes = match protocol::encode(&envelope, &self.key) {
+            Ok(b) => Arc::new(b),
+            Err(e) => {
+                self.violation(format!("{host}: heartbeat could not be encoded: {e}"));
+                return;
             }
-            if self.captures {
-                let h = self.hosts.get_mut(host).expect("host");
-                h.sent.push((link, bytes));
-                if h.sent.len() > CAPTURE {
-                    h.sent.remove(0);
-                }
+        };
+        if self.captures {
+            let h = self.hosts.get_mut(host).expect("host");
+            h.sent.push((link, bytes.clone()));
+            if h.sent.len() > CAPTURE {
+                h.sent.remove(0);
             }
         }
-        let envelope = Arc::new(envelope);
         for (name, h) in self.hosts.iter().filter(|(n, _)| *n != host) {
             if let Some(d) = self.net.transit(&mut self.rng, link, host, name) {
                 // (`schedule` inlined: the hosts are borrowed)
                 self.seq += 1;
-                self.queue.insert((self.now + d, self.seq), Ev::Deliver { to: h.name.clone(), link, envelope: envelope.clone() });
+                let ev = Ev::Deliver { to: h.name.clone(), link, bytes: bytes.clone(), replayed: false };
+                self.queue.insert((self.now + d, self.seq), ev);
             }
         }
     }
 
     fn witness_query(&mut self, bytes: &[u8]) {
-        let Ok(env) = protocol::decode(bytes, &self.keys) else { return };
-        let (Some(w), Body::WitnessQuery(q)) = (self.witness.as_mut(), &env.body) else { return };
-        let reply = w.on_query(self.now, &env.cluster, &env.sender, env.seq, q);
-        self.witness_seq += 1;
-        let out = Envelope { cluster: env.cluster.clone(), sender: "witness".into(), incarnation: 1, seq: self.witness_seq, body: Body::WitnessReply(reply) };
-        if self.net.witness_cut.contains(&env.sender) {
-            return;
-        }
-        if let Ok(b) = protocol::encode(&out, &self.key) {
-            let at = self.now + self.net.base_delay;
-            self.schedule(at, Ev::WitnessReply { to: env.sender.clone(), bytes: Arc::new(b) });
+        let Some(w) = self.witness.as_mut() else { return };
+        match w.handle(self.now, bytes) {
+            Ok(answer) => {
+                if self.net.witness_cut.contains(&answer.node) {
+                    return; // the query arrived, the reply is lost
+                }
+                let at = self.now + self.net.base_delay;
+                self.schedule(at, Ev::WitnessReply { to: answer.node, bytes: Arc::new(answer.bytes) });
+            }
+            Err(why) => self.trace("witness", &format!("witness dropped a datagram ({}): {why}", why.kind())),
         }
     }
 
@@ -942,11 +923,11 @@ impl World {
             }
             FaultAction::Replay { node } => {
                 let sent = self.hosts.get(&node).map(|h| h.sent.clone()).unwrap_or_default();
-                let others: Vec<String> = self.hosts.keys().filter(|n| **n != node).cloned().collect();
+                let others: Vec<Arc<str>> = self.hosts.iter().filter(|(n, _)| **n != node).map(|(_, h)| h.name.clone()).collect();
                 for (link, bytes) in sent {
                     for to in &others {
                         let at = self.now + self.net.base_delay;
-                        self.schedule(at, Ev::DeliverBytes { to: to.clone(), link, bytes: bytes.clone() });
+                        self.schedule(at, Ev::Deliver { to: to.clone(), link, bytes: bytes.clone(), replayed: true });
                     }
                 }
             }

@@ -196,14 +196,15 @@ impl World {
         // the daemon's loop sees either its overdue timer or a waiting input first (tokio's select! is not
         // biased): both orders happen
         let timer_first = rand::Rng::random_bool(&mut self.rng, 0.5);
+        let timer = Input::timer(late, self.cfg.cluster.stall_threshold);
         if timer_first {
-            self.feed(node, Input::Stalled { late });
+            self.feed(node, timer.clone());
         }
         for input in missed {
             self.feed(node, input);
         }
         if !timer_first {
-            self.feed(node, Input::Tick);
+            self.feed(node, timer);
         }
     }
 }
