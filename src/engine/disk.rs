@@ -201,6 +201,9 @@ impl Engine {
     /// Report what the channel says: this node's writes failing or back, peers alive on the disk only, slots
     /// that stopped.
     pub(crate) fn evaluate_disk(&mut self, now: Time) {
+        if self.disk.is_none() {
+            return;
+        }
         let dead_after = self.cfg.cluster.dead_after;
         let net_alive: Vec<(String, bool)> = self.peers.iter().map(|(n, p)| (n.clone(), p.alive())).collect();
         let Some(d) = self.disk.as_mut() else { return };

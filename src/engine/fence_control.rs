@@ -401,7 +401,7 @@ impl Engine {
             }
             fresh.insert(name.clone());
         }
-        let witness_granted = self.quorum.witness_vote && fresh.len() == self.alive_set().len();
+        let witness_granted = self.quorum.witness_vote && fresh.len() == self.alive_count();
         let m = quorum::Membership {
             nodes: &self.cfg.nodes,
             alive: &fresh,

@@ -80,14 +80,19 @@ impl PartialSummary {
 /// cluster (the longest sender name, the largest incarnation and sequence number). A value too long for one
 /// datagram is cut (with `…`). `Err` when more than [`MAX_SUMMARY_PARTS`] would be needed.
 pub(crate) fn summary_parts(cfg: &crate::config::Config, digest: [u8; 16]) -> Result<Vec<ConfigSummary>, String> {
+    summary_parts_of(cfg, digest, &cfg.agreement_values())
+}
+
+/// [`summary_parts`] of agreement values already computed (`cfg.agreement_values()`).
+pub(crate) fn summary_parts_of(cfg: &crate::config::Config, digest: [u8; 16], values: &BTreeMap<String, String>) -> Result<Vec<ConfigSummary>, String> {
     let longest = cfg.nodes.iter().map(|n| n.name.len()).max().unwrap_or(0);
     // envelope: two strings with 1-2 byte lengths, two 10-byte varints, the variant, digest, part, parts, count
     let overhead = HEADER_LEN + MAC_LEN + cfg.cluster.name.len() + longest + 4 + 20 + 1 + 16 + 2 + 2;
     let budget = MAX_DATAGRAM - overhead - 8;
     let mut parts: Vec<Vec<(String, String)>> = vec![Vec::new()];
     let mut used = 0;
-    for (key, value) in cfg.agreement_values() {
-        let mut value = value;
+    for (key, value) in values {
+        let (key, mut value) = (key.clone(), value.clone());
         let size = |k: &str, v: &str| k.len() + v.len() + 4;
         if size(&key, &value) > budget {
             let keep = budget.saturating_sub(key.len() + 4 + 3);
@@ -145,7 +150,10 @@ impl Engine {
                 }
                 self.check_fence_lied(now, sender, incarnation);
                 self.set_maintenance(now, hb.maintenance_epoch, hb.maintenance);
-                self.set_standby(now, hb.standby_epoch, hb.standby.iter().cloned().collect());
+                // (the common case, the same standby set as ours, without building a set on every heartbeat)
+                if hb.standby_epoch > self.standby.0 || (hb.standby_epoch == self.standby.0 && !hb.standby.iter().eq(self.standby.1.iter())) {
+                    self.set_standby(now, hb.standby_epoch, hb.standby.iter().cloned().collect());
+                }
                 self.check_config_agreement(now, sender, &hb);
             }
             Err(super::Rejected::SecondIncarnation { current, other, first }) => {
@@ -342,16 +350,27 @@ impl Engine {
     }
 
     fn witness_granted(&self, now: Time) -> bool {
-        let view: Vec<String> = self.alive_set().into_iter().collect();
-        self.witness_grant.as_ref().is_some_and(|(until, sees)| now < *until && *sees == view)
+        let Some((until, sees)) = self.witness_grant.as_ref() else { return false };
+        // the view the grant was for equals this node's alive set (both sorted, without duplicates); compared
+        // without building the set: this runs on every step
+        now < *until
+            && sees.len() == self.alive_count()
+            && sees.windows(2).all(|w| w[0] < w[1])
+            && sees.iter().all(|n| self.peer_alive(n))
     }
 
     /// Re-evaluate liveness of every peer, wait_for_all and quorum.
     pub(crate) fn evaluate_membership(&mut self, now: Time) {
         let dead_after = self.cfg.cluster.dead_after;
-        let names: Vec<String> = self.peers.keys().cloned().collect();
-        for name in names {
-            let changes = self.peers.get_mut(&name).map(|p| p.evaluate(now, dead_after)).unwrap_or_default();
+        // (evaluating one peer changes no other, so every peer is evaluated first and its events emitted after)
+        let mut changed = Vec::new();
+        for (name, p) in self.peers.iter_mut() {
+            let changes = p.evaluate(now, dead_after);
+            if !changes.is_empty() {
+                changed.push((name.clone(), changes));
+            }
+        }
+        for (name, changes) in changed {
             for c in changes {
                 let ev = match c {
                     Change::PeerAlive => Event::PeerAlive { node: name.clone() },
@@ -409,14 +428,22 @@ impl Engine {
     }
 
     fn update_quorum(&mut self, now: Time) {
-        let alive = self.alive_set();
         let witness_granted = self.witness_granted(now);
+        let waiting_for_all = self.cfg.cluster.wait_for_all && !self.all_seen && !self.wfa_overridden;
+        // quorum is a pure function of these inputs (the node list and the witness setting never change in one
+        // engine): when they are what they were, so is the quorum, and nothing is recomputed (every step runs this)
+        let inputs = self.quorum_inputs(witness_granted, waiting_for_all);
+        if inputs.is_some() && inputs == self.quorum_inputs {
+            return;
+        }
+        self.quorum_inputs = inputs;
+        let alive = self.alive_set();
         let m = Membership {
             nodes: &self.cfg.nodes,
             alive: &alive,
             witness_configured: self.cfg.witness.is_some(),
             witness_granted,
-            waiting_for_all: self.cfg.cluster.wait_for_all && !self.all_seen && !self.wfa_overridden,
+            waiting_for_all,
         };
         let q = quorum::compute(&m);
         if q.quorate != self.quorum.quorate {
@@ -431,6 +458,16 @@ impl Engine {
             }
         }
         self.quorum = q;
+    }
+
+    /// The inputs of [`quorum::compute`] that change, as one word (alive node i is bit i; clusters of more than 62
+    /// nodes get `None`, and are recomputed every time).
+    fn quorum_inputs(&self, witness_granted: bool, waiting_for_all: bool) -> Option<u64> {
+        if self.cfg.nodes.len() > 62 {
+            return None;
+        }
+        let alive = self.cfg.nodes.iter().enumerate().filter(|(_, n)| self.peer_alive(&n.name)).fold(0u64, |m, (i, _)| m | (1 << i));
+        Some(alive | u64::from(witness_granted) << 62 | u64::from(waiting_for_all) << 63)
     }
 
     /// `node`'s last heartbeat said it was leaving (a graceful stop): its silence is a departure, not a death.

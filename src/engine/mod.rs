@@ -205,6 +205,8 @@ pub struct Engine {
     pub(crate) all_seen: bool,
     pub(crate) wfa_overridden: bool,
     pub(crate) witness_grant: Option<(Time, Vec<String>)>,
+    /// What `quorum` was last computed from (see `update_quorum`).
+    pub(crate) quorum_inputs: Option<u64>,
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
     pub(crate) maintenance: (u64, bool),
     /// Nodes in standby, versioned: the highest (epoch, set) seen anywhere wins.
@@ -273,6 +275,12 @@ pub struct Engine {
 /// every peer listed and confirmed fenced) would not fit in one datagram: heartbeats must never be cut. Its config summary must
 /// fit in [`crate::protocol::MAX_SUMMARY_PARTS`] datagrams as well.
 pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
+    largest_heartbeat_fits(cfg)?;
+    membership::summary_parts(cfg, cfg.digest()).map(|_| ())
+}
+
+/// The heartbeat half of [`heartbeat_fits`].
+fn largest_heartbeat_fits(cfg: &Config) -> Result<(), String> {
     use crate::protocol::{TargetState, TargetView};
     let longest = cfg.nodes.iter().map(|n| n.name.clone()).max_by_key(String::len).unwrap_or_default();
     let hb = Heartbeat {
@@ -299,8 +307,7 @@ pub fn heartbeat_fits(cfg: &Config) -> Result<(), String> {
     };
     let env = Envelope { cluster: cfg.cluster.name.clone(), sender: longest.clone(), incarnation: u64::MAX, seq: u64::MAX, body: Body::Heartbeat(hb) };
     match crate::protocol::encode(&env, &[0u8; 32]) {
-        // the summary exchanged while configurations differ must fit its datagrams too
-        Ok(_) => membership::summary_parts(cfg, cfg.digest()).map(|_| ()),
+        Ok(_) => Ok(()),
         Err(e) => Err(format!(
             "the heartbeat of this cluster ({} nodes, {} targets) would not fit in one datagram: {e}; use shorter node/target names or fewer targets per cluster",
             cfg.nodes.len(),
@@ -316,14 +323,16 @@ impl Engine {
     /// A new engine for node `me` of `cfg`. `incarnation` must be higher than any earlier run's (the driver
     /// persists and bumps it); `journal` is what the previous run persisted; `seed` feeds the engine's RNG.
     pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, seed: u64, now: Time) -> Result<Engine, String> {
-        heartbeat_fits(&cfg)?;
-        let summary_parts = membership::summary_parts(&cfg, cfg.digest())?;
+        // (what `heartbeat_fits` checks, with the digest and the agreement values computed once: the simulator
+        // builds an engine at every boot)
+        largest_heartbeat_fits(&cfg)?;
+        let config_digest = cfg.digest();
         let agreement_values = cfg.agreement_values();
+        let summary_parts = membership::summary_parts_of(&cfg, config_digest, &agreement_values)?;
         let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
         let links = cfg.link_count();
         let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
         let targets = cfg.targets.iter().map(|t| (t.name.clone(), targets::Slot::new(t.clone(), now))).collect();
-        let config_digest = cfg.digest();
         let target_digests = cfg.targets.iter().filter_map(|t| cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
         let mut e = Engine {
             cfg,
@@ -338,6 +347,7 @@ impl Engine {
             all_seen: false,
             wfa_overridden: false,
             witness_grant: None,
+            quorum_inputs: None,
             witness_queries: VecDeque::new(),
             maintenance: (0, false),
             standby: (0, BTreeSet::new()),
@@ -690,6 +700,11 @@ impl Engine {
 
     pub(crate) fn known_hosts(&self) -> Vec<HostIdentity> {
         self.cfg.nodes.iter().map(|n| self.identity(n)).collect()
+    }
+
+    /// How many nodes are alive in this node's view, itself included (the size of [`Engine::alive_set`]).
+    pub(crate) fn alive_count(&self) -> usize {
+        1 + self.peers.iter().filter(|(n, p)| p.alive() && **n != self.me.name).count()
     }
 
     /// Nodes alive in this node's view, itself included.

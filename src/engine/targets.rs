@@ -228,15 +228,15 @@ impl Engine {
 
     /// Nodes whose claim on `target` stands: this node if it holds it, and peers whose latest heartbeat says
     /// they hold it (dead ones included until they are confirmed off and someone else holds the target).
-    fn holders(&self, target: &str) -> Vec<String> {
+    fn holders(&self, target: &str) -> Vec<&str> {
         let mut out = Vec::new();
         if self.targets.get(target).is_some_and(Slot::holds) {
-            out.push(self.me.name.clone());
+            out.push(self.me.name.as_str());
         }
         for (name, p) in &self.peers {
             let claims = p.last_heartbeat.as_ref().is_some_and(|hb| hb.targets.iter().any(|t| t.name == target && holding(&t.state)));
             if claims && !self.claim_void(name, target) {
-                out.push(name.clone());
+                out.push(name.as_str());
             }
         }
         out
@@ -488,7 +488,7 @@ impl Engine {
         if self.designated(cfg).as_deref() != Some(self.me.name.as_str()) {
             return None;
         }
-        Some(match holders.first().cloned().or_else(|| self.fenced_unheard(cfg)) {
+        Some(match holders.first().map(|h| h.to_string()).or_else(|| self.fenced_unheard(cfg)) {
             Some(from) => StartKind::Forced { from },
             None => StartKind::Acquire,
         })
