@@ -131,7 +131,7 @@ pub fn decode_slot(bytes: &[u8], keys: &Keys) -> Result<DiskSlot, SlotError> {
     let (signed, rest) = bytes.split_at(HEAD + n);
     let tag = &rest[..MAC_LEN];
     let ok = |key: &[u8]| mac_of(key, signed).is_some_and(|m| m.verify_slice(tag).is_ok());
-    if !ok(&keys.active) && !keys.next.as_deref().is_some_and(ok) {
+    if !ok(keys.active()) && !keys.next().is_some_and(ok) {
         return Err(SlotError::BadMac);
     }
     let (slot, left) = postcard::take_from_bytes::<DiskSlot>(&signed[HEAD..]).map_err(|e| SlotError::Malformed(e.to_string()))?;

@@ -304,19 +304,42 @@ pub enum EncodeError {
     Invalid(String),
 }
 
-/// The cluster key (and, during a key roll, the next one).
+/// The cluster key (and, during a key roll, the next one), each with its HMAC state already keyed: a receiver
+/// checks every datagram, and keying HMAC-SHA256 costs two SHA-256 blocks of its own.
 #[derive(Clone)]
 pub struct Keys {
     /// Key used to sign and, first, to verify.
-    pub active: Vec<u8>,
+    active: Vec<u8>,
     /// Key also accepted on receive during a key roll.
-    pub next: Option<Vec<u8>>,
+    next: Option<Vec<u8>>,
+    /// HMAC keyed with `active` (`None` for an empty key, which authenticates nothing).
+    active_mac: Option<HmacSha256>,
+    /// HMAC keyed with `next`.
+    next_mac: Option<HmacSha256>,
 }
 
 impl Keys {
     /// Keys from the active key and, during a key roll, the next one.
     pub fn new(active: Vec<u8>, next: Option<Vec<u8>>) -> Self {
-        Keys { active, next }
+        let active_mac = new_mac(&active);
+        let next_mac = next.as_deref().and_then(new_mac);
+        Keys { active, next, active_mac, next_mac }
+    }
+
+    /// The key used to sign and, first, to verify.
+    pub fn active(&self) -> &[u8] {
+        &self.active
+    }
+
+    /// The key also accepted on receive during a key roll.
+    pub fn next(&self) -> Option<&[u8]> {
+        self.next.as_deref()
+    }
+
+    /// Accept `key` on receive too (a key roll's next key).
+    pub fn set_next(&mut self, key: Vec<u8>) {
+        self.next_mac = new_mac(&key);
+        self.next = Some(key);
     }
 }
 
@@ -345,7 +368,16 @@ pub enum KeySlot {
 /// [`EncodeError::Invalid`] when [`validate`] rejects `env` (receivers would drop it), and with
 /// [`EncodeError::EmptyKey`] for an empty key.
 pub fn encode(env: &Envelope, key: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    let mac = new_mac(key).ok_or(EncodeError::EmptyKey)?;
+    encode_with(env, new_mac(key))
+}
+
+/// [`encode`], signed with the active key of `keys` (keyed once, not at every datagram).
+pub fn encode_keyed(env: &Envelope, keys: &Keys) -> Result<Vec<u8>, EncodeError> {
+    encode_with(env, keys.active_mac.clone())
+}
+
+fn encode_with(env: &Envelope, mac: Option<HmacSha256>) -> Result<Vec<u8>, EncodeError> {
+    let mac = mac.ok_or(EncodeError::EmptyKey)?;
     validate(env).map_err(EncodeError::Invalid)?;
 
     let mut out = Vec::with_capacity(MAX_DATAGRAM);
@@ -372,9 +404,9 @@ pub fn decode(bytes: &[u8], keys: &Keys) -> Result<Envelope, DecodeError> {
 pub fn decode_with_key(bytes: &[u8], keys: &Keys) -> Result<(Envelope, KeySlot), DecodeError> {
     let (signed, tag) = split_checked(bytes)?;
 
-    let slot = if verify(&keys.active, signed, tag) {
+    let slot = if verify(keys.active_mac.as_ref(), signed, tag) {
         KeySlot::Active
-    } else if keys.next.as_deref().is_some_and(|next| verify(next, signed, tag)) {
+    } else if verify(keys.next_mac.as_ref(), signed, tag) {
         KeySlot::Next
     } else {
         return Err(DecodeError::BadMac);
@@ -396,7 +428,7 @@ pub fn decode_with_key(bytes: &[u8], keys: &Keys) -> Result<(Envelope, KeySlot),
 /// decoding the body. For tools that only need to know which key a datagram was signed with.
 pub fn mac_ok(bytes: &[u8], key: &[u8]) -> bool {
     match split_checked(bytes) {
-        Ok((signed, tag)) => verify(key, signed, tag),
+        Ok((signed, tag)) => verify(new_mac(key).as_ref(), signed, tag),
         Err(_) => false,
     }
 }
@@ -516,10 +548,10 @@ fn new_mac(key: &[u8]) -> Option<HmacSha256> {
     HmacSha256::new_from_slice(key).ok()
 }
 
-/// Constant-time tag check of `signed` under `key`.
-fn verify(key: &[u8], signed: &[u8], tag: &[u8]) -> bool {
-    match new_mac(key) {
-        Some(mac) => mac.chain_update(signed).verify_slice(tag).is_ok(),
+/// Constant-time tag check of `signed` under a keyed HMAC (`None`: no key, nothing verifies).
+fn verify(mac: Option<&HmacSha256>, signed: &[u8], tag: &[u8]) -> bool {
+    match mac {
+        Some(mac) => mac.clone().chain_update(signed).verify_slice(tag).is_ok(),
         None => false,
     }
 }

@@ -223,8 +223,8 @@ impl WitnessServer {
             other => Dropped::Invalid(other),
         })?;
         let signing_key = match slot {
-            KeySlot::Active => keys.active.clone(),
-            KeySlot::Next => keys.next.clone().unwrap_or_default(),
+            KeySlot::Active => keys.active().to_vec(),
+            KeySlot::Next => keys.next().map(<[u8]>::to_vec).unwrap_or_default(),
         };
         let Envelope { cluster, sender, incarnation, seq, body } = env;
         let Body::WitnessQuery(query) = body else {

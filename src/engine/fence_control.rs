@@ -4,6 +4,7 @@
 //! the two-node fence race delay (rule 5); retries with backoff when every level fails, loudly (rule 6);
 //! a node never seen since start is not fenced while wait_for_all holds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::command::CommandResult;
@@ -23,9 +24,9 @@ impl Engine {
         self.adopt_peer_confirmations(now);
         self.wake_fence_jobs(now);
         self.start_power_rechecks(now);
-        let peers: Vec<String> = self.peers.keys().cloned().collect();
-        for victim in peers {
-            self.consider_fencing(now, &victim);
+        let peers = Arc::clone(&self.peer_names);
+        for victim in peers.iter() {
+            self.consider_fencing(now, victim);
         }
     }
 

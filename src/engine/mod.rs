@@ -205,6 +205,8 @@ pub struct Engine {
     pub(crate) all_seen: bool,
     pub(crate) wfa_overridden: bool,
     pub(crate) witness_grant: Option<(Time, Vec<String>)>,
+    /// The keys of `peers` (fixed for the engine's life), for loops that change the engine as they go.
+    pub(crate) peer_names: Arc<[String]>,
     /// What `quorum` was last computed from (see `update_quorum`).
     pub(crate) quorum_inputs: Option<u64>,
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
@@ -331,7 +333,8 @@ impl Engine {
         let summary_parts = membership::summary_parts_of(&cfg, config_digest, &agreement_values)?;
         let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
         let links = cfg.link_count();
-        let peers = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
+        let peers: BTreeMap<String, PeerLiveness> = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
+        let peer_names: Arc<[String]> = peers.keys().cloned().collect();
         let targets = cfg.targets.iter().map(|t| (t.name.clone(), targets::Slot::new(t.clone(), now))).collect();
         let target_digests = cfg.targets.iter().filter_map(|t| cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
         let mut e = Engine {
@@ -348,6 +351,7 @@ impl Engine {
             wfa_overridden: false,
             witness_grant: None,
             quorum_inputs: None,
+            peer_names,
             witness_queries: VecDeque::new(),
             maintenance: (0, false),
             standby: (0, BTreeSet::new()),

@@ -229,7 +229,7 @@ impl Daemon {
         // refuse a second one at once, naming the running one's pid
         let lock = state.lock()?;
         let mut control = ControlSocket::bind(&cfg.cluster.control_socket, &cfg.cluster.control_allowed_uids)?;
-        let disk_keys = Keys::new(keys.active.clone(), keys.next.clone());
+        let disk_keys = keys.clone();
         let links = Links::bind(&cfg, node, keys)?;
 
         // No other daemon of this node runs (the control socket is ours): commands still running carry our tag
@@ -568,7 +568,7 @@ impl Daemon {
     /// (then the beat is skipped and counted: a hung device never queues work).
     fn disk_beat(&mut self, slot: &DiskSlot) {
         let Some(d) = &mut self.disk else { return };
-        let bytes = encode_slot(slot, &d.keys.active);
+        let bytes = encode_slot(slot, d.keys.active());
         match d.worker.start_round(bytes) {
             Ok(()) => {}
             Err(NotStarted::InFlight) => {

@@ -257,7 +257,7 @@ impl Links {
             senders,
             peers,
             witness: cfg.witness.as_ref().map(|w| w.address),
-            key: keys.active.clone(),
+            key: keys.active().to_vec(),
             keys: Arc::new(keys),
             counters: Arc::new(NetCounters::default()),
             send_log: Mutex::new(BTreeMap::new()),

@@ -103,7 +103,7 @@ pub fn load_clusters(args: &[String], file: Option<&Path>) -> Result<BTreeMap<St
             None => {
                 clusters.insert(name, Keys::new(key, None));
             }
-            Some(keys) if keys.next.is_none() => keys.next = Some(key),
+            Some(keys) if keys.next().is_none() => keys.set_next(key),
             Some(_) => {
                 return Err(RuntimeError::new(format!(
                     "{origin}: cluster {name} is given a third time (at most a key and a next key)"
@@ -218,7 +218,7 @@ mod tests {
         let arg = |name: &str, p: &Path| format!("{name}={}", p.display());
 
         let c = load_clusters(&[arg("a", &key), arg("a", &next)], None).unwrap();
-        assert_eq!(c["a"].active, b"k".repeat(40));
+        assert_eq!(c["a"].active(), b"k".repeat(40));
         assert_eq!(c["a"].next.as_deref(), Some(&b"n".repeat(40)[..]));
 
         let err = |args: &[String]| load_clusters(args, None).unwrap_err().to_string();

@@ -551,7 +551,7 @@ impl World {
             Output::Send { link, envelope } => self.send(host, link, envelope),
             Output::SendWitness { envelope } => {
                 if self.witness.is_some() && !self.net.witness_cut.contains(host) {
-                    if let Ok(bytes) = protocol::encode(&envelope, &self.key) {
+                    if let Ok(bytes) = protocol::encode_keyed(&envelope, &self.keys) {
                         let at = self.now + self.net.base_delay;
                         self.schedule(at, Ev::WitnessQuery { bytes: Arc::new(bytes) });
                     }
@@ -572,7 +572,7 @@ impl World {
 
     fn send(&mut self, host: &str, link: usize, envelope: Envelope) {
         // what the daemon does: encode (postcard + HMAC) once, and every receiver decodes the bytes
-        let bytes = match protocol::encode(&envelope, &self.key) {
+        let bytes = match protocol::encode_keyed(&envelope, &self.keys) {
             Ok(b) => Arc::new(b),
             Err(e) => {
                 self.violation(format!("{host}: heartbeat could not be encoded: {e}"));
