@@ -458,7 +458,7 @@ fn bad_control_requests_change_nothing_and_sigterm_stops_cleanly() {
     assert_eq!(String::from_utf8_lossy(&out.stderr), "failoverd migrate: unknown target NOPE\n");
     // confirm-fenced without a terminal and without --yes does nothing
     let out = Command::new(BIN).args(["confirm-fenced", "n2", "--socket"]).arg(&n1.socket).stdin(Stdio::null()).output().unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a command line that lacks --yes without a terminal: exit 2");
     assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
 
     // SIGTERM: leave, exit 0, remove the control socket

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::storage::{SequenceKind, Step};
 use crate::time::Time;
 
 use super::quorum::QuorumView;
@@ -59,9 +60,9 @@ pub struct TargetStatus {
     /// The sequence under way here (`forced`, `acquire`, `release`), its current step and how long the step
     /// and the whole sequence have run.
     #[serde(default)]
-    pub sequence: Option<String>,
-    #[serde(default)]
-    pub step: Option<String>,
+    pub sequence: Option<SequenceKind>,
+    #[serde(default, with = "crate::storage::step_name::option")]
+    pub step: Option<Step>,
     #[serde(default)]
     pub step_ms: Option<u64>,
     #[serde(default)]
@@ -275,8 +276,8 @@ impl Engine {
                 if let super::Local::Starting { run, started, step_started, .. } | super::Local::Releasing { run, started, step_started, .. } =
                     &s.local
                 {
-                    t.sequence = Some(run.kind().as_str().to_string());
-                    t.step = run.step_name().map(str::to_string);
+                    t.sequence = Some(run.kind());
+                    t.step = run.step();
                     t.step_ms = Some(now.since(*step_started).as_millis() as u64);
                     t.sequence_ms = Some(now.since(*started).as_millis() as u64);
                     t.step_of = Some(((run.steps_done() + 1).min(run.plan().len()), run.plan().len()));

@@ -642,7 +642,7 @@ impl Engine {
                 }
                 self.sequence_done(now, name);
             }
-            StepVerdict::Failed(e) => self.sequence_failed(now, name, step.map_or("", Step::name), e),
+            StepVerdict::Failed(e) => self.sequence_failed(now, name, step, e),
         }
     }
 
@@ -669,7 +669,7 @@ impl Engine {
         self.after_local_change(now);
     }
 
-    fn sequence_failed(&mut self, now: Time, name: &str, step: &str, e: StorageError) {
+    fn sequence_failed(&mut self, now: Time, name: &str, step: Option<Step>, e: StorageError) {
         let slot = self.targets.get_mut(name).expect("slot");
         let (sequence, from) = match &slot.local {
             Local::Starting { run, from, .. } => (run.kind(), from.clone()),
@@ -684,7 +684,7 @@ impl Engine {
         if sequence == SequenceKind::Release {
             // a release that fails or hangs leaves the target half-held: ask to be fenced so a peer can
             // take over by the forced sequence — never two owners, never a half-released target
-            let reason = format!("{name}: release failed at {step}: {e}");
+            let reason = format!("{name}: release failed at {}: {e}", step.map_or("", Step::name));
             slot.local = Local::Failed { reason: reason.clone() };
             self.fence_me = Some(reason.clone());
             self.emit(now, Event::AskingToBeFenced { reason });
@@ -973,11 +973,11 @@ impl Engine {
 }
 
 /// After a failed start, might this node hold part of the target (an imported pool)?
-fn started_holding(step: &str, e: &StorageError) -> bool {
+fn started_holding(step: Option<Step>, e: &StorageError) -> bool {
     match step {
-        "zdb-check" | "mkdir" => false,
+        Some(Step::ZdbCheck | Step::Mkdir) => false,
         // a refused import imported nothing; a timed-out or otherwise failed one may have
-        "import" => !matches!(e, StorageError::MmpActive { .. } | StorageError::NotExported { .. } | StorageError::ForeignOwner { .. }),
+        Some(Step::Import) => !matches!(e, StorageError::MmpActive { .. } | StorageError::NotExported { .. } | StorageError::ForeignOwner { .. }),
         _ => true,
     }
 }

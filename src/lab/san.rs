@@ -84,13 +84,34 @@ fn unix_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// A failure of the SAN directory itself (not of a simulated tool): names the file or setting involved.
+/// A failure of the SAN directory itself (not of a simulated tool), by what failed; the text names the file,
+/// host or setting involved.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SanError(pub String);
+pub enum SanError {
+    /// No SAN directory was given.
+    #[error("no SAN directory: give --san DIR or set {ENV_SAN}")]
+    NoSan,
+    /// A file of the SAN directory (its state, history, lock or wrapper scripts) cannot be read or written.
+    #[error("{0}")]
+    File(String),
+    /// A host the SAN does not know.
+    #[error("{0}")]
+    UnknownHost(String),
+    /// The configuration or a placement (`--owner`) the SAN is made from cannot be used.
+    #[error("{0}")]
+    Setup(String),
+}
 
-fn err(msg: impl Into<String>) -> SanError {
-    SanError(msg.into())
+fn file_err(msg: impl Into<String>) -> SanError {
+    SanError::File(msg.into())
+}
+
+fn host_err(msg: impl Into<String>) -> SanError {
+    SanError::UnknownHost(msg.into())
+}
+
+fn setup_err(msg: impl Into<String>) -> SanError {
+    SanError::Setup(msg.into())
 }
 
 /// One Lustre target of the SAN, as `sim-san init` took it from the cluster configuration, so that
@@ -175,7 +196,7 @@ impl San {
             Some(p) => Ok(San::at(p)),
             None => match std::env::var_os(ENV_SAN) {
                 Some(p) if !p.is_empty() => Ok(San::at(PathBuf::from(p))),
-                _ => Err(err(format!("no SAN directory: give --san DIR or set {ENV_SAN}"))),
+                _ => Err(SanError::NoSan),
             },
         }
     }
@@ -192,9 +213,9 @@ impl San {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
+            .map_err(|e| file_err(format!("cannot open {}: {e}", path.display())))?;
         let lock = Flock::lock(file, FlockArg::LockExclusive)
-            .map_err(|(_, e)| err(format!("cannot lock {}: {e}", path.display())))?;
+            .map_err(|(_, e)| file_err(format!("cannot lock {}: {e}", path.display())))?;
         Ok(SanLock { san: self, _lock: lock })
     }
 
@@ -204,11 +225,11 @@ impl San {
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(err(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => return Err(file_err(format!("cannot read {}: {e}", path.display()))),
         };
         let mut out = Vec::new();
         for line in BufReader::new(file).lines() {
-            let line = line.map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
+            let line = line.map_err(|e| file_err(format!("cannot read {}: {e}", path.display())))?;
             if let Ok(r) = serde_json::from_str(&line) {
                 out.push(r);
             }
@@ -222,9 +243,9 @@ impl SanLock<'_> {
     pub fn load(&self) -> Result<SanState, SanError> {
         let path = self.san.dir.join(STATE_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
-            err(format!("cannot read {}: {e} (make the SAN with `failoverd sim-san init`)", path.display()))
+            file_err(format!("cannot read {}: {e} (make the SAN with `failoverd sim-san init`)", path.display()))
         })?;
-        serde_json::from_str(&text).map_err(|e| err(format!("{}: not a SAN state: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| file_err(format!("{}: not a SAN state: {e}", path.display())))
     }
 
     /// Whether `san.json` exists.
@@ -236,9 +257,9 @@ impl SanLock<'_> {
     pub fn save(&self, state: &SanState) -> Result<(), SanError> {
         let path = self.san.dir.join(STATE_FILE);
         let tmp = self.san.dir.join(format!(".{STATE_FILE}.tmp"));
-        let text = serde_json::to_vec(state).map_err(|e| err(format!("cannot encode the SAN state: {e}")))?;
-        std::fs::write(&tmp, text).map_err(|e| err(format!("cannot write {}: {e}", tmp.display())))?;
-        std::fs::rename(&tmp, &path).map_err(|e| err(format!("cannot replace {}: {e}", path.display())))
+        let text = serde_json::to_vec(state).map_err(|e| file_err(format!("cannot encode the SAN state: {e}")))?;
+        std::fs::write(&tmp, text).map_err(|e| file_err(format!("cannot write {}: {e}", tmp.display())))?;
+        std::fs::rename(&tmp, &path).map_err(|e| file_err(format!("cannot replace {}: {e}", path.display())))
     }
 
     /// Append records to `history.jsonl`.
@@ -249,7 +270,7 @@ impl SanLock<'_> {
         let path = self.san.dir.join(HISTORY_FILE);
         let mut text = String::new();
         for r in records {
-            let line = serde_json::to_string(r).map_err(|e| err(format!("cannot encode a history record: {e}")))?;
+            let line = serde_json::to_string(r).map_err(|e| file_err(format!("cannot encode a history record: {e}")))?;
             text.push_str(&line);
             text.push('\n');
         }
@@ -257,8 +278,8 @@ impl SanLock<'_> {
             .create(true)
             .append(true)
             .open(&path)
-            .map_err(|e| err(format!("cannot open {}: {e}", path.display())))?;
-        f.write_all(text.as_bytes()).map_err(|e| err(format!("cannot append to {}: {e}", path.display())))
+            .map_err(|e| file_err(format!("cannot open {}: {e}", path.display())))?;
+        f.write_all(text.as_bytes()).map_err(|e| file_err(format!("cannot append to {}: {e}", path.display())))
     }
 }
 
@@ -288,7 +309,7 @@ impl SanState {
 
     /// Switch a host's power. Returns false when it already was in that state.
     pub fn set_power(&mut self, host: &str, on: bool, out: &mut Vec<HistoryRecord>) -> Result<bool, SanError> {
-        let h = self.storage.host(host).ok_or_else(|| err(self.unknown_host(host)))?;
+        let h = self.storage.host(host).ok_or_else(|| host_err(self.unknown_host(host)))?;
         if h.powered == on {
             return Ok(false);
         }
@@ -441,7 +462,7 @@ fn run_tool(san: &San, host: &str, argv: Vec<String>) -> Result<ToolEnd, SanErro
     let (pending, boot) = {
         let lock = san.lock()?;
         let mut st = lock.load()?;
-        let Some(h) = st.storage.host(host) else { return Err(err(st.unknown_host(host))) };
+        let Some(h) = st.storage.host(host) else { return Err(host_err(st.unknown_host(host))) };
         if !h.powered {
             return Ok(ToolEnd::Killed);
         }
@@ -630,14 +651,14 @@ fn placements(cfg: &Config, owners: &[String]) -> Result<BTreeMap<String, String
             None => (cfg.targets.iter().map(|t| t.name.as_str()).collect(), spec.as_str()),
         };
         if cfg.node(node).is_none() {
-            return Err(err(format!("--owner {spec}: {node} is not a [[node]] of the configuration")));
+            return Err(setup_err(format!("--owner {spec}: {node} is not a [[node]] of the configuration")));
         }
         for t in targets {
             let Some(tc) = cfg.targets.iter().find(|tc| tc.name == t) else {
-                return Err(err(format!("--owner {spec}: {t} is not a [[target]] of the configuration")));
+                return Err(setup_err(format!("--owner {spec}: {t} is not a [[target]] of the configuration")));
             };
             if !tc.nodes.iter().any(|n| n == node) {
-                return Err(err(format!("--owner {spec}: {node} is not in target {t}'s nodes")));
+                return Err(setup_err(format!("--owner {spec}: {node} is not in target {t}'s nodes")));
             }
             out.insert(t.to_string(), node.to_string());
         }
@@ -653,7 +674,7 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
     st.timing = StorageTiming { activity_check: mmp_wait, ..StorageTiming::default() };
     let unix_now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     st.epoch_unix = unix_now.saturating_sub(t0.as_micros() / 1_000_000);
-    let setup = |what: String, e: &dyn std::fmt::Display| err(format!("{what}: {e}"));
+    let setup = |what: String, e: &dyn std::fmt::Display| setup_err(format!("{what}: {e}"));
     for n in &cfg.nodes {
         st.add_host(&n.name, n.hostid).map_err(|e| setup(format!("node {}", n.name), &e))?;
     }
@@ -666,7 +687,7 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
     let mut rng = ChaCha8Rng::seed_from_u64(stable_hash(&cfg.cluster.name));
     for t in &cfg.targets {
         let owner = places.get(&t.name);
-        let first = t.nodes.first().ok_or_else(|| err(format!("target {} has no nodes", t.name)))?;
+        let first = t.nodes.first().ok_or_else(|| setup_err(format!("target {} has no nodes", t.name)))?;
         let what = format!("target {}", t.name);
         match &t.kind {
             TargetKind::Zfs { pool, dataset } | TargetKind::ZfsDataset { pool, dataset } => {
@@ -691,7 +712,7 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
                 let p = st.begin(o, &cmd, t0, &mut rng);
                 let r = st.finish(o, p.op, t0);
                 if !r.success() {
-                    return Err(err(format!("{what}: `{}` on {o}: {}", cmd.display(), r.summary())));
+                    return Err(setup_err(format!("{what}: `{}` on {o}: {}", cmd.display(), r.summary())));
                 }
             }
         }
@@ -710,16 +731,16 @@ pub fn initial_state(cfg: &Config, owners: &[String], mmp_wait: Option<Duration>
 
 fn init(san: &San, a: &InitArgs) -> Result<String, SanError> {
     let cfg = Config::load_with(&a.config, KeyCheck::Skip)
-        .map_err(|e| err(format!("{}: {}", a.config.display(), e.to_string().replace('\n', "; "))))?;
-    std::fs::create_dir_all(san.dir()).map_err(|e| err(format!("cannot create {}: {e}", san.dir().display())))?;
+        .map_err(|e| setup_err(format!("{}: {}", a.config.display(), e.to_string().replace('\n', "; "))))?;
+    std::fs::create_dir_all(san.dir()).map_err(|e| file_err(format!("cannot create {}: {e}", san.dir().display())))?;
     let state = initial_state(&cfg, &a.owner, a.mmp_wait)?;
     let lock = san.lock()?;
     if lock.exists() && !a.force {
-        return Err(err(format!("{} already holds a SAN (use --force to replace it)", san.dir().display())));
+        return Err(setup_err(format!("{} already holds a SAN (use --force to replace it)", san.dir().display())));
     }
     let history = san.dir().join(HISTORY_FILE);
     if history.exists() {
-        std::fs::remove_file(&history).map_err(|e| err(format!("cannot remove {}: {e}", history.display())))?;
+        std::fs::remove_file(&history).map_err(|e| file_err(format!("cannot remove {}: {e}", history.display())))?;
     }
     lock.save(&state)?;
     let placed: Vec<String> =
@@ -745,7 +766,7 @@ fn state_owner(st: &SanState, t: &SanTarget) -> String {
 fn power(san: &San, host: &str, action: PowerAction) -> Result<ExitCode, SanError> {
     let lock = san.lock()?;
     let mut st = lock.load()?;
-    let powered = st.storage.host(host).map(|h| h.powered).ok_or_else(|| err(st.unknown_host(host)))?;
+    let powered = st.storage.host(host).map(|h| h.powered).ok_or_else(|| host_err(st.unknown_host(host)))?;
     let on = match action {
         PowerAction::Status => {
             println!("{}", if powered { "on" } else { "off" });
@@ -819,19 +840,19 @@ fn history(san: &San, json_lines: bool) -> Result<ExitCode, SanError> {
 /// Single-quote a value for sh.
 fn sh_quote(s: &str) -> Result<String, SanError> {
     if s.contains('\'') {
-        return Err(err(format!("{s:?}: a path with a single quote cannot go into the wrapper scripts")));
+        return Err(setup_err(format!("{s:?}: a path with a single quote cannot go into the wrapper scripts")));
     }
     Ok(format!("'{s}'"))
 }
 
 /// Write the wrapper scripts into `dir` (created if needed), each exec'ing this very binary.
 pub fn write_wrappers(san: &San, dir: &Path, host: Option<&str>) -> Result<(), SanError> {
-    let exe = std::env::current_exe().map_err(|e| err(format!("cannot find this program's path: {e}")))?;
+    let exe = std::env::current_exe().map_err(|e| file_err(format!("cannot find this program's path: {e}")))?;
     let exe = sh_quote(&exe.display().to_string())?;
     let san_dir = std::fs::canonicalize(san.dir())
-        .map_err(|e| err(format!("SAN directory {}: {e}", san.dir().display())))?;
+        .map_err(|e| file_err(format!("SAN directory {}: {e}", san.dir().display())))?;
     let san_q = sh_quote(&san_dir.display().to_string())?;
-    std::fs::create_dir_all(dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(dir).map_err(|e| file_err(format!("cannot create {}: {e}", dir.display())))?;
     for tool in WRAPPED_TOOLS {
         let mut s = format!(
             "#!/bin/sh\n# `{tool}` of a simulated host: answered by failoverd's simulated SAN (written by `failoverd sim-san wrappers`)\n\
@@ -847,9 +868,9 @@ pub fn write_wrappers(san: &San, dir: &Path, host: Option<&str>) -> Result<(), S
             let _ = writeln!(s, "exec {exe} sim-tool {tool} \"$@\"");
         }
         let path = dir.join(tool);
-        std::fs::write(&path, s).map_err(|e| err(format!("cannot write {}: {e}", path.display())))?;
+        std::fs::write(&path, s).map_err(|e| file_err(format!("cannot write {}: {e}", path.display())))?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| err(format!("cannot chmod {}: {e}", path.display())))?;
+            .map_err(|e| file_err(format!("cannot chmod {}: {e}", path.display())))?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use crate::engine::{AdminError, AdminRequest, Status};
 use crate::fence::FenceAction;
+use crate::storage::Step;
 
 use super::follow::{follow, Goal};
 use super::logging::LogFormat;
@@ -244,15 +245,15 @@ pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value> {
         _ => "",
     };
     let mut stream = UnixStream::connect(socket)
-        .map_err(|e| RuntimeError::new(format!("cannot reach failoverd at {}: {e}{}", socket.display(), hint(&e))))?;
-    let io = |e: std::io::Error| RuntimeError::new(format!("talking to failoverd at {}: {e}", socket.display()));
+        .map_err(|e| RuntimeError::daemon(format!("cannot reach failoverd at {}: {e}{}", socket.display(), hint(&e))))?;
+    let io = |e: std::io::Error| RuntimeError::daemon(format!("talking to failoverd at {}: {e}", socket.display()));
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
-    let mut line = serde_json::to_vec(req).map_err(|e| RuntimeError::new(e.to_string()))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| RuntimeError::daemon(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(io)?;
     let mut reply = String::new();
     BufReader::new(&stream).read_line(&mut reply).map_err(|e| match e.kind() {
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => RuntimeError::new(format!(
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => RuntimeError::daemon(format!(
             "no answer from failoverd at {} within {}s; the request may still be in progress: see `failoverd status`",
             socket.display(),
             timeout.as_secs()
@@ -260,9 +261,9 @@ pub fn request(socket: &Path, req: &Value, timeout: Duration) -> Result<Value> {
         _ => io(e),
     })?;
     if reply.is_empty() {
-        return Err(RuntimeError::new(format!("failoverd at {} closed the connection without replying", socket.display())));
+        return Err(RuntimeError::daemon(format!("failoverd at {} closed the connection without replying", socket.display())));
     }
-    serde_json::from_str(&reply).map_err(|e| RuntimeError::new(format!("unreadable reply from failoverd: {e}")))
+    serde_json::from_str(&reply).map_err(|e| RuntimeError::daemon(format!("unreadable reply from failoverd: {e}")))
 }
 
 /// Send an admin request and print the daemon's answer.
@@ -305,10 +306,12 @@ impl std::fmt::Display for AdminFailure {
 }
 
 impl AdminFailure {
-    /// The exit status: [`EXIT_RETRY_LATER`] for a refusal that may not hold later, else 1.
+    /// The exit status: [`EXIT_RETRY_LATER`] for a refusal that may not hold later, 2 for a command line that
+    /// lacks something (`--yes` without a terminal), else 1.
     fn exit_status(&self) -> u8 {
         match self {
             AdminFailure::Refused { why: Some(why), .. } if why.retry_later() => EXIT_RETRY_LATER,
+            AdminFailure::Unasked(RuntimeError::Usage(_)) => 2,
             _ => 1,
         }
     }
@@ -323,7 +326,7 @@ impl AdminFailure {
 /// Send an admin request; on success, the socket path and the daemon's message.
 fn admin_request(socket: &SocketArgs, req: AdminRequest, timeout: Duration) -> std::result::Result<(PathBuf, String), AdminFailure> {
     let path = socket.path()?;
-    let value = serde_json::to_value(&req).map_err(|e| RuntimeError::new(e.to_string()))?;
+    let value = serde_json::to_value(&req).map_err(|e| RuntimeError::daemon(e.to_string()))?;
     let reply = request(&path, &value, timeout)?;
     if reply["ok"] == json!(true) {
         Ok((path, reply["message"].as_str().unwrap_or("ok").to_string()))
@@ -356,12 +359,12 @@ fn admin_and_follow(cmd: &str, socket: &SocketArgs, req: AdminRequest, wait: &Wa
 /// Ask the operator to type `expected` (on a terminal). Errors when stdin is not a terminal.
 fn confirm(prompt: &str, expected: &str) -> Result<bool> {
     if !std::io::stdin().is_terminal() {
-        return Err(RuntimeError::new("stdin is not a terminal: pass --yes to confirm"));
+        return Err(RuntimeError::usage("stdin is not a terminal: pass --yes to confirm"));
     }
     eprint!("{prompt}\ntype the node name to confirm: ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
-    std::io::stdin().read_line(&mut answer).map_err(|e| RuntimeError::new(e.to_string()))?;
+    std::io::stdin().read_line(&mut answer).map_err(|e| RuntimeError::io(e.to_string()))?;
     Ok(answer.trim() == expected)
 }
 
@@ -394,7 +397,7 @@ pub fn confirm_fenced(args: ConfirmFencedArgs) -> ExitCode {
         match confirm(&prompt, &args.node) {
             Ok(true) => {}
             Ok(false) => return fail("confirm-fenced", "not confirmed; nothing done"),
-            Err(e) => return fail("confirm-fenced", e),
+            Err(e) => return AdminFailure::from(e).fail("confirm-fenced"),
         }
     }
     admin("confirm-fenced", &args.socket, AdminRequest::ConfirmFenced { node: args.node }, Duration::from_secs(60))
@@ -507,7 +510,7 @@ pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
     if !args.yes {
         let node = match args.socket.path().and_then(|p| request(&p, &json!({"request": "status"}), Duration::from_secs(10))) {
             Ok(v) => v["status"]["node"].as_str().unwrap_or("").to_string(),
-            Err(e) => return fail("override-wait-for-all", e),
+            Err(e) => return AdminFailure::from(e).fail("override-wait-for-all"),
         };
         let prompt = format!(
             "Node {node} has not seen every node since it started. Overriding lets it fence and take over from nodes\n\
@@ -516,7 +519,7 @@ pub fn override_wait_for_all(args: OverrideWaitForAllArgs) -> ExitCode {
         match confirm(&prompt, &node) {
             Ok(true) => {}
             Ok(false) => return fail("override-wait-for-all", "not confirmed; nothing done"),
-            Err(e) => return fail("override-wait-for-all", e),
+            Err(e) => return AdminFailure::from(e).fail("override-wait-for-all"),
         }
     }
     admin("override-wait-for-all", &args.socket, AdminRequest::OverrideWaitForAll, Duration::from_secs(60))
@@ -551,14 +554,14 @@ pub fn status(args: StatusArgs) -> ExitCode {
 fn status_reply(socket: &SocketArgs) -> Result<Value> {
     let reply = request(&socket.path()?, &json!({"request": "status"}), Duration::from_secs(10))?;
     if reply["ok"] != json!(true) {
-        return Err(RuntimeError::new(reply["error"].as_str().unwrap_or("the daemon refused")));
+        return Err(RuntimeError::refused(reply["error"].as_str().unwrap_or("the daemon refused")));
     }
     Ok(reply)
 }
 
 fn render_reply(reply: &Value) -> Result<String> {
     let status: Status = serde_json::from_value(reply["status"].clone())
-        .map_err(|e| RuntimeError::new(format!("unreadable status from the daemon (another version?): {e}")))?;
+        .map_err(|e| RuntimeError::daemon(format!("unreadable status from the daemon (another version?): {e}")))?;
     Ok(render_status(&status, &reply["runtime"], &reply["status"]["events"]))
 }
 
@@ -803,10 +806,10 @@ pub fn render_status(s: &Status, runtime: &Value, events: &Value) -> String {
                             age(t.mount_wait_ms.unwrap_or(0))
                         )
                     };
-                    if let Some(ms) = t.import_ms.filter(|_| step != "import") {
+                    if let Some(ms) = t.import_ms.filter(|_| *step != Step::Import) {
                         let import = if t.import_forced { "import -f (MMP activity check)" } else { "import" };
                         line.push_str(&format!("; {import} took {}", age(ms)));
-                    } else if step == "import" && t.import_forced && t.import_waits_for.is_empty() {
+                    } else if *step == Step::Import && t.import_forced && t.import_waits_for.is_empty() {
                         line.push_str(" (-f: MMP activity check)");
                     }
                     line
@@ -898,6 +901,7 @@ mod admin_failure_tests {
         assert_eq!(refused(AdminError::UnknownTarget { target: "NOPE".into() }).exit_status(), 1);
         let untyped = AdminFailure::Refused { text: "old daemon".into(), why: None };
         assert_eq!(untyped.exit_status(), 1);
-        assert_eq!(AdminFailure::Unasked(RuntimeError::new("no socket")).exit_status(), 1);
+        assert_eq!(AdminFailure::Unasked(RuntimeError::daemon("no socket")).exit_status(), 1);
+        assert_eq!(AdminFailure::Unasked(RuntimeError::usage("stdin is not a terminal")).exit_status(), 2);
     }
 }

@@ -105,7 +105,7 @@ pub struct ControlSocket {
 impl ControlSocket {
     /// Bind at `path` (from `cluster.control_socket`). Must run inside a tokio runtime.
     pub fn bind(path: &Path, allowed_uids: &[u32]) -> Result<ControlSocket> {
-        let err = |what: String| RuntimeError::new(format!("cluster.control_socket {}: {what}", path.display()));
+        let err = |what: String| RuntimeError::io(format!("cluster.control_socket {}: {what}", path.display()));
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             if !parent.exists() {
                 std::fs::DirBuilder::new()

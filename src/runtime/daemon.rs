@@ -72,13 +72,13 @@ const REJECT_WINDOW: Duration = Duration::from_secs(60);
 
 /// Read and validate the configuration file (checking the key files exist and are long enough).
 pub fn load_config(path: &Path) -> Result<Config> {
-    Config::load(path).map_err(|e| RuntimeError::new(prefix_lines(path, &e.to_string())))
+    Config::load(path).map_err(|e| RuntimeError::config(prefix_lines(path, &e.to_string())))
 }
 
 /// Read the configuration without touching the key files (for `status` and friends, run by users who may not
 /// read the key).
 pub fn load_config_without_keys(path: &Path) -> Result<Config> {
-    Config::load_with(path, KeyCheck::Skip).map_err(|e| RuntimeError::new(prefix_lines(path, &e.to_string())))
+    Config::load_with(path, KeyCheck::Skip).map_err(|e| RuntimeError::config(prefix_lines(path, &e.to_string())))
 }
 
 fn prefix_lines(path: &Path, text: &str) -> String {
@@ -87,9 +87,9 @@ fn prefix_lines(path: &Path, text: &str) -> String {
 
 /// The heartbeat keys named by `[cluster]`.
 pub fn load_keys(cfg: &Config) -> Result<Keys> {
-    let active = load_key(&cfg.cluster.key_file).map_err(|e| RuntimeError::new(format!("cluster.key_file: {e}")))?;
+    let active = load_key(&cfg.cluster.key_file).map_err(|e| RuntimeError::config(format!("cluster.key_file: {e}")))?;
     let next = match &cfg.cluster.next_key_file {
-        Some(p) => Some(load_key(p).map_err(|e| RuntimeError::new(format!("cluster.next_key_file: {e}")))?),
+        Some(p) => Some(load_key(p).map_err(|e| RuntimeError::config(format!("cluster.next_key_file: {e}")))?),
         None => None,
     };
     Ok(Keys::new(active, next))
@@ -101,11 +101,11 @@ pub fn resolve_node(cfg: &Config, given: Option<&str>) -> Result<String> {
     if let Some(n) = given {
         return match cfg.node(n) {
             Some(_) => Ok(n.to_string()),
-            None => Err(RuntimeError::new(format!("--node {n}: no [[node]] has this name (nodes: {})", names()))),
+            None => Err(RuntimeError::usage(format!("--node {n}: no [[node]] has this name (nodes: {})", names()))),
         };
     }
     let host = nix::unistd::gethostname()
-        .map_err(|e| RuntimeError::new(format!("cannot read this host's name ({e}); pass --node NAME")))?
+        .map_err(|e| RuntimeError::io(format!("cannot read this host's name ({e}); pass --node NAME")))?
         .to_string_lossy()
         .into_owned();
     let short = host.split('.').next().unwrap_or(&host).to_string();
@@ -114,7 +114,7 @@ pub fn resolve_node(cfg: &Config, given: Option<&str>) -> Result<String> {
             return Ok(candidate.clone());
         }
     }
-    Err(RuntimeError::new(format!(
+    Err(RuntimeError::config(format!(
         "this host is called {host:?}, which is no [[node]] name in the configuration (nodes: {}); pass --node NAME",
         names()
     )))
@@ -147,7 +147,7 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| RuntimeError::new(format!("cannot start the event loop: {e}")))?;
+        .map_err(|e| RuntimeError::io(format!("cannot start the event loop: {e}")))?;
     let result = runtime.block_on(async {
         let cfg = load_config(config_path)?;
         let keys = load_keys(&cfg)?;
@@ -157,7 +157,7 @@ pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::l
         daemon.run().await
     });
     if let Err(e) = &result {
-        tracing::error!("failoverd stopped: {e}");
+        tracing::error!(kind = e.kind(), "failoverd stopped: {e}");
     }
     // Do not wait for commands still running (a fence agent, a notify program): their process groups were
     // started with kill-on-drop, and nothing they report could be acted on any more.
@@ -264,7 +264,7 @@ impl Daemon {
         let clock = Clock::start();
         let seed = incarnation ^ stable_hash(node);
         let mut engine = Engine::new(cfg.clone(), node, incarnation, journal, seed, clock.now())
-            .map_err(|e| RuntimeError::new(format!("cannot start the engine: {e}")))?;
+            .map_err(|e| RuntimeError::config(format!("cannot start the engine: {e}")))?;
         // the engine looks at the storage only once the previous run's commands are gone
         if orphans_left.is_empty() {
             engine.handle(clock.now(), Input::OrphansGone);
@@ -367,7 +367,7 @@ impl Daemon {
 
     /// Run until the engine has left (after SIGTERM/SIGINT or a `leave` request).
     pub async fn run(mut self) -> Result<()> {
-        let signal_err = |e: std::io::Error| RuntimeError::new(format!("cannot install signal handlers: {e}"));
+        let signal_err = |e: std::io::Error| RuntimeError::io(format!("cannot install signal handlers: {e}"));
         let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
         let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
         let mut sighup = signal(SignalKind::hangup()).map_err(signal_err)?;
@@ -447,7 +447,7 @@ impl Daemon {
 
     fn on_signal(&mut self, name: &str) -> Result<()> {
         if self.leave_deadline.is_some() {
-            return Err(RuntimeError::new(format!("second {name}: exiting at once without finishing to leave")));
+            return Err(RuntimeError::stopped(format!("second {name}: exiting at once without finishing to leave")));
         }
         tracing::info!(node = %self.node, signal = name, "stopping: leaving the cluster (a second signal exits at once)");
         self.begin_leave();
@@ -723,10 +723,10 @@ fn start_disk_channel(
         let (idle, rx) = mpsc::unbounded_channel();
         return Ok((None, rx, Some(idle)));
     };
-    let index = slot_index(cfg, node).ok_or_else(|| RuntimeError::new(format!("cluster.disk_heartbeat: node {node} has no slot")))?;
+    let index = slot_index(cfg, node).ok_or_else(|| RuntimeError::config(format!("cluster.disk_heartbeat: node {node} has no slot")))?;
     let slots = cfg.nodes.len();
     let (worker, rx) = DiskWorker::spawn(device, index, slots)
-        .map_err(|e| RuntimeError::new(format!("cluster.disk_heartbeat {}: cannot start its I/O thread: {e}", device.display())))?;
+        .map_err(|e| RuntimeError::io(format!("cluster.disk_heartbeat {}: cannot start its I/O thread: {e}", device.display())))?;
     let peers: Vec<(String, usize)> =
         cfg.nodes.iter().enumerate().filter(|(_, n)| n.name != node).map(|(i, n)| (n.name.clone(), i)).collect();
     let names: Vec<String> = peers.iter().map(|(n, _)| n.clone()).collect();

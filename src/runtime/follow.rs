@@ -58,7 +58,7 @@ pub fn follow(socket: &Path, goal: &Goal, timeout: Duration) -> Result<()> {
     loop {
         let reply = request(socket, &json!({"request": "status"}), Duration::from_secs(10))?;
         let status: Status = serde_json::from_value(reply["status"].clone())
-            .map_err(|e| RuntimeError::new(format!("unreadable status from failoverd: {e}")))?;
+            .map_err(|e| RuntimeError::daemon(format!("unreadable status from failoverd: {e}")))?;
         for t in goal.watched(&status) {
             let now = (t.owner.clone(), t.state.clone());
             if last.get(&t.target) != Some(&now) {
@@ -74,10 +74,10 @@ pub fn follow(socket: &Path, goal: &Goal, timeout: Duration) -> Result<()> {
                 last.insert(t.target.clone(), now);
             }
             if let Some(why) = &t.blocked {
-                return Err(RuntimeError::new(format!("{} is blocked: {why}", t.target)));
+                return Err(RuntimeError::refused(format!("{} is blocked: {why}", t.target)));
             }
             if t.state == "failed" || t.local == "failed" {
-                return Err(RuntimeError::new(format!(
+                return Err(RuntimeError::refused(format!(
                     "{} failed on {}: see `failoverd status` and the daemon's log",
                     t.target,
                     t.owner.as_deref().unwrap_or("its owner")
@@ -88,7 +88,7 @@ pub fn follow(socket: &Path, goal: &Goal, timeout: Duration) -> Result<()> {
             return Ok(());
         }
         if start.elapsed() > timeout {
-            return Err(RuntimeError::new(format!(
+            return Err(RuntimeError::refused(format!(
                 "not done after {}s; the move may still be in progress: see `failoverd status`",
                 timeout.as_secs()
             )));

@@ -491,7 +491,7 @@ pub type RefreshRequest = oneshot::Sender<()>;
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| RuntimeError::new(format!("cluster.metrics_listen: cannot listen on TCP {addr}: {e}")))
+        .map_err(|e| RuntimeError::io(format!("cluster.metrics_listen: cannot listen on TCP {addr}: {e}")))
 }
 
 /// Serve `GET /metrics` on `listener` until the daemon ends. Each scrape first asks the daemon loop to

@@ -26,16 +26,71 @@ pub mod orphans;
 pub mod state;
 pub mod witness_server;
 
-/// An error of the runtime: a plain, complete sentence for the operator, naming the config key, file or
-/// command that failed.
+/// An error of the runtime, by what failed, each with a plain, complete sentence for the operator that names
+/// the config key, file, argument or command involved (the text is the same whatever the kind: `{0}`).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RuntimeError(pub String);
+pub enum RuntimeError {
+    /// The configuration, a file it names (key, secret) or a setting cannot be used here.
+    #[error("{0}")]
+    Config(String),
+    /// A command-line argument is wrong, or the command needs something the invocation lacks (a terminal).
+    #[error("{0}")]
+    Usage(String),
+    /// A resource of this host failed: the state directory, a socket, a thread, a signal handler.
+    #[error("{0}")]
+    Io(String),
+    /// The running daemon cannot be reached, does not answer in time, or answers something unreadable.
+    #[error("{0}")]
+    Daemon(String),
+    /// The daemon refused the request, or the operation it started failed or did not finish in time.
+    #[error("{0}")]
+    Refused(String),
+    /// The daemon stops without finishing what it was doing (a second stop signal while leaving).
+    #[error("{0}")]
+    Stopped(String),
+}
 
 impl RuntimeError {
-    /// An error from anything printable.
-    pub fn new(msg: impl Into<String>) -> RuntimeError {
-        RuntimeError(msg.into())
+    /// [`RuntimeError::Config`].
+    pub fn config(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Config(msg.into())
+    }
+
+    /// [`RuntimeError::Usage`].
+    pub fn usage(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Usage(msg.into())
+    }
+
+    /// [`RuntimeError::Io`].
+    pub fn io(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Io(msg.into())
+    }
+
+    /// [`RuntimeError::Daemon`].
+    pub fn daemon(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Daemon(msg.into())
+    }
+
+    /// [`RuntimeError::Refused`].
+    pub fn refused(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Refused(msg.into())
+    }
+
+    /// [`RuntimeError::Stopped`].
+    pub fn stopped(msg: impl Into<String>) -> RuntimeError {
+        RuntimeError::Stopped(msg.into())
+    }
+
+    /// The kind in one word, for logs: `config`, `usage`, `io`, `daemon`, `refused`, `stopped`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RuntimeError::Config(_) => "config",
+            RuntimeError::Usage(_) => "usage",
+            RuntimeError::Io(_) => "io",
+            RuntimeError::Daemon(_) => "daemon",
+            RuntimeError::Refused(_) => "refused",
+            RuntimeError::Stopped(_) => "stopped",
+        }
     }
 }
 

@@ -210,9 +210,9 @@ impl Links {
             .iter()
             .enumerate()
             .find(|(_, n)| n.name == node)
-            .ok_or_else(|| RuntimeError::new(format!("node {node} is not in the configuration")))?;
+            .ok_or_else(|| RuntimeError::config(format!("node {node} is not in the configuration")))?;
         if me.addresses.len() != cfg.link_count() {
-            return Err(RuntimeError::new(format!(
+            return Err(RuntimeError::config(format!(
                 "node[{index}].addresses: {} addresses but cluster.links has {}",
                 me.addresses.len(),
                 cfg.link_count()
@@ -234,7 +234,7 @@ impl Links {
                 } else {
                     String::new()
                 };
-                RuntimeError::new(format!(
+                RuntimeError::io(format!(
                     "node[{index}].addresses[{link}] (node {node}, link {name}): cannot bind UDP {addr}: {e}{holder}"
                 ))
             })?;

@@ -55,7 +55,7 @@ impl StateDir {
     /// Open (and create, mode 0700, if missing) the state directory and check it can be written.
     /// Errors name `cluster.state_dir`.
     pub fn open(path: &Path) -> Result<StateDir> {
-        let err = |what: String| RuntimeError::new(format!("cluster.state_dir {}: {what}", path.display()));
+        let err = |what: String| RuntimeError::io(format!("cluster.state_dir {}: {what}", path.display()));
         match fs::metadata(path) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(err("exists but is not a directory".into())),
@@ -77,7 +77,7 @@ impl StateDir {
         use nix::fcntl::{Flock, FlockArg};
         use std::io::{Read, Seek};
         let file_path = self.path.join(LOCK_FILE);
-        let err = |what: String| RuntimeError::new(format!("cluster.state_dir {}: {what}", self.path.display()));
+        let err = |what: String| RuntimeError::io(format!("cluster.state_dir {}: {what}", self.path.display()));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -132,7 +132,7 @@ impl StateDir {
                 tracing::info!(file = %file.display(), "no incarnation file: first start of this node (or state_dir was wiped)");
                 None
             }
-            Err(e) => return Err(RuntimeError::new(format!("cluster.state_dir: cannot read {}: {e}", file.display()))),
+            Err(e) => return Err(RuntimeError::io(format!("cluster.state_dir: cannot read {}: {e}", file.display()))),
         };
         let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let next = match previous {
@@ -142,7 +142,7 @@ impl StateDir {
         .max(wall)
         .max(floor.saturating_add(1));
         atomic_write(&file, format!("{next}\n").as_bytes())
-            .map_err(|e| RuntimeError::new(format!("cluster.state_dir: cannot write {}: {e}", file.display())))?;
+            .map_err(|e| RuntimeError::io(format!("cluster.state_dir: cannot write {}: {e}", file.display())))?;
         Ok(next)
     }
 
@@ -153,7 +153,7 @@ impl StateDir {
         let bytes = match fs::read(&file) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(RuntimeError::new(format!("cluster.state_dir: cannot read {}: {e}", file.display()))),
+            Err(e) => return Err(RuntimeError::io(format!("cluster.state_dir: cannot read {}: {e}", file.display()))),
         };
         match serde_json::from_slice::<Journal>(&bytes) {
             Ok(j) => Ok(Some(j)),
@@ -174,9 +174,9 @@ impl StateDir {
     /// Write the journal atomically.
     pub fn save_journal(&self, journal: &Journal) -> Result<()> {
         let file = self.path.join(JOURNAL_FILE);
-        let mut bytes = serde_json::to_vec_pretty(journal).map_err(|e| RuntimeError::new(format!("cannot serialize the journal: {e}")))?;
+        let mut bytes = serde_json::to_vec_pretty(journal).map_err(|e| RuntimeError::io(format!("cannot serialize the journal: {e}")))?;
         bytes.push(b'\n');
-        atomic_write(&file, &bytes).map_err(|e| RuntimeError::new(format!("cluster.state_dir: cannot write {}: {e}", file.display())))
+        atomic_write(&file, &bytes).map_err(|e| RuntimeError::io(format!("cluster.state_dir: cannot write {}: {e}", file.display())))
     }
 }
 

@@ -53,20 +53,20 @@ pub struct WitnessArgs {
 /// errors).
 fn parse_cluster_arg(arg: &str, origin: &str) -> Result<(String, PathBuf)> {
     let Some((name, path)) = arg.split_once('=') else {
-        return Err(RuntimeError::new(format!("{origin}: {arg:?} is not NAME=KEYFILE")));
+        return Err(RuntimeError::usage(format!("{origin}: {arg:?} is not NAME=KEYFILE")));
     };
     let (name, path) = (name.trim(), path.trim());
     let valid = !name.is_empty()
         && name.len() <= defaults::MAX_NAME_LEN
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
     if !valid {
-        return Err(RuntimeError::new(format!(
+        return Err(RuntimeError::usage(format!(
             "{origin}: cluster name {name:?} is not a valid cluster.name ([A-Za-z0-9_.-], 1 to {} characters)",
             defaults::MAX_NAME_LEN
         )));
     }
     if !Path::new(path).is_absolute() {
-        return Err(RuntimeError::new(format!("{origin}: key file {path:?} of cluster {name} must be an absolute path")));
+        return Err(RuntimeError::usage(format!("{origin}: key file {path:?} of cluster {name} must be an absolute path")));
     }
     Ok((name.to_string(), PathBuf::from(path)))
 }
@@ -82,7 +82,7 @@ pub fn load_clusters(args: &[String], file: Option<&Path>) -> Result<BTreeMap<St
     }
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)
-            .map_err(|e| RuntimeError::new(format!("--cluster-file {}: cannot read: {e}", file.display())))?;
+            .map_err(|e| RuntimeError::io(format!("--cluster-file {}: cannot read: {e}", file.display())))?;
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -94,18 +94,18 @@ pub fn load_clusters(args: &[String], file: Option<&Path>) -> Result<BTreeMap<St
         }
     }
     if entries.is_empty() {
-        return Err(RuntimeError::new("no cluster to serve: give --cluster NAME=KEYFILE (or --cluster-file FILE)"));
+        return Err(RuntimeError::usage("no cluster to serve: give --cluster NAME=KEYFILE (or --cluster-file FILE)"));
     }
     let mut clusters: BTreeMap<String, Keys> = BTreeMap::new();
     for (name, path, origin) in entries {
-        let key = load_key(&path).map_err(|e| RuntimeError::new(format!("{origin} (cluster {name}): {e}")))?;
+        let key = load_key(&path).map_err(|e| RuntimeError::config(format!("{origin} (cluster {name}): {e}")))?;
         match clusters.get_mut(&name) {
             None => {
                 clusters.insert(name, Keys::new(key, None));
             }
             Some(keys) if keys.next().is_none() => keys.set_next(key),
             Some(_) => {
-                return Err(RuntimeError::new(format!(
+                return Err(RuntimeError::usage(format!(
                     "{origin}: cluster {name} is given a third time (at most a key and a next key)"
                 )))
             }
@@ -119,16 +119,16 @@ pub fn run(args: WitnessArgs) -> ExitCode {
     super::logging::init(args.log_format);
     let result = (|| {
         if args.lease.is_zero() {
-            return Err(RuntimeError::new("--lease must be longer than 0"));
+            return Err(RuntimeError::usage("--lease must be longer than 0"));
         }
         let clusters = load_clusters(&args.clusters, args.cluster_file.as_deref())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| RuntimeError::new(format!("cannot start the event loop: {e}")))?;
+            .map_err(|e| RuntimeError::io(format!("cannot start the event loop: {e}")))?;
         runtime.block_on(async {
             let (socket, _) =
-                bind_udp(args.listen).map_err(|e| RuntimeError::new(format!("--listen {}: cannot bind UDP: {e}", args.listen)))?;
+                bind_udp(args.listen).map_err(|e| RuntimeError::io(format!("--listen {}: cannot bind UDP: {e}", args.listen)))?;
             let incarnation = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(1);
             let server = WitnessServer::new(clusters, args.lease, incarnation);
             serve(socket, server).await
@@ -145,10 +145,10 @@ pub fn run(args: WitnessArgs) -> ExitCode {
 
 /// Serve `server` on `socket` until SIGTERM or SIGINT.
 pub async fn serve(socket: UdpSocket, mut server: WitnessServer) -> Result<()> {
-    let signal_err = |e: std::io::Error| RuntimeError::new(format!("cannot install signal handlers: {e}"));
+    let signal_err = |e: std::io::Error| RuntimeError::io(format!("cannot install signal handlers: {e}"));
     let mut sigterm = signal(SignalKind::terminate()).map_err(signal_err)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(signal_err)?;
-    let local = socket.local_addr().map_err(|e| RuntimeError::new(format!("cannot read the socket's address: {e}")))?;
+    let local = socket.local_addr().map_err(|e| RuntimeError::io(format!("cannot read the socket's address: {e}")))?;
     let names: Vec<&str> = server.clusters().collect();
     tracing::info!(listen = %local, clusters = %names.join(","), count = names.len(),
         version = env!("CARGO_PKG_VERSION"), "failoverd witness started");
@@ -219,7 +219,7 @@ mod tests {
 
         let c = load_clusters(&[arg("a", &key), arg("a", &next)], None).unwrap();
         assert_eq!(c["a"].active(), b"k".repeat(40));
-        assert_eq!(c["a"].next.as_deref(), Some(&b"n".repeat(40)[..]));
+        assert_eq!(c["a"].next(), Some(&b"n".repeat(40)[..]));
 
         let err = |args: &[String]| load_clusters(args, None).unwrap_err().to_string();
         assert!(err(&[]).contains("no cluster to serve"));

@@ -109,6 +109,12 @@ impl SequenceKind {
     }
 }
 
+impl std::fmt::Display for SequenceKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a sequence stopped. Every variant stops the sequence; none is a guess.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum StorageError {

@@ -371,6 +371,12 @@ pub fn import_mode(
     }
 }
 
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Serialize a [`Step`] as its stable name (`"zdb-check"`), as events and traces show it:
 /// `#[serde(with = "crate::storage::step_name")]`.
 pub mod step_name {
@@ -385,5 +391,24 @@ pub mod step_name {
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Step, D::Error> {
         let name = <String as serde::Deserialize>::deserialize(d)?;
         Step::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown storage step `{name}`")))
+    }
+
+    /// The same for an optional step (`null` when there is none): `#[serde(with = "crate::storage::step_name::option")]`.
+    pub mod option {
+        use super::Step;
+
+        /// The name of `step`, or `null`.
+        pub fn serialize<S: serde::Serializer>(step: &Option<Step>, s: S) -> Result<S::Ok, S::Error> {
+            match step {
+                Some(step) => s.serialize_some(step.name()),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// The step of a name, or `None` for `null`.
+        pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Step>, D::Error> {
+            let name = <Option<String> as serde::Deserialize>::deserialize(d)?;
+            name.map(|n| Step::from_name(&n).ok_or_else(|| serde::de::Error::custom(format!("unknown storage step `{n}`")))).transpose()
+        }
     }
 }
