@@ -107,7 +107,7 @@ pub const MIN_DATAGRAM: usize = HEADER_LEN + 1 + MAC_LEN;
 /// from 0 to 7.
 pub const MAX_LINKS: u8 = 8;
 
-type HmacSha256 = Hmac<Sha256>;
+pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Every datagram: who sent it, in which incarnation, with which sequence number, and what it says.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -334,6 +334,11 @@ impl Keys {
     /// The key also accepted on receive during a key roll.
     pub fn next(&self) -> Option<&[u8]> {
         self.next.as_deref()
+    }
+
+    /// The HMAC states keyed with the active and the next key (`None`: no such key, or an empty one).
+    pub(crate) fn keyed_macs(&self) -> [Option<&HmacSha256>; 2] {
+        [self.active_mac.as_ref(), self.next_mac.as_ref()]
     }
 
     /// Accept `key` on receive too (a key roll's next key).

@@ -201,13 +201,11 @@ impl Engine {
     /// Report what the channel says: this node's writes failing or back, peers alive on the disk only, slots
     /// that stopped.
     pub(crate) fn evaluate_disk(&mut self, now: Time) {
-        if self.disk.is_none() {
-            return;
-        }
         let dead_after = self.cfg.cluster.dead_after;
-        let net_alive: Vec<(String, bool)> = self.peers.iter().map(|(n, p)| (n.clone(), p.alive())).collect();
         let Some(d) = self.disk.as_mut() else { return };
-        let device = d.device.display().to_string();
+        let peers = &self.peers;
+        // (this runs at every step: the device's name is only made into a String for an event)
+        let device = |d: &DiskChannel| d.device.display().to_string();
         let mut events = Vec::new();
         let ok = d.path_ok(now, dead_after);
         if !ok && now >= d.since + dead_after && !d.failing_reported {
@@ -217,23 +215,27 @@ impl Engine {
                 (None, Some(t)) => format!("no write completed for {} ms (the device hangs?)", now.since(t).as_millis()),
                 (None, None) => "no write completed since this daemon started (the device hangs?)".to_string(),
             };
-            events.push(Event::DiskHeartbeatFailed { device: device.clone(), error });
+            events.push(Event::DiskHeartbeatFailed { device: device(d), error });
         } else if ok && d.failing_reported {
             d.failing_reported = false;
-            events.push(Event::DiskHeartbeatRestored { device: device.clone() });
+            events.push(Event::DiskHeartbeatRestored { device: device(d) });
         }
-        for (node, alive) in net_alive {
-            let disk_alive = d.peer_alive(&node, now, dead_after);
-            let stopped = d.peer_stopped(&node, now, dead_after);
-            let age = d.slot_age(&node, now);
-            let p = d.peers.entry(node.clone()).or_default();
+        for (node, live) in peers {
+            let alive = live.alive();
+            let disk_alive = d.peer_alive(node, now, dead_after);
+            let stopped = d.peer_stopped(node, now, dead_after);
+            let age = d.slot_age(node, now);
+            if !d.peers.contains_key(node) {
+                d.peers.insert(node.clone(), PeerSlot::default());
+            }
+            let Some(p) = d.peers.get_mut(node) else { continue };
             if alive {
                 p.held_reported = false;
             }
             if !alive && disk_alive {
                 if !p.disk_only_reported {
                     p.disk_only_reported = true;
-                    events.push(Event::PeerAliveOnDiskOnly { node: node.clone(), device: device.clone() });
+                    events.push(Event::PeerAliveOnDiskOnly { node: node.clone(), device: d.device.display().to_string() });
                 }
             } else {
                 p.disk_only_reported = false;
@@ -242,7 +244,7 @@ impl Engine {
                 p.silent_reported = true;
                 events.push(Event::PeerDiskSilent {
                     node: node.clone(),
-                    device: device.clone(),
+                    device: d.device.display().to_string(),
                     silent_ms: age.as_millis() as u64,
                     error: p.error.clone(),
                 });
