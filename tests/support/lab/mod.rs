@@ -26,8 +26,6 @@
 //! take a machine-wide lock, so the cases of several test binaries or threads run one after the other: their
 //! timing (dead_after 1 s) must not compete for the two CPUs with another lab.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -39,8 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
-/// The failoverd binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+pub use super::BIN;
 /// The ipmi_sim chassis-control program.
 pub const CHASSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/lab/chassis.sh");
 /// Where live labs are recorded, and the machine-wide lock.

@@ -7,7 +7,7 @@
 
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/real-zfs-lab/cluster.toml");
 
 /// A real capture: (command, stdout, stderr, rc).
