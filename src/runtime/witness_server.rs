@@ -219,7 +219,7 @@ mod tests {
 
         let c = load_clusters(&[arg("a", &key), arg("a", &next)], None).unwrap();
         assert_eq!(c["a"].active(), b"k".repeat(40));
-        assert_eq!(c["a"].next.as_deref(), Some(&b"n".repeat(40)[..]));
+        assert_eq!(c["a"].next(), Some(&b"n".repeat(40)[..]));
 
         let err = |args: &[String]| load_clusters(args, None).unwrap_err().to_string();
         assert!(err(&[]).contains("no cluster to serve"));
