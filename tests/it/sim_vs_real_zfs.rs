@@ -35,8 +35,8 @@ type Capture = (String, String, String, i32);
 macro_rules! real {
     ($name:literal) => {
         [
-            ("2.1.11", capture(include_str!(concat!("fixtures/openzfs-2.1.11/real-zfs-lab/", $name)))),
-            ("2.3.2", capture(include_str!(concat!("fixtures/openzfs-2.3.2/real-zfs-lab/", $name)))),
+            ("2.1.11", capture(include_str!(concat!("../fixtures/openzfs-2.1.11/real-zfs-lab/", $name)))),
+            ("2.3.2", capture(include_str!(concat!("../fixtures/openzfs-2.3.2/real-zfs-lab/", $name)))),
         ]
     };
 }

@@ -164,13 +164,10 @@ impl LabSpec {
         self
     }
 
+    #[allow(dead_code)] // only failover_once (benches/failover.rs) sets it
     pub fn mmp_wait(mut self, d: Duration) -> LabSpec {
         self.mmp_wait = d;
         self
-    }
-
-    fn index_of(&self, host: &str) -> usize {
-        self.nodes.iter().position(|n| n.name == host).unwrap_or_else(|| panic!("{host} is not a node of this lab"))
     }
 }
 
@@ -410,6 +407,7 @@ pub enum Fault {
     /// Drop everything in and out.
     Cut,
     /// Drop this percentage at random, each way.
+    #[allow(dead_code)] // partial loss: no lab case uses it yet (see Lab::loss)
     Loss(u32),
 }
 
@@ -908,6 +906,7 @@ impl Lab {
     }
 
     /// Drop `pct` % of `host`'s packets on ring `link` at random, each way.
+    #[allow(dead_code)] // no lab case uses partial loss yet
     pub fn loss(&self, host: &str, link: usize, pct: u32) -> Result<(), String> {
         self.set_fault(host, link, Some(Fault::Loss(pct)))
     }
@@ -1120,6 +1119,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 pub struct LogLine {
     /// Wall-clock time, microseconds since the Unix epoch.
     pub unix_us: u64,
+    #[allow(dead_code)] // shown when a line is printed ({:?}); no case reads it
     pub level: String,
     pub message: String,
     /// For `event` lines: the event name (`peer_dead`...).
@@ -1231,6 +1231,7 @@ pub fn parse_rfc3339_us(s: &str) -> Option<u64> {
 // ----- the failover measurement for benchmarks ---------------------------------------------------------------
 
 /// One crash-to-takeover run, each duration measured from the SIGKILL of the victim's daemon.
+#[allow(dead_code)] // benches/failover.rs's measurement: no test builds one
 #[derive(Clone, Debug)]
 pub struct FailoverTiming {
     /// Until the survivor logged `peer_dead` for the victim.
@@ -1248,6 +1249,7 @@ pub struct FailoverTiming {
 /// Build a two-node lab (both targets on mds1), SIGKILL mds1's daemon, and measure until mds2 runs every
 /// target verified. `mmp_wait` is the simulated MMP activity check (20 s is OpenZFS's real base length).
 /// Errors when the lab cannot run here or the failover does not complete within `timeout`.
+#[allow(dead_code)] // called by benches/failover.rs only
 pub fn failover_once(mmp_wait: Duration, timeout: Duration) -> Result<FailoverTiming, String> {
     if let Some(why) = missing_prerequisite() {
         return Err(format!("the lab cannot run here: {why}"));
