@@ -6,10 +6,14 @@
 //! the survivor, from the kill: the pools' zdb checks and imports run side by side) (root; the lab's tools: ip, nft, ipmi_sim,
 //! ipmitool). `--mmp-wait 20s` gives OpenZFS's real activity check.
 
-#[path = "../tests/support/lab/mod.rs"]
-mod lab;
+// The tests' harness (tests/support/): this bench uses only its namespace lab.
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
 
 use std::time::Duration;
+
+use support::lab;
 
 fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())

@@ -17,8 +17,10 @@
 //! Under `cargo test --all-targets` / `cargo nextest` (no `--bench` argument) it runs nothing: timings are
 //! printed by this bench, never asserted in tests.
 
-#[path = "../tests/support/fence/mod.rs"]
-mod lab;
+// The tests' harness (tests/support/): this bench uses only its fence simulators.
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,7 @@ use failoverd::config::{FenceDeviceConfig, FencingMode, NodeConfig, PduProfile};
 use failoverd::fence::{DeviceOutcome, FenceAction, PowerState};
 use failoverd::runtime::fence_probe::run_device_op;
 
-use lab::{Bmc, LabHosts, Pdu, Victim};
+use support::fence::{self as lab, Bmc, LabHosts, Pdu, Victim};
 
 const RUNS: usize = 10;
 

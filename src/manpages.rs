@@ -5,7 +5,7 @@
 //! - `failoverd manpages DIR` (hidden; used by `scripts/package`) writes `failoverd.8`, one
 //!   `failoverd-SUBCOMMAND.8` per visible subcommand, and `failoverd.toml.5` ([`write_manpages`]). The
 //!   configuration reference `failoverd.toml.5` is hand-written roff kept in `docs/man/` and compiled in;
-//!   `tests/packaging.rs` fails when a configuration key exists that it does not describe.
+//!   `tests/it/packaging.rs` fails when a configuration key exists that it does not describe.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The simulated SAN as real commands: `failoverd sim-tool TOOL ARGS...` and `failoverd sim-san ...`.
 //!
-//! The multi-host lab (tests/lab.rs) runs each host's `failoverd run` in its own network namespace. Those
+//! The multi-host lab (tests/it/lab.rs) runs each host's `failoverd run` in its own network namespace. Those
 //! hosts have no ZFS or Lustre, so their `zpool`, `zdb`, `zfs`, `mount`, `umount`, `df`, `lctl` (and the
 //! `mkdir -p` and `cat /proc/mounts` of the sequences) are tiny shell wrappers put first on the daemon's PATH
 //! (`sim-san wrappers`) that exec `failoverd sim-tool TOOL ARGS...`. Every host's wrappers answer from one

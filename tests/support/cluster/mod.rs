@@ -1,21 +1,12 @@
-//! Shared helper for tests that run real `failoverd run` daemons on 127.0.0.1: a temporary cluster
-//! (config, key, one state_dir and control socket per node, free UDP ports), daemons that are SIGKILLed when
-//! dropped, their JSON logs, `status --json`, and a polling `wait_until`.
-//!
-//! Use it with `#[path = "support/cluster/mod.rs"] mod cluster;` rather than another copy of a daemon
-//! wrapper.
-#![allow(dead_code)]
+//! A temporary cluster of real `failoverd run` daemons on 127.0.0.1: config, key, one state_dir and control
+//! socket per node, free UDP ports; the daemons are [`Daemon`]s (SIGKILLed when dropped).
 
-use std::fs::File;
-use std::net::UdpSocket;
-use std::os::unix::net::UnixStream;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use super::{free_udp_port, Daemon};
 pub const HEARTBEAT_MS: u64 = 100;
 pub const DEAD_AFTER_MS: u64 = 500;
 pub const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
@@ -28,18 +19,22 @@ pub struct Cluster {
     pub nodes: Vec<(String, Vec<u16>)>,
 }
 
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 impl Cluster {
     /// Nodes `names` (two links each, manual fencing), with `extra_cluster` appended to `[cluster]` (e.g.
     /// `notify = "/path"`).
     pub fn new(names: &[&str], extra_cluster: &str) -> Cluster {
+        Cluster::build(names, &[], extra_cluster)
+    }
+
+    /// [`Cluster::new`] with `extra` nodes in the config whose "addresses" are sockets the test holds (to
+    /// capture what the daemons send).
+    pub fn build(names: &[&str], extra: &[(&str, Vec<u16>)], extra_cluster: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("cluster.key");
         std::fs::write(&key, format!("{KEY}\n")).unwrap();
-        let nodes: Vec<(String, Vec<u16>)> = names.iter().map(|n| (n.to_string(), vec![free_udp_port(), free_udp_port()])).collect();
+        let port = || free_udp_port(Ipv4Addr::LOCALHOST);
+        let mut nodes: Vec<(String, Vec<u16>)> = names.iter().map(|n| (n.to_string(), vec![port(), port()])).collect();
+        nodes.extend(extra.iter().map(|(n, p)| (n.to_string(), p.clone())));
         let mut toml = format!(
             "[cluster]\nname = \"testc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
              heartbeat_interval = \"{HEARTBEAT_MS}ms\"\ndead_after = \"{DEAD_AFTER_MS}ms\"\nstall_threshold = \"400ms\"\n\
@@ -97,129 +92,8 @@ impl Cluster {
     pub fn spawn(&self, node: &str, instance: &str, config: &Path, socket: &Path) -> Daemon {
         let nd = self.dir.path().join(instance);
         std::fs::create_dir_all(&nd).unwrap();
-        let log = nd.join("log.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .args(["--node", node, "--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Daemon { name: node.to_string(), child: Some(child), socket: socket.to_path_buf(), log }
+        Daemon::run(node, config, socket, &nd.join("log.jsonl"), &[])
     }
-}
-
-/// A running `failoverd run`, SIGKILLed on drop.
-pub struct Daemon {
-    pub name: String,
-    pub child: Option<Child>,
-    pub socket: PathBuf,
-    pub log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Daemon {
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-
-    pub fn wait_for_socket(&self) {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} never opened its control socket; log:\n{}", self.name, self.log_text());
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn log_lines(&self) -> Vec<Value> {
-        self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    /// Events (as logged) with this name.
-    pub fn events(&self, name: &str) -> Vec<Value> {
-        self.log_lines().into_iter().filter(|l| l["fields"]["event"] == json!(name)).collect()
-    }
-
-    /// `failoverd status --json --socket ...`
-    pub fn status(&self) -> Value {
-        let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(&self.socket).output().unwrap();
-        assert!(out.status.success(), "status of {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    /// `failoverd status --socket ...` (the human form).
-    pub fn status_text(&self) -> String {
-        let out = Command::new(BIN).args(["status", "--socket"]).arg(&self.socket).output().unwrap();
-        assert!(out.status.success(), "status of {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    pub fn peer(&self, peer: &str) -> Value {
-        let s = self.status();
-        s["peers"].as_array().unwrap().iter().find(|p| p["node"] == json!(peer)).cloned().unwrap_or(Value::Null)
-    }
-
-    pub fn peer_alive(&self, peer: &str) -> bool {
-        self.peer(peer)["alive"] == json!(true)
-    }
-
-    pub fn kill(&mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-
-    /// SIGTERM, then wait (at most `limit`) for the exit status.
-    pub fn terminate(&mut self, limit: Duration) -> std::process::ExitStatus {
-        use nix::sys::signal::{kill, Signal};
-        kill(nix::unistd::Pid::from_raw(self.pid()), Signal::SIGTERM).unwrap();
-        let mut child = self.child.take().unwrap();
-        let t = Instant::now();
-        loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                return s;
-            }
-            if t.elapsed() > limit {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not exit within {limit:?} of SIGTERM; log:\n{}", self.name, self.log_text());
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-pub fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting until {what}");
 }
 
 /// A `notify` program in `dir` that appends each JSON event it receives on stdin to `<dir>/notified.jsonl`.

@@ -1,4 +1,4 @@
-//! Real fence devices on loopback, for `tests/fencing.rs` and `benches/fence.rs`.
+//! Real fence devices on loopback, for `tests/it/fencing.rs` and `benches/fence.rs`.
 //!
 //! * [`Bmc`]: OpenIPMI's `ipmi_sim` (started by `bmc.sh`), whose chassis power is a state file that
 //!   `chassis.sh` keeps; powering off SIGKILLs the [`Victim`] attached to it.
@@ -15,10 +15,8 @@
 //!
 //! The tools come from Debian packages (openipmi, ipmitool, snmpd, snmp, fence-agents, python3): call
 //! [`tools_present`] first; it skips the test with a printed reason, or fails it under `CI=true`.
-#![allow(dead_code)] // each test crate uses its own part of this module
-
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -34,6 +32,8 @@ use failoverd::engine::{FenceJob, FenceReason, JobProgress};
 use failoverd::fence::FenceAction;
 use failoverd::runtime::clock::Clock;
 use failoverd::runtime::exec;
+
+use super::free_udp_port;
 
 /// This folder: the simulator scripts.
 pub const SUPPORT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fence");
@@ -105,11 +105,6 @@ pub fn unique_loopback() -> Ipv4Addr {
     let pid = std::process::id();
     let n = INSTANCE.fetch_add(1, Ordering::Relaxed);
     Ipv4Addr::new(127, (10 + (pid >> 8) % 240) as u8, (pid % 256) as u8, (1 + n % 254) as u8)
-}
-
-/// A UDP port nobody uses on `addr` right now.
-pub fn free_udp_port(addr: Ipv4Addr) -> u16 {
-    UdpSocket::bind((addr, 0)).and_then(|s| s.local_addr()).map(|a| a.port()).expect("bind a loopback UDP port")
 }
 
 /// An address and port where nothing listens: a BMC or PDU that is down.
@@ -573,6 +568,7 @@ impl Pdu {
     }
 
     /// Kill snmpd and its handler: the PDU stops answering.
+    #[allow(dead_code)] // as Bmc::stop; no test stops a PDU yet
     pub fn stop(&mut self) {
         self.sim.stop();
     }
@@ -616,6 +612,7 @@ impl LabHosts {
         read_state(&self.dir.path().join(plug))
     }
 
+    #[allow(dead_code)] // benches/fence.rs powers the host back on; the tests do not
     pub fn set_power(&self, plug: &str, on: bool) {
         write_state(&self.dir.path().join(plug), if on { "on" } else { "off" });
     }

@@ -26,8 +26,6 @@
 //! take a machine-wide lock, so the cases of several test binaries or threads run one after the other: their
 //! timing (dead_after 1 s) must not compete for the two CPUs with another lab.
 
-#![allow(dead_code)] // each test binary uses a different part of the harness
-
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
@@ -39,8 +37,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
-/// The failoverd binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+pub use super::BIN;
 /// The ipmi_sim chassis-control program.
 pub const CHASSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/lab/chassis.sh");
 /// Where live labs are recorded, and the machine-wide lock.
@@ -167,13 +164,10 @@ impl LabSpec {
         self
     }
 
+    #[allow(dead_code)] // only failover_once (benches/failover.rs) sets it
     pub fn mmp_wait(mut self, d: Duration) -> LabSpec {
         self.mmp_wait = d;
         self
-    }
-
-    fn index_of(&self, host: &str) -> usize {
-        self.nodes.iter().position(|n| n.name == host).unwrap_or_else(|| panic!("{host} is not a node of this lab"))
     }
 }
 
@@ -413,6 +407,7 @@ pub enum Fault {
     /// Drop everything in and out.
     Cut,
     /// Drop this percentage at random, each way.
+    #[allow(dead_code)] // partial loss: no lab case uses it yet (see Lab::loss)
     Loss(u32),
 }
 
@@ -911,6 +906,7 @@ impl Lab {
     }
 
     /// Drop `pct` % of `host`'s packets on ring `link` at random, each way.
+    #[allow(dead_code)] // no lab case uses partial loss yet
     pub fn loss(&self, host: &str, link: usize, pct: u32) -> Result<(), String> {
         self.set_fault(host, link, Some(Fault::Loss(pct)))
     }
@@ -1123,6 +1119,7 @@ pub fn tail(path: &Path, n: usize) -> String {
 pub struct LogLine {
     /// Wall-clock time, microseconds since the Unix epoch.
     pub unix_us: u64,
+    #[allow(dead_code)] // shown when a line is printed ({:?}); no case reads it
     pub level: String,
     pub message: String,
     /// For `event` lines: the event name (`peer_dead`...).
@@ -1234,6 +1231,7 @@ pub fn parse_rfc3339_us(s: &str) -> Option<u64> {
 // ----- the failover measurement for benchmarks ---------------------------------------------------------------
 
 /// One crash-to-takeover run, each duration measured from the SIGKILL of the victim's daemon.
+#[allow(dead_code)] // benches/failover.rs's measurement: no test builds one
 #[derive(Clone, Debug)]
 pub struct FailoverTiming {
     /// Until the survivor logged `peer_dead` for the victim.
@@ -1251,6 +1249,7 @@ pub struct FailoverTiming {
 /// Build a two-node lab (both targets on mds1), SIGKILL mds1's daemon, and measure until mds2 runs every
 /// target verified. `mmp_wait` is the simulated MMP activity check (20 s is OpenZFS's real base length).
 /// Errors when the lab cannot run here or the failover does not complete within `timeout`.
+#[allow(dead_code)] // called by benches/failover.rs only
 pub fn failover_once(mmp_wait: Duration, timeout: Duration) -> Result<FailoverTiming, String> {
     if let Some(why) = missing_prerequisite() {
         return Err(format!("the lab cannot run here: {why}"));

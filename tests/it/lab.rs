@@ -13,12 +13,9 @@
 //! The end-to-end failover time (kill → every target verified on the survivor) is a benchmark, not a test:
 //! `cargo bench --bench failover -- --rounds 5 --mmp-wait 2s` (benches/failover.rs, same harness).
 
-#[path = "support/lab/mod.rs"]
-mod lab;
-
 use std::time::{Duration, SystemTime};
 
-use lab::{Lab, LabSpec};
+use crate::support::lab::{self, Lab, LabSpec};
 
 /// Longest a takeover may take here: detection, fence_delay, fence, then per target zdb -e (~4 s), the import
 /// with its MMP check, mount (1-3 s) and verification.
@@ -147,7 +144,7 @@ fn one_link_cut_is_not_a_failover() {
     if link("mds2", "mds1", 1) != (true, false) || link("mds2", "mds1", 0) != (true, true) {
         lab.fail(&format!("mds2's status should show mds1 alive with ring1 down: {}", lab.ok(lab.status("mds2"))["peers"]));
     }
-    // a few more dead_after periods on one link: still nobody dead, nothing fenced, nothing moved
+    // a few more dead_after periods on one link (a deliberate wait): still nobody dead, nothing fenced, nothing moved
     std::thread::sleep(lab.spec.dead_after * 3);
     for host in ["mds1", "mds2"] {
         let log = lab.log(host);
@@ -202,7 +199,7 @@ fn full_partition_without_witness_leaves_one_node() {
     if victim.count(cut_at, "fence_started", &[("node", "mds1")]) > 0 {
         lab.fail(&format!("mds2 started fencing mds1 although it had to wait fence_delay: {}", victim.summary(cut_at)));
     }
-    // The race is over: mds2 stays off and mds1 never fences again.
+    // The race is over: mds2 stays off and mds1 never fences again (a deliberate wait: nothing may happen).
     std::thread::sleep(lab.spec.fence_delay + lab.spec.dead_after);
     if lab.ok(lab.powered("mds2")) || lab.log("mds1").count(cut_at, "fence_started", &[]) != 1 {
         lab.fail("after the race: mds2 must stay off and mds1 must have fenced exactly once");
@@ -294,7 +291,7 @@ fn fenced_node_back_in_a_partition_does_not_fence() {
     let on_at = SystemTime::now();
     lab.ok(lab.bmc_power("mds2", true));
     lab.ok(lab::wait_for("mds2's daemon to boot and answer", Duration::from_secs(20), || lab.status("mds2").ok()));
-    // long enough for a fence from either side: detection, the fence_delay, retries
+    // a deliberate wait, long enough for a fence from either side: detection, the fence_delay, retries
     std::thread::sleep(lab.spec.dead_after * 3 + lab.spec.fence_delay * 2);
     let st = lab.ok(lab.status("mds2"));
     if st["quorum"]["quorate"] != false {
@@ -429,7 +426,7 @@ fn sigterm_is_a_graceful_leave() {
         in_order(&lab, "mds1", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "release")]))]);
         in_order(&lab, "mds2", stopped, &[("sequence_done", with(&[("target", t), ("sequence", "acquire")]))]);
     }
-    // long enough for a fence: detection, the fence_delay, a retry
+    // a deliberate wait, long enough for a fence: detection, the fence_delay, a retry
     std::thread::sleep(lab.spec.dead_after * 3 + lab.spec.fence_delay * 2);
     if lab.log("mds2").count(stopped, "fence_started", &[]) > 0 {
         lab.fail(&format!("mds2 fenced a node that left gracefully: {}", lab.log("mds2").summary(stopped)));
@@ -522,7 +519,7 @@ fn full_partition_with_disk_alive_is_no_failover() {
         }));
     }
     let first_seen = since(cut_at, lab.log("mds2").first(cut_at, "peer_alive_on_disk_only", &[("node", "mds1")]).map(|l| l.time()).unwrap_or(cut_at));
-    // three times dead_after + fence_delay: a fence race would long be over
+    // a deliberate wait of three times dead_after + fence_delay: a fence race would long be over
     let watch = (lab.spec.dead_after + lab.spec.fence_delay) * 3;
     std::thread::sleep(watch);
     for host in ["mds1", "mds2"] {

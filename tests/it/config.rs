@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use failoverd::config::{load_key, Config, FenceDeviceKind, FencingMode, KeyCheck, TargetKind};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");

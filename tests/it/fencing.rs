@@ -10,13 +10,9 @@
 //! ports) and stops them when it ends, passed or not. A missing tool skips the test, or fails it under
 //! `CI=true`.
 
-#[path = "support/fence/mod.rs"]
-mod lab;
-
-use std::fs::File;
-use std::os::unix::net::UnixStream;
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use failoverd::config::{Config, FenceDeviceConfig, FenceDeviceKind, FencingMode, NodeConfig, PduProfile};
@@ -25,9 +21,9 @@ use failoverd::fence::{DeviceOutcome, FenceAction, FenceError, PowerState};
 use failoverd::runtime::fence_probe::{check_agent_metadata, run_device_op, OptionsCheck};
 use serde_json::{json, Value};
 
-use lab::{block_on, tools_present, Bmc, LabHosts, OutletFault, Pdu, Victim};
+use crate::support::{free_udp_port, wait_until, Daemon, BIN};
+use crate::support::fence::{self as lab, block_on, tools_present, Bmc, LabHosts, OutletFault, Pdu, Victim};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
 const IPMI_TOOLS: &[&str] = &["ipmi_sim", "ipmitool"];
 const SNMP_TOOLS: &[&str] = &["snmpd", "snmpset", "snmpget", lab::PYTHON];
 
@@ -380,7 +376,7 @@ impl Cluster {
         let key = dir.path().join("cluster.key");
         std::fs::write(&key, format!("{KEY}\n")).unwrap();
         let socket = dir.path().join("control.sock");
-        let port = || lab::free_udp_port(std::net::Ipv4Addr::LOCALHOST);
+        let port = || free_udp_port(Ipv4Addr::LOCALHOST);
         let mut toml = format!(
             "[cluster]\nname = \"fencetest\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
              heartbeat_interval = \"100ms\"\ndead_after = \"500ms\"\nstall_threshold = \"400ms\"\n\
@@ -410,23 +406,8 @@ impl Cluster {
     /// `failoverd run` as alpha, JSON logs in the cluster's folder; returns once its control socket answers.
     fn start_alpha(&self) -> Daemon {
         let log = self.dir.path().join("alpha.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&self.config)
-            .args(["--node", "alpha", "--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .env("PATH", lab::full_path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let d = Daemon { child: Some(child), log };
-        let t = Instant::now();
-        while UnixStream::connect(&self.socket).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(20), "alpha never opened its control socket; log:\n{}", d.log_text());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let d = Daemon::run("alpha", &self.config, &self.socket, &log, &[("PATH", &lab::full_path())]);
+        d.wait_for_socket();
         d
     }
 
@@ -441,51 +422,6 @@ impl Cluster {
         assert!(ok, "status failed: {err}");
         serde_json::from_str(&out).unwrap()
     }
-}
-
-/// A running `failoverd run`, SIGKILLed on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Daemon {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The events of this name, each as its JSON detail plus the log line's timestamp.
-    fn events(&self, name: &str) -> Vec<(String, Value)> {
-        self.log_text()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["fields"]["event"] == json!(name))
-            .map(|l| {
-                let detail = l["fields"]["detail"].as_str().and_then(|d| serde_json::from_str(d).ok()).unwrap_or(Value::Null);
-                (l["timestamp"].as_str().unwrap_or_default().to_string(), detail)
-            })
-            .collect()
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out after {limit:?} waiting until {what}");
 }
 
 /// Seconds since midnight of a tracing-subscriber RFC 3339 timestamp (`2026-05-01T12:34:56.123456Z`).
@@ -530,11 +466,11 @@ fn daemon_level_one_bmc_down_level_two_pdu_confirms_off() {
     assert!(psu_a.killed_within(KILL_SEEN) && psu_b.killed_within(KILL_SEEN), "calls:\n{}", pdu.calls());
     assert_eq!((pdu.outlet(1).as_str(), pdu.outlet(2).as_str()), ("off", "off"));
 
-    let level_failed = alpha.events("fence_level_failed");
+    let level_failed = alpha.event_details("fence_level_failed");
     assert_eq!(level_failed.len(), 1, "{level_failed:?}");
     assert_eq!(level_failed[0].1["level"], json!(1));
     assert!(level_failed[0].1["error"].as_str().unwrap().contains("beta-ipmi: command timed out: ipmitool"), "{level_failed:?}");
-    let confirmed = alpha.events("fence_confirmed");
+    let confirmed = alpha.event_details("fence_confirmed");
     assert_eq!(confirmed.len(), 1, "{confirmed:?}");
     assert_eq!(confirmed[0].1["level"], json!(2));
     assert_eq!(confirmed[0].1["devices"], json!(["beta-pdu"]));
@@ -558,8 +494,8 @@ fn daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff() {
     let cluster = Cluster::new(&devices, "[[\"beta-ipmi\"], [\"beta-pdu\"]]", false);
     let alpha = cluster.start_alpha();
 
-    wait_until("4 rounds of fencing failed", Duration::from_secs(60), || alpha.events("fence_failed").len() >= 4);
-    let failed = alpha.events("fence_failed");
+    wait_until("4 rounds of fencing failed", Duration::from_secs(60), || alpha.event_details("fence_failed").len() >= 4);
+    let failed = alpha.event_details("fence_failed");
     let retries: Vec<u64> = failed.iter().map(|(_, e)| e["retry_in_ms"].as_u64().unwrap()).collect();
     assert_eq!(&retries[..4], &[300, 600, 1200, 1200], "backoff doubles from fence_retry_initial up to fence_retry_max");
     let attempts: Vec<u64> = failed.iter().map(|(_, e)| e["attempt"].as_u64().unwrap()).collect();
@@ -571,7 +507,7 @@ fn daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff() {
         assert!(errors[1].starts_with("level 2: device beta-pdu:") && errors[1].contains("outlet 2"), "{errors:?}");
     }
     // Each new round starts no sooner than the backoff announced by the failure before it.
-    let started = alpha.events("fence_started");
+    let started = alpha.event_details("fence_started");
     for (i, (at, e)) in failed[..3].iter().enumerate() {
         let next = started.iter().find(|(_, s)| s["attempt"].as_u64() == Some(i as u64 + 2)).expect("the next round started");
         let gap = seconds_of_day(&next.0) - seconds_of_day(at);
@@ -579,7 +515,7 @@ fn daemon_every_level_failing_means_no_confirmation_and_retries_with_backoff() {
         assert!(gap >= backoff - 0.005, "round {} started {gap:.3}s after the failure, before its {backoff}s backoff", i + 2);
     }
 
-    assert!(alpha.events("fence_confirmed").is_empty(), "no level succeeded, yet a fence was confirmed");
+    assert!(alpha.event_details("fence_confirmed").is_empty(), "no level succeeded, yet a fence was confirmed");
     let status = cluster.status();
     let beta = status["peers"].as_array().unwrap().iter().find(|p| p["node"] == json!("beta")).unwrap().clone();
     assert_eq!(beta["fenced"], json!(false), "{status:#}");

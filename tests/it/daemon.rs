@@ -4,182 +4,19 @@
 //! Every test has its own temporary directory (config, key, state dirs, control sockets, logs) and its own
 //! ports; daemons are killed when the test ends, whether it passed or not.
 
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use failoverd::protocol::{self, Body, Envelope, Heartbeat};
 use rand::{Rng, RngCore, SeedableRng};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
-const HEARTBEAT_MS: u64 = 100;
-const DEAD_AFTER_MS: u64 = 500;
-const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
-
-/// A temporary cluster definition: config file, key, and per-node directories.
-struct Cluster {
-    dir: tempfile::TempDir,
-    config: PathBuf,
-    /// (node, [port per link])
-    nodes: Vec<(String, Vec<u16>)>,
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-impl Cluster {
-    /// Nodes `names` run by the test as daemons; `extra` are nodes in the config whose "addresses" are
-    /// sockets the test holds (to capture what the daemons send).
-    fn new(names: &[&str], extra: &[(&str, Vec<u16>)]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("cluster.key");
-        std::fs::write(&key, format!("{KEY}\n")).unwrap();
-        let mut nodes: Vec<(String, Vec<u16>)> = names.iter().map(|n| (n.to_string(), vec![free_udp_port(), free_udp_port()])).collect();
-        nodes.extend(extra.iter().map(|(n, p)| (n.to_string(), p.clone())));
-        let mut toml = format!(
-            "[cluster]\nname = \"testc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
-             heartbeat_interval = \"{HEARTBEAT_MS}ms\"\ndead_after = \"{DEAD_AFTER_MS}ms\"\nstall_threshold = \"400ms\"\n\
-             wait_for_all = true\nfence_delay = \"1s\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n",
-            key.display(),
-            dir.path().join("state").display(),
-            dir.path().join("control.sock").display()
-        );
-        for (i, (name, ports)) in nodes.iter().enumerate() {
-            toml.push_str(&format!(
-                "[[node]]\nname = \"{name}\"\naddresses = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nhostid = \"{:08x}\"\nfence_priority = {}\nfencing = \"manual\"\n\n",
-                ports[0],
-                ports[1],
-                0x1a2b_3c00 + i as u32 + 1,
-                10 - i
-            ));
-        }
-        let config = dir.path().join("cluster.toml");
-        std::fs::write(&config, toml).unwrap();
-        Cluster { dir, config, nodes }
-    }
-
-    fn ports(&self, node: &str) -> Vec<u16> {
-        self.nodes.iter().find(|(n, _)| n == node).unwrap().1.clone()
-    }
-
-    /// A per-node copy of the config (each node needs its own state_dir and control_socket on one host).
-    fn node_config(&self, node: &str) -> (PathBuf, PathBuf) {
-        let text = std::fs::read_to_string(&self.config).unwrap();
-        let nd = self.dir.path().join(node);
-        std::fs::create_dir_all(&nd).unwrap();
-        let socket = nd.join("control.sock");
-        let text = text
-            .replace(&self.dir.path().join("state").display().to_string(), &nd.join("state").display().to_string())
-            .replace(&self.dir.path().join("control.sock").display().to_string(), &socket.display().to_string());
-        let path = nd.join("cluster.toml");
-        std::fs::write(&path, text).unwrap();
-        (path, socket)
-    }
-
-    fn start(&self, node: &str) -> Daemon {
-        let (config, socket) = self.node_config(node);
-        let log = self.dir.path().join(node).join("log.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--node", node, "--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let d = Daemon { name: node.to_string(), child: Some(child), socket, log };
-        d.wait_for_socket();
-        d
-    }
-}
-
-/// A running `failoverd run`, SIGKILLed on drop.
-struct Daemon {
-    name: String,
-    child: Option<Child>,
-    socket: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Daemon {
-    fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().unwrap().is_none())
-    }
-
-    fn wait_for_socket(&self) {
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(20) {
-            if UnixStream::connect(&self.socket).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("{} never opened its control socket; log:\n{}", self.name, self.log_text());
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn log_lines(&self) -> Vec<Value> {
-        self.log_text().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    /// Events (as logged) with this name.
-    fn events(&self, name: &str) -> Vec<Value> {
-        self.log_lines().into_iter().filter(|l| l["fields"]["event"] == json!(name)).collect()
-    }
-
-    /// `failoverd status --json --socket ...`
-    fn status(&self) -> Value {
-        let out = Command::new(BIN).args(["status", "--json", "--socket"]).arg(&self.socket).output().unwrap();
-        assert!(out.status.success(), "status of {} failed: {}", self.name, String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn peer_alive(&self, peer: &str) -> bool {
-        let s = self.status();
-        s["peers"].as_array().unwrap().iter().find(|p| p["node"] == json!(peer)).unwrap()["alive"] == json!(true)
-    }
-
-    fn kill(&mut self) {
-        let mut c = self.child.take().unwrap();
-        c.kill().unwrap();
-        c.wait().unwrap();
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting until {what}");
-}
+use crate::support::cluster::{Cluster, DEAD_AFTER_MS, HEARTBEAT_MS};
+use crate::support::{wait_until, BIN};
 
 /// Seconds since midnight UTC of an RFC 3339 timestamp as tracing-subscriber writes it
 /// (`2026-05-01T12:34:56.123456Z`).
@@ -199,7 +36,7 @@ fn now_seconds_of_day() -> f64 {
 
 #[test]
 fn two_daemons_detect_a_killed_peer() {
-    let cluster = Cluster::new(&["n1", "n2"], &[]);
+    let cluster = Cluster::new(&["n1", "n2"], "");
     let mut n1 = cluster.start("n1");
     let n2 = cluster.start("n2");
     wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
@@ -251,7 +88,7 @@ fn two_daemons_detect_a_killed_peer() {
     assert!(detection >= Duration::from_millis(DEAD_AFTER_MS - HEARTBEAT_MS), "declared dead too early: {detection:?}");
     assert!(detection < bound, "detection took {detection:?}, bound {bound:?}");
     assert!(!n2.peer_alive("n1"));
-    // n2 does not crash after it (it asks the operator to fence n1: fencing = "manual")
+    // n2 does not crash after it (it asks the operator to fence n1: fencing = "manual"); a deliberate wait
     std::thread::sleep(Duration::from_millis(300));
     let s = n2.status();
     assert_eq!(s["peers"][0]["alive"], json!(false));
@@ -291,7 +128,7 @@ fn hostile_datagrams_change_nothing() {
     let tap0 = UdpSocket::bind("127.0.0.1:0").unwrap();
     let tap1 = UdpSocket::bind("127.0.0.1:0").unwrap();
     let taps = vec![tap0.local_addr().unwrap().port(), tap1.local_addr().unwrap().port()];
-    let cluster = Cluster::new(&["n1", "n2"], &[("n3", taps)]);
+    let cluster = Cluster::build(&["n1", "n2"], &[("n3", taps)], "");
     let mut n1 = cluster.start("n1");
     let mut n2 = cluster.start("n2");
     wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
@@ -333,9 +170,11 @@ fn hostile_datagrams_change_nothing() {
         }
         let _ = attacker.send_to(&d, target(i % 2));
         if i % 250 == 0 {
+            // pacing of the flood, not a wait for anything
             std::thread::sleep(Duration::from_millis(5));
         }
     }
+    // a deliberate wait past dead_after: the flood may neither kill n2 nor make it lose n1
     std::thread::sleep(Duration::from_millis(2 * DEAD_AFTER_MS));
     assert!(n2.running(), "n2 died under the flood; log:\n{}", n2.log_text());
     let after = n2.status();
@@ -353,8 +192,10 @@ fn hostile_datagrams_change_nothing() {
         for (link, d) in &captured {
             attacker.send_to(d, target(*link)).unwrap();
         }
+        // pacing of the replays, not a wait for anything
         std::thread::sleep(Duration::from_millis(20));
     }
+    // a deliberate wait: the replays may not bring n1 back
     std::thread::sleep(Duration::from_millis(200));
     assert!(n2.running());
     assert!(!n2.peer_alive("n1"), "a replayed datagram made a dead node look alive");
@@ -406,7 +247,7 @@ fn stable_view(s: &Value) -> Value {
 
 #[test]
 fn bad_control_requests_change_nothing_and_sigterm_stops_cleanly() {
-    let cluster = Cluster::new(&["n1", "n2"], &[]);
+    let cluster = Cluster::new(&["n1", "n2"], "");
     let mut n1 = cluster.start("n1");
     let before = n1.status();
 
@@ -485,7 +326,7 @@ fn bad_control_requests_change_nothing_and_sigterm_stops_cleanly() {
 
 #[test]
 fn startup_errors_name_what_is_wrong() {
-    let cluster = Cluster::new(&["n1", "n2"], &[]);
+    let cluster = Cluster::new(&["n1", "n2"], "");
     let (config, _) = cluster.node_config("n1");
     // a node name that is not in the config
     let out = Command::new(BIN).args(["run", "--config"]).arg(&config).args(["--node", "zz", "--log-format", "json"]).output().unwrap();
@@ -519,7 +360,7 @@ fn startup_errors_name_what_is_wrong() {
 #[test]
 fn a_frozen_daemon_reports_its_own_stall_and_convicts_nobody() {
     use nix::sys::signal::{kill, Signal};
-    let cluster = Cluster::new(&["n1", "n2"], &[]);
+    let cluster = Cluster::new(&["n1", "n2"], "");
     let n1 = cluster.start("n1");
     let n2 = cluster.start("n2");
     wait_until("n1 and n2 see each other alive", Duration::from_secs(15), || n1.peer_alive("n2") && n2.peer_alive("n1"));
@@ -527,9 +368,11 @@ fn a_frozen_daemon_reports_its_own_stall_and_convicts_nobody() {
     // freeze n2 for twice dead_after (a VM pause, a swap storm): when it wakes, the silence it measured is its own
     let pid = nix::unistd::Pid::from_raw(n2.pid());
     kill(pid, Signal::SIGSTOP).unwrap();
+    // the freeze itself: time deliberately let pass
     std::thread::sleep(Duration::from_millis(2 * DEAD_AFTER_MS));
     kill(pid, Signal::SIGCONT).unwrap();
     wait_until("n2 reports a local stall", Duration::from_secs(5), || !n2.events("local_stall").is_empty());
+    // a deliberate wait past dead_after: n2 may not convict n1 for its own stall
     std::thread::sleep(Duration::from_millis(DEAD_AFTER_MS));
     assert!(n2.events("peer_dead").is_empty(), "n2 convicted n1 for n2's own stall: {:?}", n2.events("peer_dead"));
     assert!(n2.peer_alive("n1"));

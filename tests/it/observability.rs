@@ -14,16 +14,16 @@
 //! with a warning otherwise. Every daemon is killed when the test ends; every file lives in a temp dir.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::{free_tcp_port, free_udp_port, Daemon, BIN};
+
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const KEY: &str = "5a1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
 
@@ -153,29 +153,6 @@ fn the_dashboard_has_a_valid_shape() {
 
 // ----- against a real daemon ------------------------------------------------------------------------------
 
-/// A `failoverd run`, SIGKILLed and reaped on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn scrape(port: u16) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
@@ -244,7 +221,8 @@ fn test_series() -> Vec<(String, BTreeSet<String>)> {
 
 /// A pair n1, n2 with one ZFS target (MGT, preferring n1) on a simulated SAN; n1 serves metrics.
 fn start_pair(dir: &Path, metrics_port: u16) -> (Daemon, Daemon) {
-    let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
+    let port = || free_udp_port(Ipv4Addr::LOCALHOST);
+    let ports = [("n1", [port(), port()]), ("n2", [port(), port()])];
     std::fs::write(dir.join("cluster.key"), format!("{KEY}\n")).unwrap();
     let mut nodes = String::new();
     for (i, (name, p)) in ports.iter().enumerate() {
@@ -289,19 +267,8 @@ fn start_pair(dir: &Path, metrics_port: u16) -> (Daemon, Daemon) {
         let bin = nd.join("bin");
         let out = Command::new(BIN).args(["sim-san", "--san"]).arg(&san).arg("wrappers").arg(&bin).args(["--host", me]).output().unwrap();
         assert!(out.status.success(), "sim-san wrappers: {}", String::from_utf8_lossy(&out.stderr));
-        let log = nd.join("log.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--node", me, "--log-format", "json"])
-            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        daemons.push(Daemon { child: Some(child), log });
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        daemons.push(Daemon::run(me, &config, &nd.join("control.sock"), &nd.join("log.jsonl"), &[("PATH", &path)]));
     }
     let n2 = daemons.pop().unwrap();
     (daemons.pop().unwrap(), n2)

@@ -7,54 +7,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
+use std::net::{Ipv4Addr, Shutdown, TcpStream};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::{free_tcp_port, free_udp_port, wait_until, Daemon, BIN};
+
 const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A `failoverd run`, SIGKILLed and reaped on drop.
-struct Daemon {
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting until {what}");
-}
 
 /// Two nodes, n1 serving metrics on `metrics_port`.
 fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
@@ -64,7 +24,8 @@ fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
 /// [`start_pair`] with `extra` lines in both nodes' `[cluster]`.
 fn start_pair_with(dir: &std::path::Path, metrics_port: u16, extra: &str) -> (Daemon, Daemon) {
     std::fs::write(dir.join("cluster.key"), format!("{KEY}\n")).unwrap();
-    let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
+    let port = || free_udp_port(Ipv4Addr::LOCALHOST);
+    let ports = [("n1", [port(), port()]), ("n2", [port(), port()])];
     let mut daemons = Vec::new();
     for (me, _) in &ports {
         let nd = dir.join(me);
@@ -89,19 +50,8 @@ fn start_pair_with(dir: &std::path::Path, metrics_port: u16, extra: &str) -> (Da
             ));
         }
         std::fs::write(nd.join("cluster.toml"), toml).unwrap();
-        let log = nd.join("log.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(nd.join("cluster.toml"))
-            .args(["--node", me, "--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let d = Daemon { child: Some(child), log };
         let socket = nd.join("control.sock");
+        let d = Daemon::run(me, &nd.join("cluster.toml"), &socket, &nd.join("log.jsonl"), &[]);
         wait_until(&format!("{me} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
         daemons.push(d);
     }
@@ -243,10 +193,7 @@ fn a_daemon_serves_its_metrics_over_http() {
     scrape(port);
 
     // Kill n2: n1's series follow.
-    n2.child.take().map(|mut c| {
-        c.kill().unwrap();
-        c.wait().unwrap()
-    });
+    n2.kill();
     wait_until("n1's metrics show n2 dead", Duration::from_secs(20), || {
         let s = parse_exposition(&scrape(port));
         value(&s, "failoverd_peer_alive", &[("node", "n2")]) == Some(0.0)
@@ -255,7 +202,7 @@ fn a_daemon_serves_its_metrics_over_http() {
     assert_eq!(value(&s, "failoverd_peer_link_up", &[("node", "n2"), ("link", "ring0")]), Some(0.0));
     assert!(value(&s, "failoverd_peer_last_heard_seconds", &[("node", "n2"), ("link", "ring0")]).unwrap() >= 0.5);
     assert_eq!(value(&s, "failoverd_events_total", &[("event", "peer_dead")]), Some(1.0));
-    assert!(n1.log().contains("serving Prometheus metrics at /metrics"), "{}", n1.log());
+    assert!(n1.log_text().contains("serving Prometheus metrics at /metrics"), "{}", n1.log_text());
 }
 
 /// With `disk_heartbeat` on a shared file: both daemons write their slots (the file shows both), n1's metrics
@@ -297,6 +244,6 @@ fn disk_heartbeat_series_and_status_of_a_real_pair() {
         age(&text).is_some_and(|a| a > 0.8)
     });
     assert!(text.contains("failoverd_disk_heartbeat_write_ok 1\n"), "{text}");
-    let log = n1.log();
+    let log = n1.log_text();
     assert!(log.contains("\"event\":\"peer_disk_silent\"") || log.contains("peer_disk_silent"), "{log}");
 }

@@ -7,7 +7,7 @@
 
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/real-zfs-lab/cluster.toml");
 
 /// A real capture: (command, stdout, stderr, rc).
@@ -35,8 +35,8 @@ type Capture = (String, String, String, i32);
 macro_rules! real {
     ($name:literal) => {
         [
-            ("2.1.11", capture(include_str!(concat!("fixtures/openzfs-2.1.11/real-zfs-lab/", $name)))),
-            ("2.3.2", capture(include_str!(concat!("fixtures/openzfs-2.3.2/real-zfs-lab/", $name)))),
+            ("2.1.11", capture(include_str!(concat!("../fixtures/openzfs-2.1.11/real-zfs-lab/", $name)))),
+            ("2.3.2", capture(include_str!(concat!("../fixtures/openzfs-2.3.2/real-zfs-lab/", $name)))),
         ]
     };
 }

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use failoverd::lab::san::STATE_FILE;
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::{wait_until, BIN};
 
 /// A SAN directory made from a two-node config: mds1 (hostid a1b2c3d4), mds2 (b2c3d4e5); MGT in `mgspool`,
 /// MDT0000 in `mdt0pool`.
@@ -70,6 +71,12 @@ impl San {
         let out = self.sim_san(&["show"]);
         assert!(out.status.success(), "show: {}", text(&out.stderr));
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Commands begun so far: the counter `sim-tool` saves in `san.json` before it sleeps a command's time.
+    fn commands_begun(&self) -> u64 {
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(self.path().join(STATE_FILE)).unwrap()).unwrap();
+        state["commands"].as_u64().expect("san.json counts the commands begun")
     }
 
     fn power(&self, host: &str, state: &str) {
@@ -168,6 +175,7 @@ fn a_forced_import_while_the_owner_is_powered_is_a_violation() {
 #[test]
 fn a_command_in_flight_dies_with_its_host() {
     let san = San::new(&["mds1"]);
+    let begun = san.commands_begun();
     // zdb -e takes 3.5-5 s; the host loses power meanwhile
     let child = Command::new(BIN)
         .args(["sim-tool", "zdb", "-e", "-C", "mgspool"])
@@ -176,7 +184,7 @@ fn a_command_in_flight_dies_with_its_host() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    wait_until("sim-tool zdb has begun its command", Duration::from_secs(10), || san.commands_begun() > begun);
     san.power("mds2", "off");
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.signal(), Some(9), "{:?}", out.status);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 fn read(rel: &str) -> String {

@@ -66,7 +66,7 @@ fn capture(text: &str) -> CommandResult {
 
 macro_rules! real {
     ($version:literal, $name:literal) => {
-        capture(include_str!(concat!("fixtures/openzfs-", $version, "/real-zfs-lab/", $name)))
+        capture(include_str!(concat!("../fixtures/openzfs-", $version, "/real-zfs-lab/", $name)))
     };
 }
 
@@ -278,7 +278,7 @@ fn the_real_mmp_suspension_fails_the_pool_status_check() {
     // `zpool status -x` on the resumed owner after MMP suspended its pools (the lab's lying-bmc case on 2.1.11;
     // the file begins with the kernel's "MMP writes ... suspending pool" lines, which zpool does not print)
     {
-        let text = include_str!("fixtures/openzfs-2.1.11/real-zfs-lab/harness-lying-bmc-oss-a-status-after-resume.txt");
+        let text = include_str!("../fixtures/openzfs-2.1.11/real-zfs-lab/harness-lying-bmc-oss-a-status-after-resume.txt");
         assert!(text.contains("suspending pool"), "the kernel's MMP message: {text}");
         let status = &text[text.find("  pool: ").expect("a zpool status block")..];
         assert!(status.contains("state: SUSPENDED"));

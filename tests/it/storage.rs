@@ -28,7 +28,7 @@ fn capture(text: &str) -> (String, i32) {
 
 macro_rules! fixture {
     ($path:literal) => {
-        capture(include_str!(concat!("fixtures/", $path)))
+        capture(include_str!(concat!("../fixtures/", $path)))
     };
 }
 

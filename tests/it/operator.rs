@@ -1,13 +1,11 @@
 //! What an operator does by mistake or on purpose, with real daemons on 127.0.0.1 (issue 12): a second
 //! daemon for a node, a graceful stop, what the notify program receives, a closed pipe.
 
-#[path = "support/cluster/mod.rs"]
-mod cluster;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cluster::{notified, notify_recorder, wait_until, Cluster, BIN, DEAD_AFTER_MS};
+use crate::support::cluster::{notified, notify_recorder, Cluster, DEAD_AFTER_MS};
+use crate::support::{free_tcp_port, wait_until, Daemon, BIN};
 use serde_json::{json, Value};
 
 fn detail_names(events: &[Value], node: &str) -> usize {
@@ -51,7 +49,7 @@ fn a_second_daemon_for_a_node_is_refused_and_nobody_is_fenced() {
     assert!(err.contains("cluster.state_dir") && err.contains("another failoverd is running") && err.contains(&format!("pid {}", n1.pid())), "{err}");
     assert!(!other_socket.exists(), "the refused daemon left a socket behind");
 
-    // nobody convicted, nobody fenced, and the real n1 is still heard by n2
+    // nobody convicted, nobody fenced, and the real n1 is still heard by n2 (a deliberate wait: nothing may happen)
     std::thread::sleep(Duration::from_millis(3 * DEAD_AFTER_MS));
     for d in [&n1, &n2] {
         assert!(d.events("peer_dead").is_empty(), "{}: {:?}", d.name, d.events("peer_dead"));
@@ -73,6 +71,7 @@ fn sigterm_is_a_departure_not_a_death() {
     let status = n2.terminate(Duration::from_secs(35));
     assert!(status.success(), "n2 exit status {status:?}");
     wait_until("n1 reports n2 left", Duration::from_secs(10), || detail_names(&n1.events("peer_left"), "n2") == 1);
+    // a deliberate wait past dead_after: no peer_dead may follow the departure
     std::thread::sleep(Duration::from_millis(2 * DEAD_AFTER_MS));
     assert_eq!(detail_names(&n1.events("peer_dead"), "n2"), 0, "a graceful stop was read as a death");
     let peer = n1.peer("n2");
@@ -158,17 +157,22 @@ fn notify_hears_the_whole_failover_with_timestamps() {
     let out = Command::new(BIN).args(["demo", "--notify"]).arg(&script).stdin(Stdio::null()).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    // notify programs run in the background: the demo's end may come first
-    std::thread::sleep(Duration::from_millis(500));
+    // notify programs run in the background: the demo's end may come first; wait for what is checked below
+    let wanted = ["peer_alive", "quorum_gained", "peer_dead", "fence_started", "fence_confirmed", "sequence_started", "sequence_done"];
+    let takeover_done = |e: &Value| e["event"] == json!("sequence_done") && e["sequence"] == json!("forced") && e["reported_by"] == json!("mds2");
+    wait_until("every event checked below is notified", Duration::from_secs(10), || {
+        let all = notified(&file);
+        wanted.iter().all(|w| all.iter().any(|e| e["event"] == json!(w))) && all.iter().any(takeover_done)
+    });
     let all = notified(&file);
     let names: Vec<&str> = all.iter().filter_map(|e| e["event"].as_str()).collect();
     println!("notified, in order: {names:?}");
-    for wanted in ["peer_alive", "quorum_gained", "peer_dead", "fence_started", "fence_confirmed", "sequence_started", "sequence_done"] {
+    for wanted in wanted {
         assert!(names.contains(&wanted), "{wanted} never notified: {names:?}");
     }
     let takeover = all
         .iter()
-        .find(|e| e["event"] == json!("sequence_done") && e["sequence"] == json!("forced") && e["reported_by"] == json!("mds2"))
+        .find(|e| takeover_done(e))
         .unwrap_or_else(|| panic!("no takeover_done (sequence_done forced) from mds2: {all:#?}"));
     assert!(takeover["message"].as_str().unwrap().contains("takeover done"), "{takeover}");
     let confirmed = all.iter().find(|e| e["event"] == json!("fence_confirmed")).unwrap();
@@ -239,6 +243,7 @@ fn stale_fence_jobs_end_and_history_is_kept() {
     let s = n2.status();
     assert!(s["fencing"].as_array().unwrap().is_empty(), "{s:#}");
     assert_eq!(s["fence_cancelled"], json!(["n1"]));
+    // a deliberate wait past dead_after: the cancelled fence may not start again
     std::thread::sleep(Duration::from_millis(3 * DEAD_AFTER_MS));
     assert!(n2.status()["fencing"].as_array().unwrap().is_empty(), "a cancelled fence started again");
     let out = Command::new(BIN).args(["fence", "--cancel", "n1", "--socket"]).arg(&n2.socket).output().unwrap();
@@ -364,10 +369,6 @@ fn readme_commands_match_their_help() {
     assert!(checked >= 25, "only {checked} commands found in the README");
 }
 
-fn free_tcp_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `GET /metrics` of a daemon's `metrics_listen`.
 fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
@@ -491,18 +492,8 @@ fn an_idle_pair_is_quiet_at_info() {
         sim_san(&["wrappers", bin.to_str().unwrap(), "--host", node]);
         let (config, socket) = cluster.node_config(node);
         let log = cluster.dir.path().join(node).join("log.jsonl");
-        let child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&config)
-            .args(["--node", node, "--log-format", "json"])
-            .env("RUST_LOG", "info")
-            .env("PATH", format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        let d = cluster::Daemon { name: node.to_string(), child: Some(child), socket, log };
+        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let d = Daemon::run(node, &config, &socket, &log, &[("PATH", &path)]);
         d.wait_for_socket();
         d
     };
@@ -513,6 +504,7 @@ fn an_idle_pair_is_quiet_at_info() {
             && n2.peer_alive("n1")
             && n1.status()["targets"].as_array().is_some_and(|t| t.iter().any(|t| t["target"] == json!("MGT") && t["local"] == json!("running")))
     });
+    // a deliberate settling time: the start's last log lines are written before the idle window opens
     std::thread::sleep(Duration::from_secs(2));
     // the health checks run in the window (at DEBUG): the SAN's history has them
     let checks = || {
@@ -522,6 +514,7 @@ fn an_idle_pair_is_quiet_at_info() {
     };
     let checks_before = checks();
     let before: Vec<usize> = [&n1, &n2].iter().map(|d| d.log_lines().len()).collect();
+    // the idle window itself: time deliberately let pass, then what happened in it is counted
     std::thread::sleep(Duration::from_secs(10));
     let checks = checks() - checks_before;
     println!("n1 ran {checks} health checks (lctl get_param health_check) in the 10 s window");

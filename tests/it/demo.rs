@@ -7,7 +7,7 @@ use std::fs::File;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 
 /// The demo stops itself after 60 s; the test gives it a little more before killing it.
 const KILL_AFTER: Duration = Duration::from_secs(90);

@@ -10,7 +10,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::BIN;
 const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
 const MDS1_HOSTID: u32 = 0xa1a1_a1a1;
 const MDS2_HOSTID: u32 = 0xb2b2_b2b2;
@@ -574,6 +574,7 @@ fn write_peer_slot(img: &Path, key_file: &Path, stop: std::sync::Arc<std::sync::
             if stop.load(std::sync::atomic::Ordering::Relaxed) {
                 break;
             }
+            // the writer's pace (a peer heartbeating on disk), not a wait for anything
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     })

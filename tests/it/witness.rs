@@ -4,78 +4,21 @@
 //!
 //! Every process is killed when the test ends, passed or not; every file lives in the test's temp dir.
 
-use std::fs::File;
-use std::net::UdpSocket;
+use std::net::{Ipv4Addr, UdpSocket};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use failoverd::protocol::{self, Body, Envelope, Keys, WitnessQuery};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_failoverd");
+use crate::support::{free_udp_port, wait_until, Daemon, BIN};
+
 const HEARTBEAT_MS: u64 = 100;
 const DEAD_AFTER_MS: u64 = 500;
 const KEY_ALPHA: &str = "a1f0c2d3e4b5a6978812233445566778899aabbccddeeff00112233445566778";
 const KEY_BETA: &str = "b2e1d0c9b8a7968574635241302f1e0d1c2b3a49586776859a4b3c2d1e0f1a2b";
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A child process killed (SIGKILL) and reaped on drop.
-struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, log: PathBuf) -> Proc {
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(File::create(&log).unwrap()))
-            .spawn()
-            .unwrap();
-        Proc { name: name.to_string(), child: Some(child), log }
-    }
-
-    fn log_lines(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    fn assert_running(&mut self) {
-        let exited = self.child.as_mut().and_then(|c| c.try_wait().unwrap());
-        assert!(exited.is_none(), "{} exited ({exited:?}); log:\n{}", self.name, std::fs::read_to_string(&self.log).unwrap_or_default());
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn wait_until(what: &str, limit: Duration, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while t.elapsed() < limit {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("timed out after {limit:?} waiting until {what}");
-}
 
 /// Cluster `alpha` (nodes n1 and n2, with the witness) and the key of cluster `beta`, in one temp dir.
 struct Site {
@@ -88,7 +31,7 @@ impl Site {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("alpha.key"), format!("{KEY_ALPHA}\n")).unwrap();
         std::fs::write(dir.path().join("beta.key"), format!("{KEY_BETA}\n")).unwrap();
-        Site { dir, witness_port: free_udp_port() }
+        Site { dir, witness_port: free_udp_port(Ipv4Addr::LOCALHOST) }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -99,14 +42,15 @@ impl Site {
         format!("127.0.0.1:{}", self.witness_port)
     }
 
-    fn start_witness(&self) -> Proc {
+    /// The witness (it has no control socket).
+    fn start_witness(&self) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(["witness", "--listen", &self.witness_addr(), "--lease", &format!("{DEAD_AFTER_MS}ms"), "--log-format", "json"])
             .arg("--cluster")
             .arg(format!("alpha={}", self.path("alpha.key").display()))
             .arg("--cluster")
             .arg(format!("beta={}", self.path("beta.key").display()));
-        Proc::spawn("witness", &mut cmd, self.path("witness.log"))
+        Daemon::spawn("witness", &mut cmd, Path::new(""), &self.path("witness.log"))
     }
 
     /// One config per node (each needs its own state_dir and control socket on one host).
@@ -137,12 +81,10 @@ impl Site {
         }
     }
 
-    fn start_node(&self, node: &str) -> (Proc, PathBuf) {
+    fn start_node(&self, node: &str) -> (Daemon, PathBuf) {
         let nd = self.path(node);
         let socket = nd.join("control.sock");
-        let mut cmd = Command::new(BIN);
-        cmd.args(["run", "--config"]).arg(nd.join("cluster.toml")).args(["--node", node, "--log-format", "json"]);
-        let p = Proc::spawn(node, &mut cmd, nd.join("log.jsonl"));
+        let p = Daemon::run(node, &nd.join("cluster.toml"), &socket, &nd.join("log.jsonl"), &[]);
         wait_until(&format!("{node} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
         (p, socket)
     }
@@ -226,7 +168,8 @@ fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
     assert_eq!((r.query_seq, r.node.as_str(), r.granted, r.holder.as_deref()), (beta_seq, "b1", true, Some("b1")));
 
     // Cluster alpha: two real daemons with [witness]; both count the witness's vote.
-    let ports = [("n1", [free_udp_port(), free_udp_port()]), ("n2", [free_udp_port(), free_udp_port()])];
+    let port = || free_udp_port(Ipv4Addr::LOCALHOST);
+    let ports = [("n1", [port(), port()]), ("n2", [port(), port()])];
     site.write_configs(&ports);
     let (mut n1, s1) = site.start_node("n1");
     let (mut n2, s2) = site.start_node("n2");
