@@ -228,18 +228,13 @@ impl Engine {
 
     /// Nodes whose claim on `target` stands: this node if it holds it, and peers whose latest heartbeat says
     /// they hold it (dead ones included until they are confirmed off and someone else holds the target).
-    fn holders(&self, target: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        if self.targets.get(target).is_some_and(Slot::holds) {
-            out.push(self.me.name.as_str());
-        }
-        for (name, p) in &self.peers {
+    fn holders<'a>(&'a self, target: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let me = self.targets.get(target).is_some_and(Slot::holds).then_some(self.me.name.as_str());
+        let peers = self.peers.iter().filter_map(move |(name, p)| {
             let claims = p.last_heartbeat.as_ref().is_some_and(|hb| hb.targets.iter().any(|t| t.name == target && holding(&t.state)));
-            if claims && !self.claim_void(name, target) {
-                out.push(name.as_str());
-            }
-        }
-        out
+            (claims && !self.claim_void(name, target)).then_some(name.as_str())
+        });
+        me.into_iter().chain(peers)
     }
 
     /// A fenced node's stale claim is void once a live node holds the target.
@@ -467,8 +462,7 @@ impl Engine {
     }
 
     fn start_kind(&self, name: &str, cfg: &TargetConfig) -> Option<StartKind> {
-        let holders = self.holders(name);
-        if holders.iter().any(|h| !self.fenced.contains_key(h)) {
+        if self.holders(name).any(|h| !self.fenced.contains_key(h)) {
             return None; // held by a live node, or by a silent node not yet confirmed off
         }
         // every other node that may run it must be confirmed off, or alive AND done discovering what it
@@ -488,7 +482,7 @@ impl Engine {
         if self.designated(cfg).as_deref() != Some(self.me.name.as_str()) {
             return None;
         }
-        Some(match holders.first().map(|h| h.to_string()).or_else(|| self.fenced_unheard(cfg)) {
+        Some(match self.holders(name).next().map(str::to_string).or_else(|| self.fenced_unheard(cfg)) {
             Some(from) => StartKind::Forced { from },
             None => StartKind::Acquire,
         })
@@ -849,7 +843,7 @@ impl Engine {
     fn alert_targets_without_node(&mut self, now: Time) {
         let mut orphans = Vec::new();
         for (name, slot) in &self.targets {
-            let runs = slot.holds() || self.holders(name).iter().any(|h| !self.fenced.contains_key(h));
+            let runs = slot.holds() || self.holders(name).any(|h| !self.fenced.contains_key(h));
             let others_known = slot.cfg.nodes.iter().filter(|n| **n != self.me.name).all(|n| self.fenced.contains_key(n) || self.peer_knows_its_holdings(n));
             if !runs && others_known && self.designated(&slot.cfg).is_none() && self.handoff_of(name).is_none() {
                 orphans.push(name.clone());
