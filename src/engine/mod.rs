@@ -29,8 +29,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResult};
@@ -196,8 +194,6 @@ pub struct Engine {
     pub(crate) me: NodeConfig,
     pub(crate) incarnation: u64,
     pub(crate) seq: u64,
-    #[allow(dead_code)]
-    pub(crate) rng: ChaCha8Rng,
     pub(crate) started_at: Time,
     pub(crate) last_now: Option<Time>,
     pub(crate) peers: BTreeMap<String, PeerLiveness>,
@@ -323,8 +319,9 @@ const RECENT_EVENTS: usize = 32;
 
 impl Engine {
     /// A new engine for node `me` of `cfg`. `incarnation` must be higher than any earlier run's (the driver
-    /// persists and bumps it); `journal` is what the previous run persisted; `seed` feeds the engine's RNG.
-    pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, seed: u64, now: Time) -> Result<Engine, String> {
+    /// persists and bumps it); `journal` is what the previous run persisted. The engine draws no random number:
+    /// what it does follows from its inputs alone.
+    pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, now: Time) -> Result<Engine, String> {
         // (what `heartbeat_fits` checks, with the digest and the agreement values computed once: the simulator
         // builds an engine at every boot)
         largest_heartbeat_fits(&cfg)?;
@@ -342,7 +339,6 @@ impl Engine {
             me: me_cfg,
             incarnation,
             seq: 0,
-            rng: ChaCha8Rng::seed_from_u64(seed),
             started_at: now,
             last_now: None,
             peers,

@@ -55,15 +55,15 @@ fn standard_answers(cmd: &Command) -> CommandResult {
 }
 
 /// An engine of mds2 whose driver found no command of an earlier run left (as the daemon reports at start).
-fn started(cfg: Config, incarnation: u64, seed: u64) -> Engine {
-    let mut e = Engine::new(Arc::new(cfg), "mds2", incarnation, None, seed, Time::ZERO).unwrap();
+fn started(cfg: Config, incarnation: u64) -> Engine {
+    let mut e = Engine::new(Arc::new(cfg), "mds2", incarnation, None, Time::ZERO).unwrap();
     e.handle(Time::ZERO, Input::OrphansGone);
     e
 }
 
 impl Harness {
     fn new(cfg: Config) -> Harness {
-        let engine = started(cfg, 7, 42);
+        let engine = started(cfg, 7);
         let mut h = Harness {
             engine,
             now: Time::ZERO,
@@ -357,7 +357,7 @@ fn controlled_migration_releases_then_hands_off_without_force() {
         "cat /proc/mounts" => ok("mgspool/mgt /lustre/mgt lustre rw 0 0\n"),
         _ => standard_answers(cmd),
     });
-    h.engine = started(mds_pair(), 8, 1);
+    h.engine = started(mds_pair(), 8);
     h.drain();
     h.answer_all();
     let mdt = vec![TargetView { name: "lustre-MDT0000".into(), state: TargetState::Running }];
@@ -427,7 +427,7 @@ fn a_release_that_fails_asks_to_be_fenced() {
         "umount /lustre/mgt" => CommandResult::timed_out(),
         _ => standard_answers(cmd),
     });
-    h.engine = started(mds_pair(), 8, 1);
+    h.engine = started(mds_pair(), 8);
     h.drain();
     h.answer_all();
     h.run_until(ms(2_000), &[], |_| true);
@@ -597,7 +597,7 @@ fn a_config_whose_heartbeat_cannot_fit_is_refused() {
         x.name = format!("lustre-OST{i:04}-with-a-rather-long-descriptive-name-{i}");
         cfg.targets.push(x);
     }
-    let err = Engine::new(Arc::new(cfg), "mds2", 1, None, 1, Time::ZERO).err().unwrap();
+    let err = Engine::new(Arc::new(cfg), "mds2", 1, None, Time::ZERO).err().unwrap();
     assert!(err.contains("would not fit in one datagram"), "{err}");
     assert!(heartbeat_fits(&mds_pair()).is_ok());
 }
@@ -703,7 +703,7 @@ fn run_three(
     let cfg = three_nodes();
     let digest = cfg.digest();
     let target_digests: Vec<(String, u32)> = cfg.targets.iter().map(|t| (t.name.clone(), cfg.target_digest(&t.name).unwrap())).collect();
-    let mut engine = started(cfg, 7, 42);
+    let mut engine = started(cfg, 7);
     let (mut events, mut commands) = (Vec::new(), Vec::new());
     let mut pending: Vec<(CommandId, Command)> = Vec::new();
     let (mut now, mut next_hb, mut seq) = (Time::ZERO, Time::ZERO, 0u64);

@@ -136,11 +136,6 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-/// FNV-1a: a hash that is the same in every build (the engine's seed must not depend on the Rust version).
-fn stable_hash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-}
-
 /// `failoverd run`: set up logging, then run the daemon until it leaves. Returns when the process should exit.
 pub fn run(config_path: &Path, node: Option<String>, log_format: Option<super::logging::LogFormat>) -> Result<()> {
     super::logging::init(log_format);
@@ -262,8 +257,7 @@ impl Daemon {
         let floor = journal.as_ref().map(|j| j.incarnation).unwrap_or(0);
         let incarnation = state.bump_incarnation(floor)?;
         let clock = Clock::start();
-        let seed = incarnation ^ stable_hash(node);
-        let mut engine = Engine::new(cfg.clone(), node, incarnation, journal, seed, clock.now())
+        let mut engine = Engine::new(cfg.clone(), node, incarnation, journal, clock.now())
             .map_err(|e| RuntimeError::config(format!("cannot start the engine: {e}")))?;
         // the engine looks at the storage only once the previous run's commands are gone
         if orphans_left.is_empty() {
@@ -734,15 +728,4 @@ fn start_disk_channel(
         "disk heartbeat: writing this node's slot every heartbeat_interval (O_DIRECT|O_DSYNC) and reading the peers'");
     let stats = DiskStats::new(device, &names);
     Ok((Some(DiskChannel { worker, keys, peers, stats }), rx, None))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn stable_hash_is_fnv1a() {
-        assert_eq!(stable_hash(""), 0xcbf29ce484222325);
-        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
-    }
 }

@@ -358,7 +358,7 @@ impl World {
             }
             // a host whose daemon is not running reads nothing (an honest datagram decodes for every receiver,
             // so none is lost to the check below)
-            Ev::Deliver { to, replayed: false, .. } if !self.hosts.get(&*to).is_some_and(|h| h.engine.is_some()) => {}
+            Ev::Deliver { to, replayed: false, .. } if self.hosts.get(&*to).is_none_or(|h| h.engine.is_none()) => {}
             Ev::Deliver { to, link, bytes, replayed } => match protocol::decode(&bytes, &self.keys) {
                 Ok(envelope) => self.feed(&to, Input::Datagram { link, envelope }),
                 Err(e) if replayed => self.trace(&to, &format!("datagram rejected: {e}")),
@@ -490,12 +490,14 @@ impl World {
         }
         h.boot += 1;
         h.incarnation += 1;
-        let seed = self.rng.random::<u64>();
+        // each boot draws one number from the world's RNG (it was the engine's seed, when the engine had an RNG
+        // it never used): drawn still, so that every seed's schedule stays what it was
+        let _ = self.rng.random::<u64>();
         let (inc, journal) = (h.incarnation, h.journal.clone());
         // a node of `[node_config]` runs with its own file (an operator's drift); the world itself (power,
         // storage, links) follows the cluster's config
         let cfg = self.scenario.node_configs.get(host).map_or_else(|| self.cfg.clone(), |c| Arc::new(c.clone()));
-        match Engine::new(cfg, host, inc, journal, seed, self.now) {
+        match Engine::new(cfg, host, inc, journal, self.now) {
             Ok(mut e) => {
                 e.set_faults(self.opts.faults);
                 let now = self.now;

@@ -35,8 +35,9 @@ impl World {
             return;
         }
         let incarnation = self.hosts.get(node).map_or(0, |h| h.incarnation) + DUPLICATE_INCARNATION;
-        let seed = rand::Rng::random::<u64>(&mut self.rng);
-        match Engine::new(self.cfg.clone(), node, incarnation, None, seed, self.now) {
+        // (one draw, as when the engine took a seed: every seed's schedule stays what it was)
+        let _ = rand::Rng::random::<u64>(&mut self.rng);
+        match Engine::new(self.cfg.clone(), node, incarnation, None, self.now) {
             Ok(mut e) => {
                 e.set_faults(self.opts.faults);
                 // a fresh host: nothing of an earlier run is left on it
