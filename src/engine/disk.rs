@@ -11,8 +11,13 @@
 //!   a restarted peer writes a higher incarnation, which is one. A slot naming another node or cluster, with
 //!   a bad MAC or never written does not advance.
 //! - **a peer's slot stopped**: a successful round (own write ok, the peer's slot read) at least `dead_after`
-//!   after the slot last advanced (or after this node started watching). Judged at the time of that round,
-//!   not of `now`, so a node whose own path hangs never sees its peers' slots as stopped.
+//!   after the slot last advanced, after this node started watching, *and* after this node's own path last
+//!   came back (its writes failing or hung for `dead_after`, or a write error). Judged at the time of that
+//!   round, not of `now`, so a node whose own path hangs never sees its peers' slots as stopped, and a node
+//!   whose path has just come back watches the slots for `dead_after` before it calls one stopped: the slot
+//!   of a peer whose path failed meanwhile is old too (swarm seed 66774: both paths hung, then came back at
+//!   once; each node read the other's stale slot at its first good round, took the peer for crashed, fenced
+//!   it without the race delay, and both were powered off).
 //!
 //! The rules (see `fence_control.rs`): the disk only makes this node more careful — a peer silent on every
 //! link is dead only once a round of this node with a successful write found its slot stopped (an advancing
@@ -73,6 +78,9 @@ pub(crate) struct DiskChannel {
     pub last_round: Option<Time>,
     /// `disk_heartbeat_failed` was reported and not yet followed by `disk_heartbeat_restored`.
     pub failing_reported: bool,
+    /// Since when this node's writes succeed without a gap of `dead_after` or an error (`None` after an error):
+    /// a slot is judged stopped only after this node watched it that long with a working path.
+    pub path_good_since: Option<Time>,
     pub peers: BTreeMap<String, PeerSlot>,
 }
 
@@ -88,6 +96,7 @@ impl DiskChannel {
             last_error: None,
             last_round: None,
             failing_reported: false,
+            path_good_since: None,
             peers: BTreeMap::new(),
         }
     }
@@ -140,6 +149,10 @@ impl Engine {
         disk.last_round = Some(now);
         let write_ok = match write {
             Ok(latency) => {
+                // a good write after an error, or after none for `dead_after` (a hung device): the path is back now
+                if disk.path_good_since.is_none() || !disk.path_ok(now, dead_after) {
+                    disk.path_good_since = Some(now);
+                }
                 disk.last_write_ok = Some(now);
                 disk.last_latency = Some(latency);
                 disk.last_error = None;
@@ -147,6 +160,7 @@ impl Engine {
             }
             Err(e) => {
                 disk.last_error = Some(e);
+                disk.path_good_since = None;
                 false
             }
         };
@@ -154,7 +168,7 @@ impl Engine {
             if !peers.contains(&node) {
                 continue;
             }
-            let since = disk.since;
+            let since = disk.since.max(disk.path_good_since.unwrap_or(disk.since));
             let p = disk.peers.entry(node.clone()).or_default();
             match read {
                 Ok(s) if s.cluster == cluster && s.node == node => {
@@ -172,7 +186,7 @@ impl Engine {
             }
             // judged only on a round whose own write succeeded: a node that cannot write cannot judge
             if write_ok {
-                let base = p.advanced_at.unwrap_or(since);
+                let base = p.advanced_at.unwrap_or(since).max(since);
                 p.stopped = now >= base + dead_after;
             }
         }
