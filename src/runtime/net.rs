@@ -134,7 +134,6 @@ pub struct Links {
     /// Per link: every peer's address on it.
     peers: Vec<Vec<(String, SocketAddr)>>,
     witness: Option<SocketAddr>,
-    key: Vec<u8>,
     keys: Arc<Keys>,
     counters: Arc<NetCounters>,
     send_log: Mutex<BTreeMap<String, RateLimit>>,
@@ -257,7 +256,6 @@ impl Links {
             senders,
             peers,
             witness: cfg.witness.as_ref().map(|w| w.address),
-            key: keys.active().to_vec(),
             keys: Arc::new(keys),
             counters: Arc::new(NetCounters::default()),
             send_log: Mutex::new(BTreeMap::new()),
@@ -315,7 +313,7 @@ impl Links {
     }
 
     fn encode(&self, env: &Envelope) -> Option<Vec<u8>> {
-        match protocol::encode(env, &self.key) {
+        match protocol::encode_keyed(env, &self.keys) {
             Ok(b) => Some(b),
             Err(e) => {
                 self.counters.encode_failed.fetch_add(1, Ordering::Relaxed);
