@@ -18,6 +18,12 @@ use std::time::SystemTime;
 
 use super::sys::{self, Result};
 
+// The namespace builder the integration tests' lab uses too (tests/support/netns.rs); that lab also uses
+// the teardown helpers this suite does not need.
+#[path = "../../tests/support/netns.rs"]
+#[allow(dead_code)]
+mod netns;
+
 /// One benchmark's namespaces; torn down on drop.
 pub struct Lab {
     name: String,
@@ -26,37 +32,24 @@ pub struct Lab {
     links: usize,
 }
 
-fn ip() -> Command {
-    Command::new("ip")
-}
-
 impl Lab {
     /// Build the namespaces, bridges and veth pairs. `name` must be unique on the machine (the suite
     /// derives it from its run prefix) and short: the namespace names are `{name}-sw` and `{name}-n{i}`.
     pub fn create(name: &str, nodes: usize, links: usize) -> Result<Lab> {
         let mut lab = Lab { name: name.to_string(), switch: None, nodes: Vec::new(), links };
         let sw = format!("{name}-sw");
-        sys::run(ip().args(["netns", "add", &sw]))?;
+        netns::add_namespace(&sw)?;
         lab.switch = Some(sw.clone());
         for l in 0..links {
-            let br = format!("br{l}");
-            sys::run(ip().args(["-n", &sw, "link", "add", &br, "type", "bridge"]))?;
-            sys::run(ip().args(["-n", &sw, "link", "set", &br, "up"]))?;
+            netns::add_bridge(Some(&sw), &format!("br{l}"))?;
         }
         for n in 0..nodes {
             let ns = format!("{name}-n{}", n + 1);
-            sys::run(ip().args(["netns", "add", &ns]))?;
+            netns::add_namespace(&ns)?;
             lab.nodes.push(ns.clone());
-            sys::run(ip().args(["-n", &ns, "link", "set", "lo", "up"]))?;
             for l in 0..links {
-                let host_end = format!("l{l}");
-                let switch_end = format!("n{}l{l}", n + 1);
-                sys::run(ip().args(["link", "add", &host_end, "netns", &ns, "type", "veth", "peer", "name", &switch_end, "netns", &sw]))?;
-                sys::run(ip().args(["-n", &sw, "link", "set", &switch_end, "master", &format!("br{l}")]))?;
-                sys::run(ip().args(["-n", &sw, "link", "set", &switch_end, "up"]))?;
-                let cidr = format!("{}/24", lab.addr(n, l));
-                sys::run(ip().args(["-n", &ns, "addr", "add", &cidr, "dev", &host_end]))?;
-                sys::run(ip().args(["-n", &ns, "link", "set", &host_end, "up"]))?;
+                let addr = lab.addr(n, l).to_string();
+                netns::add_port(Some(&sw), &format!("br{l}"), &format!("n{}l{l}", n + 1), &ns, &format!("l{l}"), &[addr])?;
             }
         }
         tracing::info!(lab = %name, nodes, links, "network namespaces ready");
@@ -81,14 +74,12 @@ impl Lab {
     /// A command that runs `program` inside node `node`'s namespace (`ip netns exec` execs the program, so
     /// the spawned pid is the program's own).
     pub fn command(&self, node: usize, program: &str) -> Command {
-        let mut c = ip();
-        c.args(["netns", "exec", self.ns(node), program]);
-        c
+        netns::command_in(self.ns(node), program)
     }
 
     /// Every process inside node `node`'s namespace.
     pub fn pids(&self, node: usize) -> Result<Vec<i32>> {
-        Ok(sys::run(ip().args(["netns", "pids", self.ns(node)]))?.split_whitespace().filter_map(|p| p.parse().ok()).collect())
+        Ok(netns::pids_in(self.ns(node)))
     }
 
     /// Power node `node` off: SIGKILL everything in its namespace at once. Returns the time just before the
@@ -103,12 +94,14 @@ impl Lab {
 
     /// Load an nftables ruleset inside node `node`'s namespace.
     pub fn nft(&self, node: usize, ruleset: &str) -> Result<()> {
-        sys::run_with_stdin(ip().args(["netns", "exec", self.ns(node), "nft", "-f", "-"]), Some(ruleset)).map(|_| ())
+        netns::run_with(&["ip", "netns", "exec", self.ns(node), "nft", "-f", "-"], Some(ruleset)).map(|_| ())
     }
 
     /// `nft -j ...` inside node `node`'s namespace, parsed.
     pub fn nft_json(&self, node: usize, args: &[&str]) -> Result<serde_json::Value> {
-        let out = sys::run(ip().args(["netns", "exec", self.ns(node), "nft", "-j"]).args(args))?;
+        let mut argv = vec!["nft", "-j"];
+        argv.extend_from_slice(args);
+        let out = netns::run_in(self.ns(node), &argv)?;
         serde_json::from_str(&out).map_err(|e| format!("nft -j {}: unreadable JSON: {e}", args.join(" ")))
     }
 }
@@ -116,11 +109,8 @@ impl Lab {
 impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.nodes.iter().chain(self.switch.iter()) {
-            if let Ok(out) = sys::run(ip().args(["netns", "pids", ns])) {
-                let pids: Vec<i32> = out.split_whitespace().filter_map(|p| p.parse().ok()).collect();
-                sys::kill_and_reap(&pids);
-            }
-            if let Err(e) = sys::run(ip().args(["netns", "del", ns])) {
+            sys::kill_and_reap(&netns::pids_in(ns));
+            if let Err(e) = netns::delete_namespace(ns) {
                 tracing::warn!(namespace = %ns, error = %e, "cannot delete the namespace");
             }
         }

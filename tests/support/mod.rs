@@ -4,11 +4,13 @@
 //! * here: [`free_udp_port`], [`free_tcp_port`], [`wait_until`] and [`Daemon`], the one wrapper of a `failoverd` process;
 //! * [`cluster`]: a temporary cluster of real daemons on 127.0.0.1;
 //! * [`fence`]: real fence devices (ipmi_sim, snmpd, fence agents) on loopback;
-//! * [`lab`]: the multi-host lab, hosts as network namespaces (root).
+//! * [`lab`]: the multi-host lab, hosts as network namespaces (root);
+//! * [`netns`]: the namespace, bridge and veth builder under [`lab`] and the benchmark suite's labs.
 
 pub mod cluster;
 pub mod fence;
 pub mod lab;
+pub mod netns;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};

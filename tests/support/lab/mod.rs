@@ -38,6 +38,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
 pub use super::BIN;
+use super::netns;
 /// The ipmi_sim chassis-control program.
 pub const CHASSIS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/lab/chassis.sh");
 /// Where live labs are recorded, and the machine-wide lock.
@@ -226,65 +227,8 @@ pub fn available(test: &str) -> bool {
 
 // ----- running commands --------------------------------------------------------------------------------------
 
-/// Run a command to completion; its stdout, or an error naming it with its stderr.
-pub fn run(argv: &[&str]) -> Result<String, String> {
-    run_with(argv, None)
-}
-
-fn run_with(argv: &[&str], stdin: Option<&str>) -> Result<String, String> {
-    let mut cmd = Command::new(argv[0]);
-    cmd.args(&argv[1..]).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = cmd.spawn().map_err(|e| format!("`{}`: cannot start: {e}", argv.join(" ")))?;
-    if let Some(text) = stdin {
-        use std::io::Write;
-        if let Some(mut s) = child.stdin.take() {
-            let _ = s.write_all(text.as_bytes());
-        }
-    }
-    let out = child.wait_with_output().map_err(|e| format!("`{}`: {e}", argv.join(" ")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "`{}` failed ({}): {}{}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        ))
-    }
-}
-
-/// Run inside a network namespace.
-fn run_in(ns: &str, argv: &[&str]) -> Result<String, String> {
-    let mut full = vec!["ip", "netns", "exec", ns];
-    full.extend_from_slice(argv);
-    run(&full)
-}
-
-fn pids_in(ns: &str) -> Vec<i32> {
-    run(&["ip", "netns", "pids", ns])
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// SIGKILL every process of a namespace until none is left (bounded).
-fn kill_namespace(ns: &str) -> Result<(), String> {
-    for _ in 0..100 {
-        let pids = pids_in(ns);
-        if pids.is_empty() {
-            return Ok(());
-        }
-        for p in pids {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(format!("processes of namespace {ns} survive SIGKILL: {:?}", pids_in(ns)))
-}
+pub use super::netns::run;
+use super::netns::{kill_namespace, run_in, run_with};
 
 /// The process exists and is not a zombie.
 pub fn process_alive(pid: i32) -> bool {
@@ -336,17 +280,13 @@ fn destroy(created: &Created) -> Vec<String> {
         }
     }
     for ns in &created.namespaces {
-        if let Err(e) = run(&["ip", "netns", "del", ns]) {
-            if Path::new("/run/netns").join(ns).exists() {
-                problems.push(e);
-            }
+        if let Err(e) = netns::delete_namespace(ns) {
+            problems.push(e);
         }
     }
     for br in &created.bridges {
-        if Path::new("/sys/class/net").join(br).exists() {
-            if let Err(e) = run(&["ip", "link", "del", br]) {
-                problems.push(e);
-            }
+        if let Err(e) = netns::delete_bridge(br) {
+            problems.push(e);
         }
     }
     problems
@@ -517,30 +457,25 @@ impl Lab {
     }
 
     fn add_namespace(&mut self, ns: &str) -> Result<(), String> {
-        run(&["ip", "netns", "add", ns])?;
-        self.created.namespaces.push(ns.to_string());
-        self.record();
-        run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-        Ok(())
+        let made = netns::add_namespace(ns);
+        // recorded whenever it exists: a namespace half set up is still swept
+        if Path::new("/run/netns").join(ns).exists() {
+            self.created.namespaces.push(ns.to_string());
+            self.record();
+        }
+        made
     }
 
     fn add_bridge(&mut self, br: &str) -> Result<(), String> {
-        run(&["ip", "link", "add", br, "type", "bridge"])?;
+        netns::add_bridge(None, br)?;
         self.created.bridges.push(br.to_string());
         self.record();
-        run(&["ip", "link", "set", br, "up"])?;
         Ok(())
     }
 
-    /// A veth from `bridge` into `ns`, named `inner` there, with `addrs` (/24).
+    /// A veth from `bridge` (root namespace) into `ns`, named `inner` there, with `addrs` (/24).
     fn add_port(&mut self, bridge: &str, outer: &str, ns: &str, inner: &str, addrs: &[String]) -> Result<(), String> {
-        run(&["ip", "link", "add", outer, "type", "veth", "peer", "name", inner, "netns", ns])?;
-        run(&["ip", "link", "set", outer, "master", bridge, "up"])?;
-        for a in addrs {
-            run(&["ip", "-n", ns, "addr", "add", &format!("{a}/24"), "dev", inner])?;
-        }
-        run(&["ip", "-n", ns, "link", "set", inner, "up"])?;
-        Ok(())
+        netns::add_port(None, bridge, outer, ns, inner, addrs)
     }
 
     fn bridge(&self, link: usize) -> String {
@@ -725,9 +660,8 @@ impl Lab {
     fn spawn_logged(&mut self, ns: &str, argv: &[&str], log: &Path) -> Result<(), String> {
         let out = File::create(log).map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns])
-            .args(argv)
+        let child = netns::command_in(ns, argv[0])
+            .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
