@@ -112,6 +112,10 @@ struct SimulateArgs {
     /// Print the event trace of the run given by --seed, ending with `trace-sha256: <hex>`.
     #[arg(long, requires = "seed")]
     trace: bool,
+    /// Print the random scenario of --swarm --seed N as a scenario file (run it with `failoverd simulate
+    /// FILE --seed N`: the same run), to keep a failing seed as a file of simulations/.
+    #[arg(long, requires_all = ["seed", "swarm"], conflicts_with = "trace")]
+    print_scenario: bool,
     /// One JSON object per scenario per line.
     #[arg(long)]
     json: bool,
@@ -220,6 +224,7 @@ fn simulate(a: SimulateArgs) -> ExitCode {
         swarm: a.swarm,
         first_seed: a.first_seed,
         trace: a.trace,
+        print_scenario: a.print_scenario,
         json: a.json,
         junit: a.junit,
         faults: failoverd::engine::FaultSwitches {

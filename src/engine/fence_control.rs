@@ -346,18 +346,23 @@ impl Engine {
                 if v.last_heard().is_some_and(|h| h > confirmed_at + margin) {
                     continue; // heard here after it was confirmed off: not consistent, not taken
                 }
+                // The confirmation names the newest incarnation of the victim its fencer had heard; this node
+                // may know a newer one (heard while the fencer was cut off from the victim). Heard only before
+                // the power was cut, that incarnation was running then and the fence stopped it too: the record
+                // takes it (swarm seed 226958: refused, the target stayed down for good). Heard at or after the
+                // confirmation (even inside the in-flight margin), it may have booted after the fence: not taken.
                 let newer_here = match (v.incarnation, c.incarnation) {
                     (None, _) => false,
                     (Some(_), None) => true,
                     (Some(here), Some(there)) => here > there,
                 };
-                if newer_here {
-                    continue; // it rebooted since the confirmation
+                if newer_here && v.last_heard().is_none_or(|h| h >= confirmed_at) {
+                    continue;
                 }
                 let record = FencedRecord {
                     node: c.node.clone(),
                     at: confirmed_at,
-                    incarnation: c.incarnation,
+                    incarnation: if newer_here { v.incarnation } else { c.incarnation },
                     by_operator: c.level == 0,
                     level: c.level,
                     from_peer: Some(peer.clone()),

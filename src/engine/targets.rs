@@ -76,6 +76,9 @@ pub struct Slot {
     pub recovered: Option<(String, crate::storage::recovery::RecoveryStatus)>,
     /// Why the recovery of this target is not followed (MGS, plain ZFS dataset, budget 0).
     pub recovery_none: Option<&'static str>,
+    /// The cluster node whose name the pool's label showed ACTIVE (never exported) when a controlled acquire
+    /// here refused it: once that node is confirmed off, the next start is a forced one from it.
+    pub label_owner: Option<String>,
 }
 
 /// How a target is to be started here.
@@ -105,6 +108,7 @@ impl Slot {
             recovery: None,
             recovered: None,
             recovery_none: None,
+            label_owner: None,
         }
     }
 
@@ -482,7 +486,8 @@ impl Engine {
         if self.designated(cfg).as_deref() != Some(self.me.name.as_str()) {
             return None;
         }
-        Some(match self.holders(name).next().map(str::to_string).or_else(|| self.fenced_unheard(cfg)) {
+        let label_owner = self.targets.get(name).and_then(|s| s.label_owner.clone()).filter(|n| self.fenced.contains_key(n));
+        Some(match self.holders(name).next().map(str::to_string).or_else(|| self.fenced_unheard(cfg)).or(label_owner) {
             Some(from) => StartKind::Forced { from },
             None => StartKind::Acquire,
         })
@@ -651,6 +656,7 @@ impl Engine {
         };
         if matches!(next, Local::Running { .. }) {
             slot.start_failures = 0;
+            slot.label_owner = None;
             slot.next_monitor = now + interval;
             slot.monitor_failures = 0;
         }
@@ -687,7 +693,19 @@ impl Engine {
         }
         slot.start_failures += 1;
         let held = started_holding(step, &e);
-        if needs_operator(&e) || slot.start_failures >= MAX_START_FAILURES {
+        // A controlled acquire found the pool ACTIVE under a node of the target this node holds confirmed off
+        // (it crashed with the pool imported and came back holding nothing, or was fenced since): that is a
+        // forced migration's case, which the label rule makes safe; start again at once as one (swarm seed
+        // 226958: the target was blocked for an operator instead).
+        let label_owner = match &e {
+            StorageError::NotExported { hostname, .. } if sequence == SequenceKind::Acquire && slot.cfg.nodes.contains(hostname) => Some(hostname.clone()),
+            _ => None,
+        };
+        let forced_next = label_owner.as_ref().is_some_and(|n| self.fenced.contains_key(n)) && slot.start_failures < MAX_START_FAILURES;
+        slot.label_owner = label_owner;
+        if forced_next {
+            slot.retry_at = None;
+        } else if needs_operator(&e) || slot.start_failures >= MAX_START_FAILURES {
             let reason = e.to_string();
             slot.blocked = Some(reason.clone());
             self.emit(now, Event::TargetBlocked { target: name.into(), reason });

@@ -23,6 +23,8 @@ pub struct SimArgs {
     /// The first seed of `--seeds` (default 1): long soaks run in slices.
     pub first_seed: u64,
     pub trace: bool,
+    /// With `swarm` and `seed`: print that seed's scenario as a scenario file instead of running it.
+    pub print_scenario: bool,
     pub json: bool,
     pub junit: Option<PathBuf>,
     pub faults: FaultSwitches,
@@ -202,6 +204,9 @@ pub fn failure_lines(r: &Summary) -> Vec<String> {
                 out.push(format!("    ... and {} more", problems.len() - 6));
             }
             out.push(format!("    replay: {}", replay(*seed)));
+            if r.path.is_empty() {
+                out.push(format!("    as a scenario file: failoverd simulate --swarm --seed {seed} --print-scenario > simulations/swarm-{seed}.toml"));
+            }
         } else {
             let first = problems.first().map_or("", String::as_str);
             out.push(format!("FAIL {} seed {seed}: {first} | replay: {}", r.scenario, replay(*seed)));
@@ -252,6 +257,10 @@ pub fn simulate(args: &SimArgs) -> i32 {
         }
     };
     if args.swarm {
+        if let (Some(seed), true) = (args.seed, args.print_scenario) {
+            print!("{}", swarm::scenario_text(seed, true));
+            return 0;
+        }
         if let (Some(seed), true) = (args.seed, args.trace) {
             return i32::from(!trace_one(Arc::new(swarm::scenario_with(seed, true)), seed, args.faults));
         }

@@ -166,6 +166,16 @@ pub fn scenario(seed: u64) -> Scenario {
 /// The random scenario of one seed; with `liveness`, the run must also end with every target verified on one
 /// live node after the faults stop (or an alert that explains why not: `sim/world/liveness.rs`).
 pub fn scenario_with(seed: u64, liveness: bool) -> Scenario {
+    let text = scenario_text(seed, liveness);
+    match Scenario::parse(&text, Path::new("swarm.toml")) {
+        Ok(s) => s,
+        Err(e) => panic!("swarm scenario of seed {seed} is invalid (a bug in swarm.rs): {e}\n{text}"),
+    }
+}
+
+/// The random scenario of one seed as a scenario file's text (`failoverd simulate --swarm --seed N
+/// --print-scenario`): what turns a failing seed into a file of `simulations/`.
+pub fn scenario_text(seed: u64, liveness: bool) -> String {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5a5a_5a5a_5a5a_5a5a);
     let nodes = if rng.random_bool(0.15) { rng.random_range(4..=5) } else { rng.random_range(2..=3) };
     let witness = nodes == 2 && rng.random_bool(0.3);
@@ -204,11 +214,7 @@ pub fn scenario_with(seed: u64, liveness: bool) -> Scenario {
             root.insert("node_config".into(), toml::Value::Table(t));
         }
     }
-    let text = toml::to_string(&root).unwrap_or_default();
-    match Scenario::parse(&text, Path::new("swarm.toml")) {
-        Ok(s) => s,
-        Err(e) => panic!("swarm scenario of seed {seed} is invalid (a bug in swarm.rs): {e}\n{text}"),
-    }
+    toml::to_string(&root).unwrap_or_default()
 }
 
 /// Run every seed's random scenario (safety only).
