@@ -113,6 +113,8 @@ struct Host {
     paused_since: Option<Time>,
     /// What reached the paused daemon (datagrams in its sockets, finished commands, admin requests).
     paused_inputs: Vec<Input>,
+    /// When the daemon last resumed from a pause (SIGCONT).
+    resumed_at: Option<Time>,
     /// When the current daemon started (`None`: no daemon runs).
     started_at: Option<Time>,
 }
@@ -132,6 +134,7 @@ impl Host {
             orphans_waited: false,
             paused_since: None,
             paused_inputs: Vec::new(),
+            resumed_at: None,
             started_at: None,
         }
     }

@@ -190,6 +190,7 @@ impl World {
     pub(super) fn resume(&mut self, node: &str) {
         let Some(h) = self.hosts.get_mut(node) else { return };
         let Some(since) = h.paused_since.take() else { return };
+        h.resumed_at = Some(self.now);
         let missed = std::mem::take(&mut h.paused_inputs);
         let late = self.now.since(since);
         self.trace(node, &format!("resumed after {} ms ({} inputs waiting)", late.as_millis(), missed.len()));
