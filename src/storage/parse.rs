@@ -824,23 +824,19 @@ pub fn parse_proc_mounts(text: &str) -> Result<Vec<MountEntry>, ParseError> {
     Ok(out)
 }
 
+// The fixtures' parser, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/support/capture.rs"]
+mod fixture_capture;
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A fixture's body and exit code: the `### CMD:`, `### SOURCE:` and `### RC:` framing lines dropped.
+    /// A fixture's body and exit code (its framing lines dropped).
     fn capture(text: &str) -> (String, i32) {
-        let mut body = String::new();
-        let mut rc = None;
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("### RC: ") {
-                rc = rest.split_whitespace().next().and_then(|n| n.parse().ok());
-            } else if !line.starts_with("### ") {
-                body.push_str(line);
-                body.push('\n');
-            }
-        }
-        (body, rc.expect("fixture has an RC line"))
+        let c = super::fixture_capture::parse(text);
+        (c.stdout, c.rc)
     }
 
     macro_rules! fixture {

@@ -12,21 +12,8 @@ const CLUSTER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/real-z
 
 /// A real capture: (command, stdout, stderr, rc).
 fn capture(text: &str) -> Capture {
-    let (mut cmd, mut out, mut err, mut rc, mut in_err) = (String::new(), String::new(), String::new(), -1, false);
-    for line in text.lines() {
-        if let Some(c) = line.strip_prefix("### CMD: ") {
-            cmd = c.to_string();
-        } else if let Some(r) = line.strip_prefix("### RC: ") {
-            rc = r.trim().parse().unwrap();
-        } else if line == "### STDERR:" {
-            in_err = true;
-        } else {
-            let b = if in_err { &mut err } else { &mut out };
-            b.push_str(line);
-            b.push('\n');
-        }
-    }
-    (cmd, out, err, rc)
+    let c = crate::support::capture::parse(text);
+    (c.cmd, c.stdout, c.stderr, c.rc)
 }
 
 /// One captured command: what the wrapper logged (command line, stdout, stderr, exit code).

@@ -11,19 +11,10 @@ use failoverd::storage::{
     StorageError, StorageTimeouts,
 };
 
-/// A fixture's body and exit code, the `### ` framing lines dropped.
+/// A fixture's body and exit code (its framing lines dropped).
 fn capture(text: &str) -> (String, i32) {
-    let mut body = String::new();
-    let mut rc = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("### RC: ") {
-            rc = rest.split_whitespace().next().and_then(|n| n.parse().ok());
-        } else if !line.starts_with("### ") {
-            body.push_str(line);
-            body.push('\n');
-        }
-    }
-    (body, rc.expect("fixture has an RC line"))
+    let c = crate::support::capture::parse(text);
+    (c.stdout, c.rc)
 }
 
 macro_rules! fixture {

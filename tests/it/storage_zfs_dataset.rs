@@ -47,21 +47,10 @@ fn ok(stdout: &str) -> CommandResult {
     CommandResult::exited(0, stdout, "")
 }
 
-/// A capture of the lab's command wrapper: `### CMD:`, the stdout, `### STDERR:` and the stderr, `### RC: n`.
+/// A capture of the lab's command wrapper as the result the daemon would have read.
 fn capture(text: &str) -> CommandResult {
-    let (mut out, mut err, mut rc, mut in_err) = (String::new(), String::new(), None, false);
-    for line in text.lines() {
-        if let Some(r) = line.strip_prefix("### RC: ") {
-            rc = r.trim().parse().ok();
-        } else if line == "### STDERR:" {
-            in_err = true;
-        } else if !line.starts_with("### CMD: ") {
-            let buf = if in_err { &mut err } else { &mut out };
-            buf.push_str(line);
-            buf.push('\n');
-        }
-    }
-    CommandResult::exited(rc.expect("capture has an RC line"), out, err)
+    let c = crate::support::capture::parse(text);
+    CommandResult::exited(c.rc, c.stdout, c.stderr)
 }
 
 macro_rules! real {

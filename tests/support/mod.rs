@@ -2,11 +2,13 @@
 //! (`benches/failover.rs`, `benches/fence.rs`, which include this module by `#[path]`):
 //!
 //! * here: [`free_udp_port`], [`free_tcp_port`], [`wait_until`] and [`Daemon`], the one wrapper of a `failoverd` process;
+//! * [`capture`]: the parser of the real command outputs in tests/fixtures/;
 //! * [`cluster`]: a temporary cluster of real daemons on 127.0.0.1;
 //! * [`fence`]: real fence devices (ipmi_sim, snmpd, fence agents) on loopback;
 //! * [`lab`]: the multi-host lab, hosts as network namespaces (root);
 //! * [`netns`]: the namespace, bridge and veth builder under [`lab`] and the benchmark suite's labs.
 
+pub mod capture;
 pub mod cluster;
 pub mod fence;
 pub mod lab;
