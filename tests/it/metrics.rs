@@ -7,56 +7,27 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, Shutdown, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::net::{Shutdown, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{free_tcp_port, free_udp_port, wait_until, Daemon, BIN};
+use crate::support::cluster::{Cluster, Spec};
+use crate::support::{free_tcp_port, wait_until, Daemon, BIN};
 
-const KEY: &str = "4f1c2a9be07d3385a6f0c1d2e3f405162738495a6b7c8d9e0f1a2b3c4d5e6f70";
 
-/// Two nodes, n1 serving metrics on `metrics_port`.
-fn start_pair(dir: &std::path::Path, metrics_port: u16) -> (Daemon, Daemon) {
-    start_pair_with(dir, metrics_port, "")
+/// Two nodes, n1 serving metrics on `metrics_port` (the cluster holds their files: keep it while they run).
+fn start_pair(metrics_port: u16) -> (Cluster, Daemon, Daemon) {
+    start_pair_with(metrics_port, "")
 }
 
 /// [`start_pair`] with `extra` lines in both nodes' `[cluster]`.
-fn start_pair_with(dir: &std::path::Path, metrics_port: u16, extra: &str) -> (Daemon, Daemon) {
-    std::fs::write(dir.join("cluster.key"), format!("{KEY}\n")).unwrap();
-    let port = || free_udp_port(Ipv4Addr::LOCALHOST);
-    let ports = [("n1", [port(), port()]), ("n2", [port(), port()])];
-    let mut daemons = Vec::new();
-    for (me, _) in &ports {
-        let nd = dir.join(me);
-        std::fs::create_dir_all(&nd).unwrap();
-        let metrics = if *me == "n1" { format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n") } else { String::new() };
-        let mut toml = format!(
-            "[cluster]\nname = \"metricsc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
-             heartbeat_interval = \"100ms\"\ndead_after = \"500ms\"\nstall_threshold = \"400ms\"\nfence_delay = \"1s\"\n\
-             state_dir = \"{}\"\ncontrol_socket = \"{}\"\n{metrics}{extra}\n",
-            dir.join("cluster.key").display(),
-            nd.join("state").display(),
-            nd.join("control.sock").display()
-        );
-        for (i, (name, p)) in ports.iter().enumerate() {
-            toml.push_str(&format!(
-                "[[node]]\nname = \"{name}\"\naddresses = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nhostid = \"{:08x}\"\n\
-                 fence_priority = {}\nfencing = \"manual\"\n\n",
-                p[0],
-                p[1],
-                0x3c00_0001 + i as u32,
-                10 - i
-            ));
-        }
-        std::fs::write(nd.join("cluster.toml"), toml).unwrap();
-        let socket = nd.join("control.sock");
-        let d = Daemon::run(me, &nd.join("cluster.toml"), &socket, &nd.join("log.jsonl"), &[]);
-        wait_until(&format!("{me} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
-        daemons.push(d);
-    }
-    let n2 = daemons.pop().unwrap();
-    (daemons.pop().unwrap(), n2)
+fn start_pair_with(metrics_port: u16, extra: &str) -> (Cluster, Daemon, Daemon) {
+    let cluster = Cluster::with(&["n1", "n2"], &[], Spec { name: "metricsc", extra_cluster: extra, ..Spec::default() });
+    let (config, socket) = cluster.node_config_with("n1", &format!("metrics_listen = \"127.0.0.1:{metrics_port}\""));
+    let n1 = cluster.spawn("n1", "n1", &config, &socket);
+    n1.wait_for_socket();
+    let n2 = cluster.start("n2");
+    (cluster, n1, n2)
 }
 
 /// Send `request` raw, read the whole response: (status line, headers, body).
@@ -152,9 +123,8 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64>
 
 #[test]
 fn a_daemon_serves_its_metrics_over_http() {
-    let dir = tempfile::tempdir().unwrap();
     let port = free_tcp_port();
-    let (n1, mut n2) = start_pair(dir.path(), port);
+    let (_cluster, n1, mut n2) = start_pair(port);
     wait_until("n1's metrics show n2 alive on both links", Duration::from_secs(20), || {
         let s = parse_exposition(&scrape(port));
         value(&s, "failoverd_peer_alive", &[("node", "n2")]) == Some(1.0)
@@ -214,7 +184,7 @@ fn disk_heartbeat_series_and_status_of_a_real_pair() {
     let img = dir.path().join("hb.img");
     File::create(&img).unwrap().set_len(1 << 20).unwrap();
     let port = free_tcp_port();
-    let (n1, mut n2) = start_pair_with(dir.path(), port, &format!("disk_heartbeat = \"{}\"\n", img.display()));
+    let (cluster, n1, mut n2) = start_pair_with(port, &format!("disk_heartbeat = \"{}\"", img.display()));
     let age = |text: &str| value(&parse_exposition(text), "failoverd_peer_disk_slot_age_seconds", &[("node", "n2")]);
     let mut text = String::new();
     wait_until("n1 exports its disk heartbeat writes ok and n2's slot advancing", Duration::from_secs(20), || {
@@ -230,7 +200,7 @@ fn disk_heartbeat_series_and_status_of_a_real_pair() {
     assert_eq!(&raw[..7], b"FODDISK", "n1's slot 0");
     assert_eq!(&raw[4096..4096 + 7], b"FODDISK", "n2's slot 1");
 
-    let out = Command::new(BIN).args(["status", "--socket"]).arg(dir.path().join("n1/control.sock")).output().unwrap();
+    let out = Command::new(BIN).args(["status", "--socket"]).arg(cluster.dir.path().join("n1/control.sock")).output().unwrap();
     let status = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(status.contains(&format!("disk heartbeat {}: writes ok (last ", img.display())), "{status}");
     assert!(status.lines().any(|l| l.trim_start().starts_with("n2  slot advanced ")), "{status}");

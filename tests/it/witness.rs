@@ -5,7 +5,6 @@
 //! Every process is killed when the test ends, passed or not; every file lives in the test's temp dir.
 
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -13,10 +12,9 @@ use std::time::Duration;
 use failoverd::protocol::{self, Body, Envelope, Keys, WitnessQuery};
 use serde_json::{json, Value};
 
+use crate::support::cluster::{Cluster, Spec, DEAD_AFTER_MS};
 use crate::support::{free_udp_port, wait_until, Daemon, BIN};
 
-const HEARTBEAT_MS: u64 = 100;
-const DEAD_AFTER_MS: u64 = 500;
 const KEY_ALPHA: &str = "a1f0c2d3e4b5a6978812233445566778899aabbccddeeff00112233445566778";
 const KEY_BETA: &str = "b2e1d0c9b8a7968574635241302f1e0d1c2b3a49586776859a4b3c2d1e0f1a2b";
 
@@ -29,7 +27,6 @@ struct Site {
 impl Site {
     fn new() -> Site {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("alpha.key"), format!("{KEY_ALPHA}\n")).unwrap();
         std::fs::write(dir.path().join("beta.key"), format!("{KEY_BETA}\n")).unwrap();
         Site { dir, witness_port: free_udp_port(Ipv4Addr::LOCALHOST) }
     }
@@ -42,51 +39,21 @@ impl Site {
         format!("127.0.0.1:{}", self.witness_port)
     }
 
-    /// The witness (it has no control socket).
-    fn start_witness(&self) -> Daemon {
+    /// Cluster alpha's files: its key (which the witness reads too) and one config per node.
+    fn alpha(&self) -> Cluster {
+        let sections = format!("[witness]\naddress = \"{}\"", self.witness_addr());
+        Cluster::with(&["n1", "n2"], &[], Spec { name: "alpha", key: KEY_ALPHA, sections: &sections, ..Spec::default() })
+    }
+
+    /// The witness (it has no control socket), serving `alpha` and `beta`.
+    fn start_witness(&self, alpha: &Cluster) -> Daemon {
         let mut cmd = Command::new(BIN);
         cmd.args(["witness", "--listen", &self.witness_addr(), "--lease", &format!("{DEAD_AFTER_MS}ms"), "--log-format", "json"])
             .arg("--cluster")
-            .arg(format!("alpha={}", self.path("alpha.key").display()))
+            .arg(format!("alpha={}", alpha.key_file().display()))
             .arg("--cluster")
             .arg(format!("beta={}", self.path("beta.key").display()));
         Daemon::spawn("witness", &mut cmd, Path::new(""), &self.path("witness.log"))
-    }
-
-    /// One config per node (each needs its own state_dir and control socket on one host).
-    fn write_configs(&self, ports: &[(&str, [u16; 2])]) {
-        for (me, _) in ports {
-            let nd = self.path(me);
-            std::fs::create_dir_all(&nd).unwrap();
-            let mut toml = format!(
-                "[cluster]\nname = \"alpha\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
-                 heartbeat_interval = \"{HEARTBEAT_MS}ms\"\ndead_after = \"{DEAD_AFTER_MS}ms\"\nstall_threshold = \"400ms\"\n\
-                 fence_delay = \"1s\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n\n[witness]\naddress = \"{}\"\n\n",
-                self.path("alpha.key").display(),
-                nd.join("state").display(),
-                nd.join("control.sock").display(),
-                self.witness_addr()
-            );
-            for (i, (name, p)) in ports.iter().enumerate() {
-                toml.push_str(&format!(
-                    "[[node]]\nname = \"{name}\"\naddresses = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]\nhostid = \"{:08x}\"\n\
-                     fence_priority = {}\nfencing = \"manual\"\n\n",
-                    p[0],
-                    p[1],
-                    0x5a00_0001 + i as u32,
-                    10 - i
-                ));
-            }
-            std::fs::write(nd.join("cluster.toml"), toml).unwrap();
-        }
-    }
-
-    fn start_node(&self, node: &str) -> (Daemon, PathBuf) {
-        let nd = self.path(node);
-        let socket = nd.join("control.sock");
-        let p = Daemon::run(node, &nd.join("cluster.toml"), &socket, &nd.join("log.jsonl"), &[]);
-        wait_until(&format!("{node} opens its control socket"), Duration::from_secs(20), || UnixStream::connect(&socket).is_ok());
-        (p, socket)
     }
 }
 
@@ -146,7 +113,8 @@ fn quorum(s: &Value) -> (bool, bool, u64, u64) {
 #[test]
 fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
     let site = Site::new();
-    let mut witness = site.start_witness();
+    let alpha = site.alpha();
+    let mut witness = site.start_witness(&alpha);
     let client = Client::new(&site.witness_addr());
 
     // Cluster beta, as a test client: the witness answers once it is up (this also waits for it to listen).
@@ -168,11 +136,8 @@ fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
     assert_eq!((r.query_seq, r.node.as_str(), r.granted, r.holder.as_deref()), (beta_seq, "b1", true, Some("b1")));
 
     // Cluster alpha: two real daemons with [witness]; both count the witness's vote.
-    let port = || free_udp_port(Ipv4Addr::LOCALHOST);
-    let ports = [("n1", [port(), port()]), ("n2", [port(), port()])];
-    site.write_configs(&ports);
-    let (mut n1, s1) = site.start_node("n1");
-    let (mut n2, s2) = site.start_node("n2");
+    let (mut n1, mut n2) = (alpha.start("n1"), alpha.start("n2"));
+    let (s1, s2) = (n1.socket.clone(), n2.socket.clone());
     wait_until("n1 and n2 are quorate with the witness's vote (3 of 3)", Duration::from_secs(20), || {
         n1.assert_running();
         n2.assert_running();

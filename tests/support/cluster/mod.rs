@@ -19,6 +19,25 @@ pub struct Cluster {
     pub nodes: Vec<(String, Vec<u16>)>,
 }
 
+/// What [`Cluster::with`] writes: the defaults are those of [`Cluster::new`].
+pub struct Spec<'a> {
+    /// `cluster.name`.
+    pub name: &'a str,
+    /// The cluster key (hex), written to `cluster.key` in the cluster's directory.
+    pub key: &'a str,
+    pub wait_for_all: bool,
+    /// More `[cluster]` lines (e.g. `notify = "/path"`), in every node's copy.
+    pub extra_cluster: &'a str,
+    /// Sections after `[cluster]` (e.g. `[witness]`), in every node's copy.
+    pub sections: &'a str,
+}
+
+impl Default for Spec<'_> {
+    fn default() -> Self {
+        Spec { name: "testc", key: KEY, wait_for_all: true, extra_cluster: "", sections: "" }
+    }
+}
+
 impl Cluster {
     /// Nodes `names` (two links each, manual fencing), with `extra_cluster` appended to `[cluster]` (e.g.
     /// `notify = "/path"`).
@@ -29,19 +48,30 @@ impl Cluster {
     /// [`Cluster::new`] with `extra` nodes in the config whose "addresses" are sockets the test holds (to
     /// capture what the daemons send).
     pub fn build(names: &[&str], extra: &[(&str, Vec<u16>)], extra_cluster: &str) -> Cluster {
+        Cluster::with(names, extra, Spec { extra_cluster, ..Spec::default() })
+    }
+
+    /// The one writer of the tests' cluster files: nodes `names` on free loopback ports (two links each,
+    /// manual fencing, 100 ms heartbeats, dead after 500 ms), `extra` nodes on ports the test holds, and what
+    /// `spec` sets.
+    pub fn with(names: &[&str], extra: &[(&str, Vec<u16>)], spec: Spec) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("cluster.key");
-        std::fs::write(&key, format!("{KEY}\n")).unwrap();
+        std::fs::write(&key, format!("{}\n", spec.key)).unwrap();
         let port = || free_udp_port(Ipv4Addr::LOCALHOST);
         let mut nodes: Vec<(String, Vec<u16>)> = names.iter().map(|n| (n.to_string(), vec![port(), port()])).collect();
         nodes.extend(extra.iter().map(|(n, p)| (n.to_string(), p.clone())));
         let mut toml = format!(
-            "[cluster]\nname = \"testc\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
+            "[cluster]\nname = \"{}\"\nkey_file = \"{}\"\nlinks = [\"ring0\", \"ring1\"]\n\
              heartbeat_interval = \"{HEARTBEAT_MS}ms\"\ndead_after = \"{DEAD_AFTER_MS}ms\"\nstall_threshold = \"400ms\"\n\
-             wait_for_all = true\nfence_delay = \"1s\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n{extra_cluster}\n\n",
+             wait_for_all = {}\nfence_delay = \"1s\"\nstate_dir = \"{}\"\ncontrol_socket = \"{}\"\n{}\n\n{}\n",
+            spec.name,
             key.display(),
+            spec.wait_for_all,
             dir.path().join("state").display(),
-            dir.path().join("control.sock").display()
+            dir.path().join("control.sock").display(),
+            spec.extra_cluster,
+            spec.sections
         );
         for (i, (name, ports)) in nodes.iter().enumerate() {
             toml.push_str(&format!(
@@ -55,6 +85,11 @@ impl Cluster {
         let config = dir.path().join("cluster.toml");
         std::fs::write(&config, toml).unwrap();
         Cluster { dir, config, nodes }
+    }
+
+    /// The cluster key file.
+    pub fn key_file(&self) -> PathBuf {
+        self.dir.path().join("cluster.key")
     }
 
     pub fn ports(&self, node: &str) -> Vec<u16> {
@@ -78,6 +113,15 @@ impl Cluster {
 
     pub fn node_config(&self, node: &str) -> (PathBuf, PathBuf) {
         self.instance_config(node)
+    }
+
+    /// [`Cluster::node_config`] with `lines` added to that node's `[cluster]` only (a node-local key such as
+    /// `metrics_listen`).
+    pub fn node_config_with(&self, node: &str, lines: &str) -> (PathBuf, PathBuf) {
+        let (path, socket) = self.instance_config(node);
+        let text = std::fs::read_to_string(&path).unwrap().replacen("[cluster]\n", &format!("[cluster]\n{lines}\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        (path, socket)
     }
 
     /// Start `failoverd run --node NODE` with the node's own config copy; waits for its control socket.
