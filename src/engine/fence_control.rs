@@ -328,7 +328,7 @@ impl Engine {
         let mut taken: Vec<(String, FencedRecord)> = Vec::new();
         for (peer, p) in &self.peers {
             let Some(hb) = p.last_heartbeat.as_ref() else { continue };
-            if !p.alive() || !hb.quorate || hb.config_digest != self.config_digest || hb.fenced.is_empty() {
+            if !p.alive() || !hb.quorate || hb.config_digest != self.facts.config_digest || hb.fenced.is_empty() {
                 continue;
             }
             let Some(received) = p.last_heard() else { continue };

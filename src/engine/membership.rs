@@ -196,7 +196,7 @@ impl Engine {
     }
 
     fn check_config_agreement(&mut self, now: Time, sender: &str, hb: &Heartbeat) {
-        if hb.config_digest == self.config_digest {
+        if hb.config_digest == self.facts.config_digest {
             if let Some(m) = self.mismatches.remove(sender) {
                 if m.reported.is_some() {
                     self.emit(now, Event::ConfigAgreed { node: sender.to_string() });
@@ -209,7 +209,7 @@ impl Engine {
             .targets
             .iter()
             .filter(|t| {
-                let mine = self.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
+                let mine = self.facts.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
                 let theirs = hb.target_digests.iter().find(|(n, _)| n == &t.name).map(|(_, d)| *d);
                 mine != theirs
             })
@@ -253,7 +253,7 @@ impl Engine {
     fn summary_keys(&self, sender: &str, digest: [u8; 16]) -> Option<Vec<KeyDiff>> {
         let partial = self.summaries_in.get(sender).filter(|p| p.digest == digest)?;
         let theirs = partial.complete()?;
-        let diffs = crate::config::diff_settings(&[&self.agreement_values, &theirs]);
+        let diffs = crate::config::diff_settings(&[&self.facts.agreement_values, &theirs]);
         Some(
             diffs
                 .into_iter()
@@ -307,7 +307,7 @@ impl Engine {
         }
         self.next_summary = Some(now + SUMMARY_EVERY);
         for link in 0..self.cfg.link_count() {
-            for part in self.summary_parts.clone() {
+            for part in self.facts.summary_parts.clone() {
                 let env = self.next_envelope(Body::ConfigSummary(part));
                 self.outputs.push_back(super::Output::Send { link, envelope: env });
             }

@@ -249,10 +249,8 @@ pub struct Engine {
     pub(crate) move_requests: BTreeMap<String, (String, Time)>,
     /// Peers whose configuration digest differs from ours (kept after they go silent).
     pub(crate) mismatches: BTreeMap<String, membership::Mismatch>,
-    /// This node's agreement values (`Config::agreement_values`), compared with the peers' summaries.
-    pub(crate) agreement_values: BTreeMap<String, String>,
-    /// This node's summary, ready to send (see `membership.rs`).
-    pub(crate) summary_parts: Vec<crate::protocol::ConfigSummary>,
+    /// What follows from the configuration alone: digests, agreement values, the summary datagrams.
+    pub(crate) facts: Arc<ConfigFacts>,
     /// Peers' summaries being received.
     pub(crate) summaries_in: BTreeMap<String, membership::PartialSummary>,
     /// When to send this node's summary next (`None`: no peer's digest differs).
@@ -260,13 +258,44 @@ pub struct Engine {
     /// Victims whose automatic fence a configuration mismatch blocks, with the reason (reported once by
     /// [`Event::FenceBlocked`]).
     pub(crate) fence_blocked: BTreeMap<String, String>,
-    pub(crate) config_digest: [u8; 16],
-    /// Each target's definition digest, computed once (they are sent in every heartbeat).
-    pub(crate) target_digests: Vec<(String, u32)>,
     pub(crate) journal_dirty: bool,
     pub(crate) faults: FaultSwitches,
     /// The disk heartbeat channel (`None`: `disk_heartbeat` not configured).
     pub(crate) disk: Option<disk::DiskChannel>,
+}
+
+/// What an engine derives from its configuration alone, computed once per configuration: a driver that starts
+/// many engines of one configuration (the simulator, at every boot of every node) shares one
+/// ([`Engine::from_facts`]).
+#[derive(Debug)]
+pub struct ConfigFacts {
+    cfg: Arc<Config>,
+    /// `Config::digest`, sent in every heartbeat.
+    pub(crate) config_digest: [u8; 16],
+    /// This node's agreement values (`Config::agreement_values`), compared with the peers' summaries.
+    pub(crate) agreement_values: BTreeMap<String, String>,
+    /// This node's summary, ready to send (see `membership.rs`).
+    pub(crate) summary_parts: Vec<crate::protocol::ConfigSummary>,
+    /// Each target's definition digest (they are sent in every heartbeat).
+    pub(crate) target_digests: Vec<(String, u32)>,
+}
+
+impl ConfigFacts {
+    /// The facts of `cfg`; an error when its heartbeat or its summary would not fit in datagrams (what
+    /// [`heartbeat_fits`] checks).
+    pub fn of(cfg: Arc<Config>) -> Result<ConfigFacts, String> {
+        largest_heartbeat_fits(&cfg)?;
+        let config_digest = cfg.digest();
+        let agreement_values = cfg.agreement_values();
+        let summary_parts = membership::summary_parts_of(&cfg, config_digest, &agreement_values)?;
+        let target_digests = cfg.targets.iter().filter_map(|t| cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
+        Ok(ConfigFacts { cfg, config_digest, agreement_values, summary_parts, target_digests })
+    }
+
+    /// The configuration these facts are of.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.cfg
+    }
 }
 
 /// Refuse a configuration whose largest possible heartbeat (every target moving, every move requested,
@@ -322,18 +351,17 @@ impl Engine {
     /// persists and bumps it); `journal` is what the previous run persisted. The engine draws no random number:
     /// what it does follows from its inputs alone.
     pub fn new(cfg: Arc<Config>, me: &str, incarnation: u64, journal: Option<Journal>, now: Time) -> Result<Engine, String> {
-        // (what `heartbeat_fits` checks, with the digest and the agreement values computed once: the simulator
-        // builds an engine at every boot)
-        largest_heartbeat_fits(&cfg)?;
-        let config_digest = cfg.digest();
-        let agreement_values = cfg.agreement_values();
-        let summary_parts = membership::summary_parts_of(&cfg, config_digest, &agreement_values)?;
+        Engine::from_facts(Arc::new(ConfigFacts::of(cfg)?), me, incarnation, journal, now)
+    }
+
+    /// [`Engine::new`] with the facts of its configuration computed already (shared between engines).
+    pub fn from_facts(facts: Arc<ConfigFacts>, me: &str, incarnation: u64, journal: Option<Journal>, now: Time) -> Result<Engine, String> {
+        let cfg = Arc::clone(&facts.cfg);
         let me_cfg = cfg.node(me).cloned().ok_or_else(|| format!("node {me} is not in the configuration (nodes: {})", cfg.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")))?;
         let links = cfg.link_count();
         let peers: BTreeMap<String, PeerLiveness> = cfg.nodes.iter().filter(|n| n.name != me).map(|n| (n.name.clone(), PeerLiveness::new(links))).collect();
         let peer_names: Arc<[String]> = peers.keys().cloned().collect();
         let targets = cfg.targets.iter().map(|t| (t.name.clone(), targets::Slot::new(t.clone(), now))).collect();
-        let target_digests = cfg.targets.iter().filter_map(|t| cfg.target_digest(&t.name).map(|d| (t.name.clone(), d))).collect();
         let mut e = Engine {
             cfg,
             me: me_cfg,
@@ -379,13 +407,10 @@ impl Engine {
             recent: VecDeque::new(),
             move_requests: BTreeMap::new(),
             mismatches: BTreeMap::new(),
-            agreement_values,
-            summary_parts,
+            facts,
             summaries_in: BTreeMap::new(),
             next_summary: None,
             fence_blocked: BTreeMap::new(),
-            config_digest,
-            target_digests,
             journal_dirty: true,
             faults: FaultSwitches::default(),
             disk: None,
@@ -668,7 +693,7 @@ impl Engine {
             .map(|(name, p)| PeerView { node: name.clone(), links_up: p.links_up_mask(), alive: p.alive() })
             .collect();
         let targets = self.targets.values().filter_map(|s| s.view()).collect();
-        let target_digests = self.target_digests.clone();
+        let target_digests = self.facts.target_digests.clone();
         let move_requests = self.move_requests.iter().filter(|(_, (_, exp))| *exp > now).map(|(t, (to, _))| (t.clone(), to.clone())).collect();
         Heartbeat {
             link,
@@ -681,7 +706,7 @@ impl Engine {
             standby: self.standby.1.iter().cloned().collect(),
             standby_epoch: self.standby.0,
             fence_me: self.fence_me.is_some(),
-            config_digest: self.config_digest,
+            config_digest: self.facts.config_digest,
             targets,
             target_digests,
             move_requests,

@@ -5,7 +5,8 @@
 //! mounted on two powered hosts; never a forced import by a node that has not confirmed the previous owner
 //! off; never a fence started by a node without quorum. At the end, the scenario's expectations.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::command::Command;
 use crate::config::{Config, FenceDeviceKind, TargetKind};
-use crate::engine::{AdminRequest, CommandId, Engine, Event, FaultSwitches, FenceReason, Input, Journal, Output, Purpose};
+use crate::engine::{AdminRequest, CommandId, ConfigFacts, Engine, Event, FaultSwitches, FenceReason, Input, Journal, Output, Purpose};
 use crate::protocol::{self, Envelope, Keys};
 use crate::storage::SequenceKind;
 use crate::time::Time;
@@ -94,6 +95,34 @@ enum Ev {
     ConvergeCheck,
 }
 
+/// An event in the queue. The queue pops the earliest `at` first and, at one time, the first scheduled
+/// (`seq`): ordered by (at, seq), reversed, for the max-heap.
+struct Queued {
+    at: Time,
+    seq: u64,
+    ev: Ev,
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+
+impl Eq for Queued {}
+
 /// One simulated server.
 struct Host {
     /// The host's name, shared by the events addressed to it.
@@ -157,10 +186,13 @@ const BOOT_TIME: Duration = Duration::from_secs(20);
 pub struct World {
     scenario: Arc<Scenario>,
     cfg: Arc<Config>,
+    /// What engines derive from their configuration, computed at the first boot that needs it: `None` for the
+    /// cluster's configuration, `Some(host)` for a host of `[node_config]`.
+    facts: BTreeMap<Option<String>, Result<Arc<ConfigFacts>, String>>,
     opts: RunOptions,
     now: Time,
     seq: u64,
-    queue: BTreeMap<(Time, u64), Ev>,
+    queue: BinaryHeap<Queued>,
     rng: ChaCha8Rng,
     hosts: BTreeMap<String, Host>,
     net: Network,
@@ -224,9 +256,10 @@ impl World {
             key,
             scenario: scenario.clone(),
             cfg,
+            facts: BTreeMap::new(),
             now: Time::ZERO,
             seq: 0,
-            queue: BTreeMap::new(),
+            queue: BinaryHeap::new(),
             rng,
             hosts: BTreeMap::new(),
             hasher: Sha256::new(),
@@ -321,13 +354,13 @@ impl World {
 
     fn schedule(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+        self.queue.push(Queued { at, seq: self.seq, ev });
     }
 
     /// Run to the end of the scenario and judge it.
     pub fn run(mut self) -> RunReport {
         let end = Time::ZERO + self.scenario.duration;
-        while let Some(((t, _), ev)) = self.queue.pop_first() {
+        while let Some(Queued { at: t, ev, .. }) = self.queue.pop() {
             if t > end {
                 break;
             }
@@ -499,8 +532,17 @@ impl World {
         let (inc, journal) = (h.incarnation, h.journal.clone());
         // a node of `[node_config]` runs with its own file (an operator's drift); the world itself (power,
         // storage, links) follows the cluster's config
-        let cfg = self.scenario.node_configs.get(host).map_or_else(|| self.cfg.clone(), |c| Arc::new(c.clone()));
-        match Engine::new(cfg, host, inc, journal, self.now) {
+        let own = self.scenario.node_configs.contains_key(host).then(|| host.to_string());
+        let facts = match self.facts.get(&own) {
+            Some(f) => f.clone(),
+            None => {
+                let cfg = self.scenario.node_configs.get(host).map_or_else(|| self.cfg.clone(), |c| Arc::new(c.clone()));
+                let f = ConfigFacts::of(cfg).map(Arc::new);
+                self.facts.insert(own, f.clone());
+                f
+            }
+        };
+        match facts.and_then(|f| Engine::from_facts(f, host, inc, journal, self.now)) {
             Ok(mut e) => {
                 e.set_faults(self.opts.faults);
                 let now = self.now;
@@ -599,7 +641,7 @@ impl World {
                 // (`schedule` inlined: the hosts are borrowed)
                 self.seq += 1;
                 let ev = Ev::Deliver { to: h.name.clone(), link, bytes: bytes.clone(), replayed: false };
-                self.queue.insert((self.now + d, self.seq), ev);
+                self.queue.push(Queued { at: self.now + d, seq: self.seq, ev });
             }
         }
     }
