@@ -37,27 +37,8 @@ impl Engine {
             let Some(mut job) = self.fence_jobs.remove(&victim) else { continue };
             let progress = if job.waiting_retry {
                 job.waiting_retry = false;
-                if job.reason == FenceReason::PeerDead && self.peer_alive(&victim) {
-                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: "the node is heard again".into() });
-                    continue;
-                }
-                // the disk heartbeat: the victim's slot advances again (or is not judged stopped), or this
-                // node's own writes fail: no new attempt
-                if job.reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, &victim) {
-                    let reason = if self.own_disk_failing(now) {
-                        "this node's own disk heartbeat writes fail".to_string()
-                    } else {
-                        "its disk heartbeat slot is not stopped".to_string()
-                    };
+                if let Some(reason) = self.fence_no_longer_wanted(now, &victim, &job) {
                     self.emit(now, Event::FenceCancelled { node: victim.clone(), reason });
-                    continue;
-                }
-                if job.reason.needs_quorum() && (!self.quorum.quorate || self.in_maintenance()) {
-                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: format!("no action allowed: {}", self.no_action_reason()) });
-                    continue;
-                }
-                if let Some(why) = job.reason.needs_quorum().then(|| self.fence_blocked_by_config(&victim)).flatten() {
-                    self.emit(now, Event::FenceCancelled { node: victim.clone(), reason: why });
                     continue;
                 }
                 let progress = job.start_attempt(&self.cfg, now);
@@ -69,6 +50,22 @@ impl Engine {
             self.fence_jobs.insert(victim.clone(), job);
             self.apply_fence_progress(now, &victim, progress);
         }
+    }
+
+    /// Why a fence job should make no new attempt (at a retry, or before its next level after one failed):
+    /// the victim of a `PeerDead` fence is heard again, or its disk slot is not stopped (or this node's own
+    /// writes fail); a fence that needs quorum lost it, or its configuration now blocks it.
+    fn fence_no_longer_wanted(&self, now: Time, victim: &str, job: &FenceJob) -> Option<String> {
+        if job.reason == FenceReason::PeerDead && self.peer_alive(victim) {
+            return Some("the node is heard again".into());
+        }
+        if job.reason == FenceReason::PeerDead && self.disk.is_some() && !self.stopped_on_disk(now, victim) {
+            return Some(if self.own_disk_failing(now) { "this node's own disk heartbeat writes fail" } else { "its disk heartbeat slot is not stopped" }.into());
+        }
+        if job.reason.needs_quorum() && (!self.quorum.quorate || self.in_maintenance()) {
+            return Some(format!("no action allowed: {}", self.no_action_reason()));
+        }
+        job.reason.needs_quorum().then(|| self.fence_blocked_by_config(victim)).flatten()
     }
 
     pub(crate) fn no_action_reason(&self) -> String {
@@ -214,6 +211,13 @@ impl Engine {
             return;
         };
         if !self.quorum.quorate || self.in_maintenance() || self.left || !self.fresh_quorum_against(now, victim) {
+            return;
+        }
+        // Silence counts only while this node is quorate: a peer judged dead while this node was cut off may be
+        // heard again moments after the heal that brought the quorum back (swarm seed 562120: the first peer
+        // heard after a partition gave the quorum back, and the second, alive, was fenced 66 ms before its first
+        // datagram arrived). No fence of a silent peer until dead_after has passed since the quorum returned.
+        if reason == FenceReason::PeerDead && self.quorum_gained_at.is_some_and(|q| now < q + self.cfg.cluster.dead_after) {
             return;
         }
         let mut alive = self.alive_set();
@@ -453,8 +457,20 @@ impl Engine {
 
     fn apply_fence_progress(&mut self, now: Time, victim: &str, progress: JobProgress) {
         let failures = self.fence_jobs.get_mut(victim).map(|j| std::mem::take(&mut j.new_level_failures)).unwrap_or_default();
+        let level_failed = !failures.is_empty();
         for (level, error) in failures {
             self.emit(now, Event::FenceLevelFailed { node: victim.to_string(), level: level + 1, error });
+        }
+        // a level failed (the victim's power was not cut) and the next one would start: the checks of a retry
+        // first (swarm seed 562120: a node heard alive again for 4 s, after a partition, was powered off by the
+        // second level of a fence decided while it was silent)
+        if let (true, JobProgress::Run { .. }, Some(job)) = (level_failed, &progress, self.fence_jobs.get(victim)) {
+            if let Some(reason) = self.fence_no_longer_wanted(now, victim, job) {
+                self.end_fence_job(victim);
+                self.emit(now, Event::FenceCancelled { node: victim.to_string(), reason: reason.clone() });
+                self.reply_fence_admin(victim, Err(AdminError::FenceCancelled { reason }));
+                return;
+            }
         }
         match progress {
             JobProgress::Run { command, device, level } => {

@@ -447,6 +447,9 @@ impl Engine {
         };
         let q = quorum::compute(&m);
         if q.quorate != self.quorum.quorate {
+            if q.quorate {
+                self.quorum_gained_at = Some(now);
+            }
             let ev = if q.quorate {
                 Event::QuorumGained { votes: q.votes, total: q.total }
             } else {

@@ -258,6 +258,9 @@ pub struct Engine {
     /// Victims whose automatic fence a configuration mismatch blocks, with the reason (reported once by
     /// [`Event::FenceBlocked`]).
     pub(crate) fence_blocked: BTreeMap<String, String>,
+    /// When this node last became quorate: silence that began before counts toward a fence only `dead_after`
+    /// after it (see `fence_control.rs`, `consider_fencing`).
+    pub(crate) quorum_gained_at: Option<Time>,
     pub(crate) journal_dirty: bool,
     pub(crate) faults: FaultSwitches,
     /// The disk heartbeat channel (`None`: `disk_heartbeat` not configured).
@@ -411,6 +414,7 @@ impl Engine {
             summaries_in: BTreeMap::new(),
             next_summary: None,
             fence_blocked: BTreeMap::new(),
+            quorum_gained_at: None,
             journal_dirty: true,
             faults: FaultSwitches::default(),
             disk: None,
@@ -498,6 +502,7 @@ impl Engine {
             .chain(self.targets.values().filter_map(|s| s.next_deadline()))
             .chain(self.recovery_deadline())
             .chain(self.disk.as_ref().filter(|_| !self.left).map(|d| d.next_beat))
+            .chain(self.quorum_gained_at.map(|q| q + dead_after))
             .filter(|t| *t >= floor)
             .min()
             .unwrap_or(self.next_heartbeat.max(floor))
