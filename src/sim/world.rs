@@ -5,8 +5,7 @@
 //! mounted on two powered hosts; never a forced import by a node that has not confirmed the previous owner
 //! off; never a fence started by a node without quorum. At the end, the scenario's expectations.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,34 +94,6 @@ enum Ev {
     ConvergeCheck,
 }
 
-/// An event in the queue. The queue pops the earliest `at` first and, at one time, the first scheduled
-/// (`seq`): ordered by (at, seq), reversed, for the max-heap.
-struct Queued {
-    at: Time,
-    seq: u64,
-    ev: Ev,
-}
-
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-
-impl Eq for Queued {}
-
 /// One simulated server.
 struct Host {
     /// The host's name, shared by the events addressed to it.
@@ -192,7 +163,7 @@ pub struct World {
     opts: RunOptions,
     now: Time,
     seq: u64,
-    queue: BinaryHeap<Queued>,
+    queue: BTreeMap<(Time, u64), Ev>,
     rng: ChaCha8Rng,
     hosts: BTreeMap<String, Host>,
     net: Network,
@@ -259,7 +230,7 @@ impl World {
             facts: BTreeMap::new(),
             now: Time::ZERO,
             seq: 0,
-            queue: BinaryHeap::new(),
+            queue: BTreeMap::new(),
             rng,
             hosts: BTreeMap::new(),
             hasher: Sha256::new(),
@@ -354,13 +325,13 @@ impl World {
 
     fn schedule(&mut self, at: Time, ev: Ev) {
         self.seq += 1;
-        self.queue.push(Queued { at, seq: self.seq, ev });
+        self.queue.insert((at, self.seq), ev);
     }
 
     /// Run to the end of the scenario and judge it.
     pub fn run(mut self) -> RunReport {
         let end = Time::ZERO + self.scenario.duration;
-        while let Some(Queued { at: t, ev, .. }) = self.queue.pop() {
+        while let Some(((t, _), ev)) = self.queue.pop_first() {
             if t > end {
                 break;
             }
@@ -641,7 +612,7 @@ impl World {
                 // (`schedule` inlined: the hosts are borrowed)
                 self.seq += 1;
                 let ev = Ev::Deliver { to: h.name.clone(), link, bytes: bytes.clone(), replayed: false };
-                self.queue.push(Queued { at: self.now + d, seq: self.seq, ev });
+                self.queue.insert((self.now + d, self.seq), ev);
             }
         }
     }
