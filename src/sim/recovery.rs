@@ -1,7 +1,7 @@
 //! The Lustre recovery window of the simulated servers, answering `lctl get_param -n
 //! <mdt|obdfilter>.<device>.recovery_status` in Lustre's format (see `storage/recovery.rs`).
 //!
-//! The model (facts from Lustre's defaults, `reference/storage-tools-formats.md` §4; the figures of the
+//! The model (facts from Lustre's defaults, `docs/reference/storage-tools-formats.md` §4; the figures of the
 //! client side are the model's own, not measured):
 //!
 //! - A device that served clients once (it was mounted before in this run) opens a recovery window at its

@@ -17,7 +17,7 @@ const HOSTID_B: u32 = 0xb2b2_b2b2;
 /// oss-a crashed at 00:26:26 on the capture day (the simulator's default epoch is that day's midnight).
 const CRASH: Time = Time(1586 * 1_000_000);
 
-/// `boot2-takeover/03-zdb_e_C_tank.txt`, verbatim.
+/// `tests/fixtures/openzfs-2.1.11/boot2-03-zdb-e-C-state0.txt` (a real capture), verbatim.
 const CAPTURE_ZDB: &str = "
 MOS Configuration:
         version: 5000
