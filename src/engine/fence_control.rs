@@ -107,6 +107,13 @@ impl Engine {
             None => "unknown",
         };
         self.emit(now, Event::FencePowerChecked { node: node.to_string(), power: word.into() });
+        if power == Some(PowerState::On) && self.fenced.void(node) {
+            // the journaled confirmation no longer holds: the node has power (powered on again, or its fence
+            // device lied). It must not allow a forced import any more; silent, the node is judged and fenced
+            // afresh (swarm seed 3694 with a BMC that had lied)
+            self.journal_dirty = true;
+            return;
+        }
         self.fenced.power_read(node, power == Some(PowerState::Off));
     }
 

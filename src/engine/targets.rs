@@ -576,6 +576,12 @@ impl Engine {
             }
             *mount_waits = None;
         }
+        if import_step {
+            if let Some(victim) = self.forced_from_no_longer_off(name) {
+                self.abandon_forced_import(now, name, &victim);
+                return;
+            }
+        }
         let Some(slot) = self.targets.get_mut(name) else { return };
         let run = if monitor {
             slot.monitor.as_deref()
@@ -596,6 +602,31 @@ impl Engine {
         }
         let purpose = Purpose::Storage { target: name.into(), sequence, step };
         self.run_command(command, purpose, Waiter::Target { target: name.into(), monitor });
+    }
+
+    /// The node a forced sequence of `name` takes the target from, when this node no longer holds it confirmed
+    /// off: its fence record was voided since the sequence started (the node was heard again in the same
+    /// incarnation, so its fence device lied, or in a new one, so it rebooted).
+    fn forced_from_no_longer_off(&self, name: &str) -> Option<String> {
+        match &self.targets.get(name)?.local {
+            Local::Starting { run, from: Some(victim), .. } if run.kind() == SequenceKind::Forced && !self.fenced.contains_key(victim) => {
+                Some(victim.clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// No `zpool import -f` without a confirmed fence, also when the confirmation is voided between the label
+    /// check and the import (swarm seed 3694: a daemon restarted with a journaled fence that its BMC had lied
+    /// about, started a forced takeover, then heard the node alive): the sequence stops before its import. It
+    /// has only read the label, so nothing is held; the target is left to whoever holds it, and the alert that
+    /// voided the record (`fence_lied`, `peer_restarted`) has told the operator why.
+    fn abandon_forced_import(&mut self, now: Time, name: &str, victim: &str) {
+        let Some(slot) = self.targets.get_mut(name) else { return };
+        slot.local = Local::Stopped;
+        let error = format!("import: {victim} is no longer confirmed off (heard again since its fence): no forced import");
+        self.emit(now, Event::SequenceFailed { target: name.into(), sequence: SequenceKind::Forced, error });
+        self.after_local_change(now);
     }
 
     // ----- results ----------------------------------------------------------------------------------

@@ -332,8 +332,12 @@ impl Hardware {
         self.effects_since(&before)
     }
 
-    /// The state a device reports: a lying device's claim, else the truth.
+    /// The state a device reports: a lying device's claim, else the truth (a device whose lie was cleared,
+    /// by an `ok` fault or the settle, tells the truth again).
     pub(crate) fn read_switch(&self, sw: &PowerSwitch) -> Option<bool> {
+        if !self.switch_faults(sw).lying {
+            return self.true_switch(sw);
+        }
         match sw {
             PowerSwitch::Bmc(addr) => {
                 let b = self.bmcs.get(addr)?;
@@ -346,6 +350,21 @@ impl Hardware {
             PowerSwitch::Plug(name) => {
                 let p = self.plugs.get(name)?;
                 Some(p.reported_on.unwrap_or(self.node_powered(&p.node)))
+            }
+        }
+    }
+
+    /// The state a device would report if it told the truth.
+    fn true_switch(&self, sw: &PowerSwitch) -> Option<bool> {
+        match sw {
+            PowerSwitch::Bmc(addr) => {
+                let b = self.bmcs.get(addr)?;
+                Some(self.nodes.get(&b.node)?.chassis_on)
+            }
+            PowerSwitch::Outlet { pdu, outlet } => Some(self.pdus.get(pdu)?.outlets.get(outlet)?.on),
+            PowerSwitch::Plug(name) => {
+                let p = self.plugs.get(name)?;
+                Some(self.node_powered(&p.node))
             }
         }
     }

@@ -150,12 +150,72 @@ fn faults_toml(rng: &mut ChaCha8Rng, nodes: usize, targets: usize, witness: bool
 
 /// The world of one seed: pools with or without MMP, the fate of a restarted daemon's leftover commands, the
 /// OpenZFS release's timings, and hosts whose `uname -n` is fully qualified.
-fn world_toml(rng: &mut ChaCha8Rng) -> String {
+/// Also says whether the pools run MMP (`multihost`).
+fn world_toml(rng: &mut ChaCha8Rng) -> (String, bool) {
     let multihost = !rng.random_bool(0.15);
     let orphans = if rng.random_bool(0.5) { "killed" } else { "unkillable" };
     let openzfs = if rng.random_bool(0.5) { "2.1" } else { "2.3" };
     let domain = if rng.random_bool(0.2) { "domain = \"lab.example\"\n" } else { "" };
-    format!("[world]\nmultihost = {multihost}\norphans = \"{orphans}\"\nopenzfs = \"{openzfs}\"\n{domain}")
+    (format!("[world]\nmultihost = {multihost}\norphans = \"{orphans}\"\nopenzfs = \"{openzfs}\"\n{domain}"), multihost)
+}
+
+/// The rarer fault classes, drawn in half the seeds from an RNG of their own (so that a seed's other draws stay
+/// the same): one-way cuts, partitions of other shapes (two or three groups of any size, the witness on one
+/// side), an extra delay on a link, replayed heartbeats, a BMC that lies (says off, the power stays on), and a
+/// `manual` last-resort fence level for one node (`fence_needs_operator`). A lying BMC is drawn only where MMP
+/// guards every target (ZFS pools with `multihost=on`): without it nothing can stop the double import a lying
+/// fence device makes, by failoverd or any other HA stack (README, Limits).
+fn rare_faults(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, settle: u64, mmp_everywhere: bool, config: &mut toml::Table) -> String {
+    let mut t = String::new();
+    let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+    for _ in 0..rng.random_range(1..=3) {
+        let at = rng.random_range(16..settle.max(17));
+        let n = rng.random_range(1..=nodes);
+        let other = (n - 1 + rng.random_range(1..nodes)) % nodes + 1;
+        let action = match rng.random_range(0..6) {
+            0 => {
+                let link = if rng.random_bool(0.5) { String::new() } else { format!("\nlink = {}", rng.random_range(0..2)) };
+                format!("action = \"cut\"\nfrom = \"n{other}\"\nto = \"n{n}\"{link}")
+            }
+            1 => {
+                // every node in one of two or three groups (none empty)
+                let k = if nodes >= 3 && rng.random_bool(0.4) { 3 } else { 2 };
+                let mut groups: Vec<Vec<String>> = vec![Vec::new(); k];
+                for (i, name) in names.iter().enumerate() {
+                    let g = if i < k { i } else { rng.random_range(0..k) };
+                    groups[g].push(format!("\"{name}\""));
+                }
+                let list: Vec<String> = groups.iter().map(|g| format!("[{}]", g.join(", "))).collect();
+                let link = if rng.random_bool(0.3) { format!("\nlink = {}", rng.random_range(0..2)) } else { String::new() };
+                let side = if witness && rng.random_bool(0.5) { format!("\nwitness_with = \"n{n}\"") } else { String::new() };
+                format!("action = \"partition\"\ngroups = [{}]{link}{side}", list.join(", "))
+            }
+            2 => format!("action = \"delay\"\nlink = {}\ndelay = \"{}ms\"", rng.random_range(0..2), [40, 400, 1500, 2800][rng.random_range(0..4)]),
+            3 => format!("action = \"replay\"\nnode = \"n{n}\""),
+            4 if mmp_everywhere => format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"lying\""),
+            _ => "action = \"heal\"".to_string(),
+        };
+        let _ = writeln!(t, "[[fault]]\nat = \"{at}s\"\n{action}");
+    }
+    if rng.random_bool(0.3) {
+        // a manual device as the last level of one node: when its BMC and PDU fail, an operator must act
+        let n = rng.random_range(1..=nodes);
+        let device = format!("n{n}-manual");
+        if let Some(toml::Value::Array(devices)) = config.get_mut("fence_device") {
+            let mut d = toml::Table::new();
+            d.insert("name".into(), toml::Value::String(device.clone()));
+            d.insert("kind".into(), toml::Value::String("manual".into()));
+            devices.push(toml::Value::Table(d));
+        }
+        if let Some(toml::Value::Array(list)) = config.get_mut("node") {
+            if let Some(toml::Value::Table(node)) = list.get_mut(n - 1) {
+                if let Some(toml::Value::Array(levels)) = node.get_mut("fence_levels") {
+                    levels.push(toml::Value::Array(vec![toml::Value::String(device)]));
+                }
+            }
+        }
+    }
+    t
 }
 
 /// The random scenario of one seed, checking safety only (see [`scenario_with`]).
@@ -186,7 +246,7 @@ pub fn scenario_text(seed: u64, liveness: bool) -> String {
     if let Ok(t) = cluster_toml(&mut rng, nodes, witness, targets, &ldiskfs).parse::<toml::Table>() {
         config = t;
     }
-    let world = world_toml(&mut rng);
+    let (world, multihost) = world_toml(&mut rng);
     let (mut faults, settle) = faults_toml(&mut rng, nodes, targets, witness, &ldiskfs);
     // the disk heartbeat and its path faults come from their own RNG: the seed's other draws stay the same
     let mut disk_rng = ChaCha8Rng::seed_from_u64(seed ^ 0xd15c_d15c_d15c_d15c);
@@ -200,6 +260,11 @@ pub fn scenario_text(seed: u64, liveness: bool) -> String {
             let f = ["path-down", "path-stall", "path-stall", "path-restore"][disk_rng.random_range(0..4)];
             let _ = writeln!(faults, "[[fault]]\nat = \"{at}s\"\naction = \"storage\"\nnode = \"n{n}\"\nfault = \"{f}\"");
         }
+    }
+    let mut rare_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0e47_0e47_0e47_0e47);
+    if rare_rng.random_bool(0.5) {
+        let mmp_everywhere = multihost && !ldiskfs.iter().any(|l| *l);
+        faults.push_str(&rare_faults(&mut rare_rng, nodes, witness, settle, mmp_everywhere, &mut config));
     }
     let duration = settle + LIVENESS_BOUND;
     let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{duration}s\"\n\n{world}\n[expect]\nliveness = {liveness}\n\n{faults}");
