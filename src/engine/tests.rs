@@ -32,6 +32,9 @@ struct Harness {
     /// `Output::DiskBeat`s seen (times), and whether one waits for its round.
     disk_beats: Vec<Time>,
     beat_pending: bool,
+    /// Commands whose display starts with this are not answered but kept in `held` (a slow command).
+    hold: Option<&'static str>,
+    held: Vec<(CommandId, Command)>,
 }
 
 fn standard_answers(cmd: &Command) -> CommandResult {
@@ -80,6 +83,8 @@ impl Harness {
             summaries_sent: 0,
             disk_beats: vec![],
             beat_pending: false,
+            hold: None,
+            held: vec![],
         };
         h.drain();
         h
@@ -120,6 +125,10 @@ impl Harness {
             }
             let pending = std::mem::take(&mut self.pending);
             for (id, cmd) in pending {
+                if self.hold.is_some_and(|p| cmd.display().starts_with(p)) {
+                    self.held.push((id, cmd));
+                    continue;
+                }
                 let result = (self.answer)(&cmd);
                 self.engine.handle(self.now, Input::CommandDone { id, result });
                 self.drain();
@@ -311,6 +320,31 @@ fn an_mmp_refusal_stops_the_takeover_instead_of_forcing_it() {
     assert!(h.first_event(|e| matches!(e, Event::FenceLied { node } if node == "mds1")).is_some());
     for t in ["MGT", "lustre-MDT0000"] {
         assert!(h.first_event(|e| matches!(e, Event::TargetBlocked { target, .. } if target == t)).is_some(), "{t}: {:#?}", h.log);
+    }
+}
+
+#[test]
+fn a_forced_takeover_stops_before_its_import_when_the_fence_no_longer_holds() {
+    let mut h = Harness::new(mds_pair());
+    // the label checks are slow: they are still running when mds1 is heard again
+    h.hold = Some("zdb");
+    h.run_until(ms(30_000), &mds1_holds_both(), |t| t < ms(2_000));
+    assert!(h.first_event(|e| matches!(e, Event::FenceConfirmed { node, .. } if node == "mds1")).is_some(), "{:#?}", h.log);
+    assert_eq!(h.held.len(), 2, "both label checks run: {:?}", h.commands);
+    // mds1 is heard again in the incarnation it was fenced in: its BMC lied, the confirmation is void
+    h.run_until(ms(31_000), &mds1_holds_both(), |_| true);
+    assert!(h.first_event(|e| matches!(e, Event::FenceLied { node } if node == "mds1")).is_some(), "{:#?}", h.log);
+    // the label checks end (the labels name mds1, as in a real takeover): no forced import follows
+    h.hold = None;
+    h.pending.append(&mut h.held);
+    h.run_until(ms(60_000), &mds1_holds_both(), |_| true);
+    assert!(h.commands_matching("zpool import").is_empty(), "{:?}", h.commands);
+    for t in ["MGT", "lustre-MDT0000"] {
+        assert!(
+            h.first_event(|e| matches!(e, Event::SequenceFailed { target, error, .. } if target == t && error.contains("no longer confirmed off"))).is_some(),
+            "{t}: {:#?}",
+            h.log
+        );
     }
 }
 
