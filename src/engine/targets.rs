@@ -455,7 +455,7 @@ impl Engine {
             if !matches!(slot.local, Local::Stopped) || slot.blocked.is_some() || slot.retry_at.is_some_and(|t| now < t) {
                 continue;
             }
-            if self.target_disputed(name) {
+            if self.target_disputed(name) || self.unseen_by_a_candidate(&slot.cfg).is_some() {
                 continue;
             }
             if let Some(kind) = self.start_kind(name, &slot.cfg) {
@@ -463,6 +463,21 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// A live peer that may run this target says, in its latest heartbeat, that it does not hear this node: it
+    /// may take the target over at any moment as if this node were dead (a one-way loss, or a peer that holds
+    /// this node fenced from before a reboot it has not heard of). Starting the target here as well could
+    /// import its pool on both (swarm seed 19043): wait until that peer hears this node.
+    pub(crate) fn unseen_by_a_candidate<'a>(&self, cfg: &'a TargetConfig) -> Option<&'a str> {
+        let me = self.me.name.as_str();
+        cfg.nodes.iter().map(String::as_str).filter(|n| *n != me).find(|n| {
+            self.peers
+                .get(*n)
+                .filter(|p| p.alive())
+                .and_then(|p| p.last_heartbeat.as_ref())
+                .is_some_and(|hb| hb.peers.iter().any(|v| v.node == me && !v.alive))
+        })
     }
 
     fn start_kind(&self, name: &str, cfg: &TargetConfig) -> Option<StartKind> {

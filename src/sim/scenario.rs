@@ -202,7 +202,9 @@ pub enum FaultAction {
     /// Replay every datagram captured from `node` so far to every other node.
     Replay { node: String },
     /// A storage fault on a host: suspend-pool | not-healthy | healthy | umount-hang | import-fail |
-    /// import-slow (imports take 60 s longer) | mount-fail | clear; and its path to the disk heartbeat device
+    /// import-slow (imports take 60 s longer) | mount-fail | clear | freeze | thaw; of the target's pool:
+    /// degraded (a disk failed, the pool serves data) | foreign-label (the label names a host outside the
+    /// cluster); and its path to the disk heartbeat device
     /// (`[cluster] disk_heartbeat`): path-down (every round fails with an I/O error) | path-stall (rounds
     /// hang) | path-restore.
     Storage { node: String, fault: String, target: Option<String> },

@@ -161,18 +161,19 @@ fn world_toml(rng: &mut ChaCha8Rng) -> (String, bool) {
 
 /// The rarer fault classes, drawn in half the seeds from an RNG of their own (so that a seed's other draws stay
 /// the same): one-way cuts, partitions of other shapes (two or three groups of any size, the witness on one
-/// side), an extra delay on a link, replayed heartbeats, a BMC that lies (says off, the power stays on), and a
-/// `manual` last-resort fence level for one node (`fence_needs_operator`). A lying BMC is drawn only where MMP
+/// side), an extra delay on a link, replayed heartbeats, a BMC that lies (says off, the power stays on), a
+/// DEGRADED pool, a foreign label, a host whose storage hangs, and a `manual` last-resort fence level for one
+/// node (`fence_needs_operator`). A lying BMC is drawn only where MMP
 /// guards every target (ZFS pools with `multihost=on`): without it nothing can stop the double import a lying
 /// fence device makes, by failoverd or any other HA stack (README, Limits).
-fn rare_faults(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, settle: u64, mmp_everywhere: bool, config: &mut toml::Table) -> String {
+fn rare_faults(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, settle: u64, ldiskfs: &[bool], mmp_everywhere: bool, config: &mut toml::Table) -> String {
     let mut t = String::new();
     let names: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
     for _ in 0..rng.random_range(1..=3) {
         let at = rng.random_range(16..settle.max(17));
         let n = rng.random_range(1..=nodes);
         let other = (n - 1 + rng.random_range(1..nodes)) % nodes + 1;
-        let action = match rng.random_range(0..6) {
+        let action = match rng.random_range(0..7) {
             0 => {
                 let link = if rng.random_bool(0.5) { String::new() } else { format!("\nlink = {}", rng.random_range(0..2)) };
                 format!("action = \"cut\"\nfrom = \"n{other}\"\nto = \"n{n}\"{link}")
@@ -193,6 +194,25 @@ fn rare_faults(rng: &mut ChaCha8Rng, nodes: usize, witness: bool, settle: u64, m
             2 => format!("action = \"delay\"\nlink = {}\ndelay = \"{}ms\"", rng.random_range(0..2), [40, 400, 1500, 2800][rng.random_range(0..4)]),
             3 => format!("action = \"replay\"\nnode = \"n{n}\""),
             4 if mmp_everywhere => format!("action = \"bmc\"\nnode = \"n{n}\"\nfault = \"lying\""),
+            5 => {
+                // the rarer storage faults: a pool that lost a disk (DEGRADED, it still serves), a label that names
+                // a host outside the cluster (the takeover must refuse it), a host whose storage hangs (thawed by
+                // the settle)
+                let zfs: Vec<usize> = (0..ldiskfs.len()).filter(|k| !ldiskfs[*k]).collect();
+                let k = zfs[rng.random_range(0..zfs.len())];
+                let name = if k == 0 { "MGT".to_string() } else { format!("lfs-OST{:04}", k - 1) };
+                match rng.random_range(0..3) {
+                    0 => format!("action = \"storage\"\nnode = \"n{n}\"\nfault = \"degraded\"\ntarget = \"{name}\""),
+                    // at 16 s, before any fault of the schedule, so that no takeover is between its label check and
+                    // its import when the label changes (that window is the same for any procedure: zdb, then
+                    // `zpool import`; a foreign host that imported the pool in it would hold it under MMP)
+                    1 => {
+                        let _ = writeln!(t, "[[fault]]\nat = \"16s\"\naction = \"storage\"\nnode = \"n{n}\"\nfault = \"foreign-label\"\ntarget = \"{name}\"");
+                        continue;
+                    }
+                    _ => format!("action = \"storage\"\nnode = \"n{n}\"\nfault = \"freeze\""),
+                }
+            }
             _ => "action = \"heal\"".to_string(),
         };
         let _ = writeln!(t, "[[fault]]\nat = \"{at}s\"\n{action}");
@@ -264,7 +284,7 @@ pub fn scenario_text(seed: u64, liveness: bool) -> String {
     let mut rare_rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0e47_0e47_0e47_0e47);
     if rare_rng.random_bool(0.5) {
         let mmp_everywhere = multihost && !ldiskfs.iter().any(|l| *l);
-        faults.push_str(&rare_faults(&mut rare_rng, nodes, witness, settle, mmp_everywhere, &mut config));
+        faults.push_str(&rare_faults(&mut rare_rng, nodes, witness, settle, &ldiskfs, mmp_everywhere, &mut config));
     }
     let duration = settle + LIVENESS_BOUND;
     let head = format!("[scenario]\nname = \"swarm-{seed}\"\nduration = \"{duration}s\"\n\n{world}\n[expect]\nliveness = {liveness}\n\n{faults}");

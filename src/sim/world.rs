@@ -1045,6 +1045,15 @@ impl World {
             "path-down" => self.disk_path(node, disk::PathState::Down),
             "path-stall" => self.disk_path(node, disk::PathState::Stall),
             "path-restore" => self.disk_path(node, disk::PathState::Ok),
+            "degraded" => match pool {
+                // a disk of the pool failed: the pool serves data, DEGRADED (`zpool status -x` says so)
+                Some(p) => {
+                    if let Err(e) = self.storage.set_pool_health(&p, super::storage::PoolHealth::Degraded) {
+                        self.violation(format!("scenario: degraded: {e}"));
+                    }
+                }
+                None => self.violation("scenario: degraded needs a ZFS target".into()),
+            },
             "freeze" => self.storage.set_frozen(node, true, self.now),
             "thaw" => self.storage.set_frozen(node, false, self.now),
             _ => {
