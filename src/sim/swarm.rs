@@ -1,6 +1,8 @@
 //! Swarm mode: a random cluster (2 to 5 nodes, two-node ones with or without a witness) and a random fault
 //! schedule per seed — crashes, power cycles, restarts, partitions, loss, BMC, PDU and storage faults, process
-//! pauses (SIGSTOP/SIGCONT), late clocks, witness cuts, operator moves — ending with a `settle` (every fault
+//! pauses (SIGSTOP/SIGCONT), late clocks, witness cuts, operator moves, and in half the seeds the rarer classes
+//! of `rare_faults` (one-way cuts, other partition shapes, link delay, replays, lying BMCs, DEGRADED pools,
+//! foreign labels, frozen storage, a manual fence level) — ending with a `settle` (every fault
 //! stops). The safety invariants are checked after every event; `failoverd simulate --swarm` also checks
 //! liveness (`scenario_with(seed, true)`). Half the seeds run with a disk heartbeat (`[cluster]
 //! disk_heartbeat`) and draw storage path faults (`path-down`, `path-stall`, `path-restore`) on top, from an
