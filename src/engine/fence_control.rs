@@ -283,12 +283,7 @@ impl Engine {
                 // since then. Give it fence_delay more, so the two fences do not cross and power both nodes off
                 // (swarm seed 288214: the lower-priority node's delay ended the moment the other declared it
                 // dead). The higher-priority node still goes first when both are in this case.
-                let judged_first = self.quorum.two_node
-                    && self
-                        .peers
-                        .get(victim)
-                        .and_then(|p| p.last_heartbeat.as_ref())
-                        .is_some_and(|hb| hb.peers.iter().any(|v| v.node == self.me.name && !v.alive));
+                let judged_first = self.quorum.two_node && self.does_not_hear_me(victim);
                 if judged_first { race + self.cfg.cluster.fence_delay } else { race }
             };
             let not_before = match self.fence_not_before.get(victim) {

@@ -315,6 +315,12 @@ impl Engine {
     }
 
     /// True when some peer's definition of `target` differs from ours: no automatic takeover of it.
+    /// `peer`'s latest heartbeat says it does not hear this node (it holds this node dead, or fenced).
+    pub(crate) fn does_not_hear_me(&self, peer: &str) -> bool {
+        let me = self.me.name.as_str();
+        self.last_heartbeat(peer).is_some_and(|hb| hb.peers.iter().any(|v| v.node == me && !v.alive))
+    }
+
     pub(crate) fn target_disputed(&self, target: &str) -> bool {
         self.mismatches.values().any(|m| {
             m.targets.iter().any(|t| t == target) || m.keys.iter().flatten().any(|k| k.target() == Some(target))

@@ -471,13 +471,7 @@ impl Engine {
     /// import its pool on both (swarm seed 19043): wait until that peer hears this node.
     pub(crate) fn unseen_by_a_candidate<'a>(&self, cfg: &'a TargetConfig) -> Option<&'a str> {
         let me = self.me.name.as_str();
-        cfg.nodes.iter().map(String::as_str).filter(|n| *n != me).find(|n| {
-            self.peers
-                .get(*n)
-                .filter(|p| p.alive())
-                .and_then(|p| p.last_heartbeat.as_ref())
-                .is_some_and(|hb| hb.peers.iter().any(|v| v.node == me && !v.alive))
-        })
+        cfg.nodes.iter().map(String::as_str).filter(|n| *n != me).find(|n| self.peer_alive(n) && self.does_not_hear_me(n))
     }
 
     fn start_kind(&self, name: &str, cfg: &TargetConfig) -> Option<StartKind> {

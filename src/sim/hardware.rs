@@ -335,23 +335,16 @@ impl Hardware {
     /// The state a device reports: a lying device's claim, else the truth (a device whose lie was cleared,
     /// by an `ok` fault or the settle, tells the truth again).
     pub(crate) fn read_switch(&self, sw: &PowerSwitch) -> Option<bool> {
+        let truth = self.true_switch(sw)?;
         if !self.switch_faults(sw).lying {
-            return self.true_switch(sw);
+            return Some(truth);
         }
-        match sw {
-            PowerSwitch::Bmc(addr) => {
-                let b = self.bmcs.get(addr)?;
-                Some(b.reported_on.unwrap_or(self.nodes.get(&b.node)?.chassis_on))
-            }
-            PowerSwitch::Outlet { pdu, outlet } => {
-                let o = self.pdus.get(pdu)?.outlets.get(outlet)?;
-                Some(o.reported_on.unwrap_or(o.on))
-            }
-            PowerSwitch::Plug(name) => {
-                let p = self.plugs.get(name)?;
-                Some(p.reported_on.unwrap_or(self.node_powered(&p.node)))
-            }
-        }
+        let claim = match sw {
+            PowerSwitch::Bmc(addr) => self.bmcs.get(addr)?.reported_on,
+            PowerSwitch::Outlet { pdu, outlet } => self.pdus.get(pdu)?.outlets.get(outlet)?.reported_on,
+            PowerSwitch::Plug(name) => self.plugs.get(name)?.reported_on,
+        };
+        Some(claim.unwrap_or(truth))
     }
 
     /// The state a device would report if it told the truth.
