@@ -111,6 +111,11 @@ pub enum Event {
     HeartbeatRejected { node: String, link: usize, reason: String },
     QuorumGained { votes: u32, total: u32 },
     QuorumLost { reason: String },
+    /// No reply from the `[witness]` at `address` for `silent_ms` (at least `dead_after`): quorum rests on the
+    /// nodes' votes alone, so a node failure or a partition from now on may leave no side able to act.
+    WitnessLost { address: String, silent_ms: u64 },
+    /// The witness at `address` answers again.
+    WitnessBack { address: String },
     AllNodesSeen,
     /// This process stalled (a tick served `late_ms` late): nobody is convicted on it; detection re-armed.
     LocalStall { late_ms: u64 },
@@ -245,7 +250,7 @@ impl Event {
             }
             LinkDown { .. } | HeartbeatRejected { .. } | LocalStall { .. } | FenceLevelFailed { .. }
             | MonitorFailed { .. } | FenceStarted { .. } | FenceDelayed { .. } | TargetMoving { .. } | Standby { .. }
-            | PoolRemark { .. } | PeerDiskSilent { .. } => {
+            | PoolRemark { .. } | PeerDiskSilent { .. } | WitnessLost { .. } => {
                 Severity::Warning
             }
             TargetRecovered { outcome, .. } if outcome != "complete" && outcome != "inactive" => Severity::Warning,
@@ -298,6 +303,14 @@ impl Event {
             HeartbeatRejected { node, link, reason } => format!("a heartbeat claiming to be {node} on link {link} was rejected: {reason}"),
             QuorumGained { votes, total } => format!("quorum gained ({votes} of {total} votes)"),
             QuorumLost { reason } => format!("quorum LOST: {reason}; no automatic action until it is back"),
+            WitnessLost { address, silent_ms } => format!(
+                "the witness at {address} has not answered for {}: its vote is lost, and quorum now rests on the \
+                 nodes' votes alone. If a node fails or the nodes are partitioned now, a side without enough votes \
+                 fences nothing and takes nothing over. Check the `failoverd witness` process on that host and \
+                 the path to it; `failoverd status` shows the votes",
+                secs(*silent_ms)
+            ),
+            WitnessBack { address } => format!("the witness at {address} answers again"),
             AllNodesSeen => "every node has been seen since this daemon started".into(),
             LocalStall { late_ms } => format!("this daemon stalled for {} (VM pause, swap?): nobody is convicted on that gap", secs(*late_ms)),
             ConfigMismatch { node, targets, keys, keys_known, blocks_fencing } => {

@@ -351,8 +351,27 @@ impl Engine {
             return;
         }
         let Some((_, sees)) = self.witness_queries.iter().find(|(s, _)| *s == r.query_seq).cloned() else { return };
+        self.witness_heard = Some(now);
+        if std::mem::take(&mut self.witness_lost) {
+            let address = self.cfg.witness.as_ref().map(|w| w.address.to_string()).unwrap_or_default();
+            self.emit(now, Event::WitnessBack { address });
+        }
         // a grant is for the view the query described: once this node's view changes, it needs a new one
         self.witness_grant = r.granted.then(|| (now + self.cfg.cluster.dead_after, sees));
+    }
+
+    /// Report a witness silent for `dead_after` ([`Event::WitnessLost`]), once until it answers again.
+    fn check_witness(&mut self, now: Time) {
+        let Some(w) = self.cfg.witness.as_ref() else { return };
+        if self.witness_lost {
+            return;
+        }
+        let silent = now.since(self.witness_heard.unwrap_or(self.started_at));
+        if silent >= self.cfg.cluster.dead_after {
+            self.witness_lost = true;
+            let address = w.address.to_string();
+            self.emit(now, Event::WitnessLost { address, silent_ms: silent.as_millis() as u64 });
+        }
     }
 
     fn witness_granted(&self, now: Time) -> bool {
@@ -406,6 +425,7 @@ impl Engine {
             self.emit(now, Event::AllNodesSeen);
         }
         self.report_wait_for_all(now, &missing);
+        self.check_witness(now);
         self.update_quorum(now);
     }
 

@@ -206,6 +206,10 @@ pub struct Engine {
     /// What `quorum` was last computed from (see `update_quorum`).
     pub(crate) quorum_inputs: Option<u64>,
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
+    /// When the witness last answered one of this node's queries (granted or not), and whether its silence
+    /// was reported ([`Event::WitnessLost`]).
+    pub(crate) witness_heard: Option<Time>,
+    pub(crate) witness_lost: bool,
     pub(crate) maintenance: (u64, bool),
     /// Nodes in standby, versioned: the highest (epoch, set) seen anywhere wins.
     pub(crate) standby: (u64, BTreeSet<String>),
@@ -380,6 +384,8 @@ impl Engine {
             quorum_inputs: None,
             peer_names,
             witness_queries: VecDeque::new(),
+            witness_heard: None,
+            witness_lost: false,
             maintenance: (0, false),
             standby: (0, BTreeSet::new()),
             standby_orphans: BTreeSet::new(),

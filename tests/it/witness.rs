@@ -1,6 +1,7 @@
 //! `failoverd witness` as a real process on 127.0.0.1 serving two clusters, with two real `failoverd run`
 //! daemons of one of them: the witness vote shows in `status --json`, survives the loss of one node, and
-//! hostile queries (forged, another cluster's key, replayed, unknown cluster) get no reply.
+//! hostile queries (forged, another cluster's key, replayed, unknown cluster) get no reply; once the witness
+//! dies, the survivor reports `witness_lost` and loses quorum.
 //!
 //! Every process is killed when the test ends, passed or not; every file lives in the test's temp dir.
 
@@ -187,4 +188,21 @@ fn a_witness_serves_two_clusters_and_answers_only_valid_queries() {
         .unwrap();
     assert_eq!(last_alpha_holder["fields"]["node"], json!("n2"), "{last_alpha_holder}");
     witness.assert_running();
+    let before = n2.events("witness_lost").len();
+
+    // The witness dies: n2 says so once (`witness_lost`, naming the address) and loses quorum (1 of 3 votes).
+    witness.kill();
+    wait_until("n2 reports witness_lost and has 1 of 3 votes", Duration::from_secs(20), || {
+        n2.assert_running();
+        n2.events("witness_lost").len() > before && quorum(&status(&s2)) == (false, false, 1, 3)
+    });
+    std::thread::sleep(Duration::from_millis(4 * DEAD_AFTER_MS));
+    let lost = n2.event_details("witness_lost");
+    println!("--- n2 after the witness died ---\n{lost:?}");
+    assert_eq!(lost.len(), before + 1, "reported once while the witness stays silent: {lost:?}");
+    let (_, lost) = lost.last().unwrap();
+    assert_eq!(lost["address"], json!(site.witness_addr()));
+    assert!(lost["silent_ms"].as_u64().unwrap() >= DEAD_AFTER_MS, "{lost}");
+    let line = n2.events("witness_lost").pop().unwrap();
+    assert!(line["fields"]["summary"].as_str().unwrap().contains("takes nothing over"), "{line}");
 }
