@@ -361,7 +361,12 @@ impl Event {
                 "{peer} fenced {node}: power off confirmed by level {level} ({}); this node takes the confirmation as its own",
                 devices.join(", ")
             ),
-            FenceLied { node } => format!("{node} was confirmed off but is heard again in the same run: its fence device LIED"),
+            FenceLied { node } => format!(
+                "{node} was confirmed off, yet it is alive (heard again in the same run, or still writing to a pool: \
+                 MMP refused the import): its fence device LIED. Nothing of {node} is taken over and it is not \
+                 fenced automatically again until it is heard alive. Check its power by hand (not through that \
+                 device), power it off if it must go, then run `failoverd confirm-fenced {node}`"
+            ),
             StepStarted { target, step, .. } => format!("{target}: {} started", step.name()),
             StepDone { target, step, ms, .. } => format!("{target}: {} done in {}", step.name(), secs(*ms)),
             SequenceStarted { target, sequence, from } => match (sequence, from) {

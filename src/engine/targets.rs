@@ -764,8 +764,18 @@ impl Engine {
     }
 
     /// An MMP refusal during a forced takeover proves the node we "fenced" still writes to the pool: its
-    /// fence did not cut its power. Stop every takeover from it and alert; an operator must look.
+    /// fence did not cut its power. Stop every takeover from it and alert; an operator must look. The
+    /// confirmation is voided, so the other forced takeovers from that node stop before their imports
+    /// (swarm seed 307508: after the first refusal, two more `zpool import -f` from the same node ran).
     fn distrust_fence(&mut self, now: Time, node: &str) {
+        if self.fenced.void(node) {
+            self.journal_dirty = true;
+        }
+        // ...and that node is not fenced again automatically through the same device until it is heard
+        // alive: its next "off" would be worth no more (seed 307508 fenced it four times, one refusal each)
+        if !self.peer_alive(node) {
+            self.fence_cancelled.insert(node.to_string());
+        }
         self.emit(now, Event::FenceLied { node: node.to_string() });
         let claimed: Vec<String> = self
             .last_heartbeat(node)

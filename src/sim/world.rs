@@ -186,6 +186,11 @@ pub struct World {
     captures: bool,
     /// (fencer, victim) → when the fencer's engine last confirmed the victim off (device or operator).
     confirmed_off: BTreeMap<(String, String), Time>,
+    /// (fencer, victim) pairs whose last confirmation was a lie: the victim was powered when it was made.
+    lied_off: BTreeSet<(String, String)>,
+    /// (fencer, victim) → when the fencer last started fencing the victim; host → when it last lost power.
+    fence_started_at: BTreeMap<(String, String), Time>,
+    powered_off_at: BTreeMap<String, Time>,
     /// (fencer, victim) pairs for which the fencer ran a power-off command on some device.
     fence_commands: BTreeSet<(String, String)>,
     /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
@@ -243,6 +248,9 @@ impl World {
             failover_pending: Vec::new(),
             running_on: BTreeMap::new(),
             confirmed_off: BTreeMap::new(),
+            lied_off: BTreeSet::new(),
+            fence_started_at: BTreeMap::new(),
+            powered_off_at: BTreeMap::new(),
             captures: scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Replay { .. })),
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
@@ -682,15 +690,21 @@ impl World {
         }
         // rule 2 with the importer's own knowledge: legitimate when the importer confirmed the label's host
         // off and that host has not imported the pool again since (a rebooted host holds nothing: pools use
-        // cachefile=none)
+        // cachefile=none). A confirmation its fence device lied about (the host was never off) is the
+        // exception for that second half: the importer cannot know of the import, as long as it still holds
+        // the host fenced (it heard nothing since that voided the record); then MMP must refuse the import,
+        // and rule 1 checks that it does (swarm seed 368361)
         let pool = checker::forced_import_pool(cmd).unwrap_or_default().to_string();
         let cleared = |last: &str| {
-            let confirmed_at = self.confirmed_off.get(&(host.to_string(), last.to_string())).copied();
+            let key = (host.to_string(), last.to_string());
+            let confirmed_at = self.confirmed_off.get(&key).copied();
             let imported_since = self.storage.pool(&pool).and_then(|p| p.imported_on.get(last)).map(|i| i.since);
             let powered = self.hosts.get(last).is_some_and(|h| h.powered);
+            let believed_lie = self.lied_off.contains(&key)
+                && self.hosts.get(host).and_then(|h| h.engine.as_ref()).is_some_and(|e| e.is_fenced(last));
             match (confirmed_at, imported_since) {
                 (None, _) => false,
-                (Some(c), Some(i)) => !(powered && i > c),
+                (Some(c), Some(i)) => !(powered && i > c) || believed_lie,
                 (Some(_), None) => true,
             }
         };
@@ -751,6 +765,7 @@ impl World {
                 }
             }
             Event::FenceStarted { node, reason, attempt, .. } => {
+                self.fence_started_at.insert((host.to_string(), node.clone()), self.now);
                 if *attempt == 1 {
                     self.report.fences += 1;
                 }
@@ -770,9 +785,15 @@ impl World {
                     self.violation(format!("{host} recorded {node} as fenced without running any fence device"));
                 }
                 self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
+                // a lie: the victim is powered and did not lose power since this fence started
+                let started = self.fence_started_at.get(&(host.to_string(), node.clone())).copied();
+                let cut = self.powered_off_at.get(node.as_str()).is_some_and(|t| started.is_none_or(|s| *t >= s));
+                let lie = self.hosts.get(node.as_str()).is_some_and(|h| h.powered) && !cut;
+                self.set_lied_off(host, node, lie);
             }
             Event::FenceConfirmedByOperator { node } => {
                 self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
+                self.set_lied_off(host, node, false);
             }
             Event::SequenceStarted { target, sequence: SequenceKind::Forced | SequenceKind::Acquire, .. } => {
                 self.starting.insert((host.to_string(), target.clone()));
@@ -785,6 +806,8 @@ impl World {
             Event::FenceConfirmedByPeer { node, peer, .. } => match self.confirmed_off.get(&(peer.clone(), node.clone())).copied() {
                 Some(at) => {
                     self.confirmed_off.insert((host.to_string(), node.clone()), at);
+                    let lie = self.lied_off.contains(&(peer.clone(), node.clone()));
+                    self.set_lied_off(host, node, lie);
                 }
                 None => self.violation(format!("{host} took {peer}'s confirmation that {node} is off, which {peer} never made")),
             },
@@ -863,6 +886,8 @@ impl World {
         if !h.powered {
             return;
         }
+        self.powered_off_at.insert(node.to_string(), self.now);
+        let Some(h) = self.hosts.get_mut(node) else { return };
         h.powered = false;
         self.storage_dirty = true;
         h.engine = None;
@@ -1074,6 +1099,15 @@ impl World {
                     }
                 }
             }
+        }
+    }
+
+    fn set_lied_off(&mut self, fencer: &str, victim: &str, lie: bool) {
+        let key = (fencer.to_string(), victim.to_string());
+        if lie {
+            self.lied_off.insert(key);
+        } else {
+            self.lied_off.remove(&key);
         }
     }
 
