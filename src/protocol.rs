@@ -1,15 +1,15 @@
 //! The wire format of failoverd datagrams: versioned, compact (serde + postcard), authenticated with a keyed
 //! MAC over the whole datagram, and bounded in size. Pure: bytes in, typed message out, never a panic.
 //!
-//! # Datagram layout (frozen, version 4: version 3 had no `fenced` in heartbeats, version 2 no `ConfigSummary`,
-//! version 1 no standby fields)
+//! # Datagram layout (frozen, version 5: version 4 had no `incarnation` in `PeerView`, version 3 no `fenced` in
+//! heartbeats, version 2 no `ConfigSummary`, version 1 no standby fields)
 //!
 //! One UDP datagram carries exactly one [`Envelope`]:
 //!
 //! ```text
 //! offset    length  content
 //! 0         3       magic: ASCII "FOD" (0x46 0x4F 0x44)
-//! 3         1       format version: PROTOCOL_VERSION (0x04)
+//! 3         1       format version: PROTOCOL_VERSION (0x05)
 //! 4         n       body: the Envelope in postcard encoding, n >= 1
 //! 4 + n     32      tag: HMAC-SHA256(key, bytes[0 .. 4 + n])  (header and body, everything before the tag)
 //! ```
@@ -47,7 +47,7 @@
 //!                fence_me: bool, config_digest: [u8; 16], targets: Vec<TargetView>,
 //!                target_digests: Vec<(String, u32)>, move_requests: Vec<(String, String)>,
 //!                fenced: Vec<FenceConfirmation>
-//! PeerView     = node: String, links_up: u8, alive: bool
+//! PeerView     = node: String, links_up: u8, alive: bool, incarnation: u64 (varint)
 //! FenceConfirmation = node: String, incarnation: Option<u64>, age_ms: u64, level: u8
 //! TargetView   = name: String, state: TargetState
 //! TargetState  = 0 Starting | 1 Running | 2 Releasing { to: Option<String> } | 3 HandedOff { to: String }
@@ -79,7 +79,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 /// Format version carried in every datagram; a receiver drops other versions.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// Most datagrams one [`ConfigSummary`] may span (`parts`). A configuration whose summary needs more is
 /// refused at start, like one whose heartbeat would not fit.
@@ -216,6 +216,10 @@ pub struct PeerView {
     pub links_up: u8,
     /// The sender considers the peer alive.
     pub alive: bool,
+    /// The peer's incarnation the sender last accepted (0: never heard). A node that restarted trusts a peer's
+    /// view of it only once it names the new incarnation: a heartbeat captured before the restart and
+    /// replayed cannot (see `Engine::heard_this_run`).
+    pub incarnation: u64,
 }
 
 /// A target as its holder reports it.
@@ -611,11 +615,13 @@ mod tests {
                         node: node(1),
                         links_up: 0b11,
                         alive: true,
+                        incarnation: 7,
                     },
                     PeerView {
                         node: node(2),
                         links_up: 0b01,
                         alive: true,
+                        incarnation: 7,
                     },
                 ],
                 quorate: true,
@@ -668,11 +674,13 @@ mod tests {
                         node: "mds01a".into(),
                         links_up: 0b11,
                         alive: true,
+                        incarnation: 7,
                     },
                     PeerView {
                         node: "mds01b".into(),
                         links_up: 0b11,
                         alive: true,
+                        incarnation: 7,
                     },
                 ],
                 quorate: true,
@@ -784,10 +792,11 @@ mod tests {
         (
             0..MAX_LINKS,
             proptest::collection::vec(
-                (ident(), any::<u8>(), any::<bool>()).prop_map(|(node, links_up, alive)| PeerView {
+                (ident(), any::<u8>(), any::<bool>(), any::<u64>()).prop_map(|(node, links_up, alive, incarnation)| PeerView {
                     node,
                     links_up,
                     alive,
+                    incarnation,
                 }),
                 0..5,
             ),

@@ -316,6 +316,15 @@ impl Engine {
 
     /// True when some peer's definition of `target` differs from ours: no automatic takeover of it.
     /// `peer`'s latest heartbeat says it does not hear this node (it holds this node dead, or fenced).
+    /// `peer`'s latest heartbeat names this run of this node (its incarnation) as alive: the peer heard this
+    /// daemon since it started. A heartbeat captured before this node restarted and replayed to it cannot
+    /// (swarm seed 404748: a freshly restarted node took replayed heartbeats of a peer for a live peer that
+    /// held nothing, and imported a pool that peer's orphaned forced import was about to land).
+    pub(crate) fn heard_this_run(&self, peer: &str) -> bool {
+        let me = self.me.name.as_str();
+        self.last_heartbeat(peer).is_some_and(|hb| hb.peers.iter().any(|v| v.node == me && v.alive && v.incarnation == self.incarnation))
+    }
+
     pub(crate) fn does_not_hear_me(&self, peer: &str) -> bool {
         let me = self.me.name.as_str();
         self.last_heartbeat(peer).is_some_and(|hb| hb.peers.iter().any(|v| v.node == me && !v.alive))

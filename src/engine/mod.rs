@@ -319,7 +319,7 @@ fn largest_heartbeat_fits(cfg: &Config) -> Result<(), String> {
     let longest = cfg.nodes.iter().map(|n| n.name.clone()).max_by_key(String::len).unwrap_or_default();
     let hb = Heartbeat {
         link: 0,
-        peers: cfg.nodes.iter().map(|n| PeerView { node: n.name.clone(), links_up: u8::MAX, alive: true }).collect(),
+        peers: cfg.nodes.iter().map(|n| PeerView { node: n.name.clone(), links_up: u8::MAX, alive: true, incarnation: u64::MAX }).collect(),
         quorate: true,
         discovered: true,
         leaving: true,
@@ -701,7 +701,7 @@ impl Engine {
         let peers = self
             .peers
             .iter()
-            .map(|(name, p)| PeerView { node: name.clone(), links_up: p.links_up_mask(), alive: p.alive() })
+            .map(|(name, p)| PeerView { node: name.clone(), links_up: p.links_up_mask(), alive: p.alive(), incarnation: p.incarnation.unwrap_or(0) })
             .collect();
         let targets = self.targets.values().filter_map(|s| s.view()).collect();
         let target_digests = self.facts.target_digests.clone();

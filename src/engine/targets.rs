@@ -465,13 +465,14 @@ impl Engine {
         out
     }
 
-    /// A live peer that may run this target says, in its latest heartbeat, that it does not hear this node: it
-    /// may take the target over at any moment as if this node were dead (a one-way loss, or a peer that holds
-    /// this node fenced from before a reboot it has not heard of). Starting the target here as well could
-    /// import its pool on both (swarm seed 19043): wait until that peer hears this node.
+    /// A live peer that may run this target does not say, in its latest heartbeat, that it hears this run of
+    /// this node: it may take the target over at any moment as if this node were dead (a one-way loss, or a
+    /// peer that holds this node fenced from before a reboot it has not heard of), and what it says it holds
+    /// may be a replay from before this node restarted. Starting the target here as well could import its
+    /// pool on both (swarm seeds 19043, 404748): wait until that peer hears this node's current incarnation.
     pub(crate) fn unseen_by_a_candidate<'a>(&self, cfg: &'a TargetConfig) -> Option<&'a str> {
         let me = self.me.name.as_str();
-        cfg.nodes.iter().map(String::as_str).filter(|n| *n != me).find(|n| self.peer_alive(n) && self.does_not_hear_me(n))
+        cfg.nodes.iter().map(String::as_str).filter(|n| *n != me).find(|n| self.peer_alive(n) && !self.heard_this_run(n))
     }
 
     fn start_kind(&self, name: &str, cfg: &TargetConfig) -> Option<StartKind> {

@@ -763,7 +763,7 @@ fn run_three(
         now = engine.next_deadline().min(next_hb).min(until).max(now);
         if now >= next_hb {
             let mds1_up = mds1_alive(now);
-            let view = |node: &str, alive: bool| crate::protocol::PeerView { node: node.into(), links_up: if alive { 3 } else { 0 }, alive };
+            let view = |node: &str, alive: bool| crate::protocol::PeerView { node: node.into(), links_up: if alive { 3 } else { 0 }, alive, incarnation: 1 };
             for link in 0..2u8 {
                 let base = Heartbeat { config_digest: digest, target_digests: target_digests.clone(), ..heartbeat(link, vec![]) };
                 let mut sends = vec![(
