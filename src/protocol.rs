@@ -892,9 +892,9 @@ mod tests {
         };
         let bytes = encode(&env, b"key").expect("encodes");
         // Header, then the body spelled out in the module documentation, then HMAC-SHA256("key", header+body).
-        let expected = "464f4404\
+        let expected = "464f4405\
                         026331026e3101020101026e3102\
-                        550873b58f9e876da00d996a6aa90bd4ec1ad4976d2b2030c326d1c4802084c6";
+                        f5567244803c6c696277a90ba07bfe737f3b0a72eff440c6b65f8e007980aba9";
         assert_eq!(hex::encode(&bytes), expected);
         assert_eq!(decode(&bytes, &Keys::new(b"key".to_vec(), None)), Ok(env));
     }

@@ -718,7 +718,7 @@ impl Engine {
             _ => return,
         };
         if let (StorageError::MmpActive { .. }, Some(fenced)) = (&e, &from) {
-            self.distrust_fence(now, fenced);
+            self.distrust_fence(now, fenced, name);
         }
         self.emit(now, Event::SequenceFailed { target: name.into(), sequence, error: e.to_string() });
         let slot = self.targets.get_mut(name).expect("slot");
@@ -768,7 +768,7 @@ impl Engine {
     /// fence did not cut its power. Stop every takeover from it and alert; an operator must look. The
     /// confirmation is voided, so the other forced takeovers from that node stop before their imports
     /// (swarm seed 307508: after the first refusal, two more `zpool import -f` from the same node ran).
-    fn distrust_fence(&mut self, now: Time, node: &str) {
+    fn distrust_fence(&mut self, now: Time, node: &str, refused: &str) {
         if self.fenced.void(node) {
             self.journal_dirty = true;
         }
@@ -782,9 +782,17 @@ impl Engine {
             .last_heartbeat(node)
             .map(|hb| hb.targets.iter().filter(|t| holding(&t.state)).map(|t| t.name.clone()).collect())
             .unwrap_or_default();
-        for t in claimed {
+        // the other forced takeovers from that node stop before their imports (the record is void): they are
+        // blocked as well, for the operator (the refused one is blocked by its own failure)
+        let taking_over: Vec<String> = self
+            .targets
+            .iter()
+            .filter(|(t, s)| *t != refused && matches!(&s.local, Local::Starting { run, from: Some(f), .. } if f == node && run.kind() == SequenceKind::Forced))
+            .map(|(t, _)| t.clone())
+            .collect();
+        for t in claimed.into_iter().chain(taking_over) {
             if let Some(slot) = self.targets.get_mut(&t) {
-                if slot.blocked.is_none() && matches!(slot.local, Local::Stopped) {
+                if slot.blocked.is_none() && matches!(slot.local, Local::Stopped | Local::Starting { .. }) && t != refused {
                     let reason = format!("{node} was reported off by its fence device but still holds pools (MMP)");
                     slot.blocked = Some(reason.clone());
                     self.emit(now, Event::TargetBlocked { target: t.clone(), reason });
