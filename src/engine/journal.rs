@@ -54,6 +54,28 @@ pub struct Journal {
     pub fenced: Vec<FencedRecord>,
     pub operations: Vec<JournalOp>,
     pub asking_to_be_fenced: Option<String>,
+    /// The host's boot when the journal was written (the driver stamps it: `/proc/sys/kernel/random/boot_id`
+    /// in the daemon); absent in journals of older releases.
+    #[serde(default)]
+    pub boot_id: Option<String>,
+}
+
+impl Journal {
+    /// The journal as a daemon of host boot `boot` may restore it: fence confirmations written in another boot
+    /// of this host (or in an unknown one) are dropped, and their nodes returned. This host went down after it
+    /// confirmed them, and its peer may be what powered it off, which would mean the confirmation was wrong (a
+    /// fence device that lied; swarm seed 363414: the restored record, confirmed again by the same lying power
+    /// read, let a forced takeover import a pool its peer was importing). A node so dropped must be heard, or
+    /// fenced afresh once quorate; wait_for_all says so (`wait_for_all_stuck` names the override). A daemon
+    /// restarted within one boot keeps its confirmations. With `boot` unknown (`None`) nothing is dropped.
+    pub fn for_boot(mut self, boot: Option<&str>) -> (Journal, Vec<String>) {
+        let Some(boot) = boot else { return (self, vec![]) };
+        if self.boot_id.as_deref() == Some(boot) {
+            return (self, vec![]);
+        }
+        let dropped = std::mem::take(&mut self.fenced).into_iter().map(|r| r.node).collect();
+        (self, dropped)
+    }
 }
 
 impl Engine {
@@ -68,6 +90,7 @@ impl Engine {
             fenced: self.fenced.values().cloned().collect(),
             operations: self.targets.values().filter_map(|s| s.journal_op()).collect(),
             asking_to_be_fenced: self.fence_me.clone(),
+            boot_id: None,
         }
     }
 
@@ -86,5 +109,29 @@ impl Engine {
                 self.fenced.restored_from_journal(r);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal_of_boot(boot: Option<&str>) -> Journal {
+        let record = FencedRecord { node: "mds1".into(), at: Time::ZERO, incarnation: Some(3), by_operator: false, level: 1, from_peer: None, restored: false };
+        Journal { node: "mds2".into(), incarnation: 4, maintenance: true, fenced: vec![record], boot_id: boot.map(str::to_string), ..Journal::default() }
+    }
+
+    #[test]
+    fn fence_confirmations_of_another_or_an_unknown_boot_are_dropped_the_rest_is_kept() {
+        let (same, dropped) = journal_of_boot(Some("b1")).for_boot(Some("b1"));
+        assert_eq!((same.fenced.len(), dropped.len()), (1, 0), "a daemon restarted in the same boot keeps them");
+        for written in [Some("b0"), None] {
+            let (j, dropped) = journal_of_boot(written).for_boot(Some("b1"));
+            assert!(j.fenced.is_empty(), "written in boot {written:?}");
+            assert_eq!(dropped, vec!["mds1".to_string()]);
+            assert!(j.maintenance && j.incarnation == 4, "only the confirmations go");
+        }
+        let (unknown, dropped) = journal_of_boot(Some("b0")).for_boot(None);
+        assert_eq!((unknown.fenced.len(), dropped.len()), (1, 0), "this boot cannot be read: nothing is dropped");
     }
 }

@@ -176,6 +176,8 @@ pub struct Daemon {
     links: Links,
     counters: Arc<NetCounters>,
     state: StateDir,
+    /// This host's boot id, stamped on every journal written (see [`read_boot_id`]).
+    boot_id: Option<String>,
     control: ControlSocket,
     net_rx: mpsc::Receiver<Received>,
     done_tx: mpsc::UnboundedSender<(CommandId, crate::command::CommandResult)>,
@@ -254,6 +256,15 @@ impl Daemon {
             }
             other => other,
         };
+        let boot_id = read_boot_id();
+        let journal = journal.map(|j| {
+            let (j, dropped) = j.for_boot(boot_id.as_deref());
+            if !dropped.is_empty() {
+                tracing::warn!(node, nodes = %dropped.join(", "),
+                    "fence confirmations journaled before this host last booted are not trusted (this host went down after them, perhaps powered off by one of those very nodes): each must be heard again or fenced afresh; if one stays silent, wait_for_all says so and names the override");
+            }
+            j
+        });
         let floor = journal.as_ref().map(|j| j.incarnation).unwrap_or(0);
         let incarnation = state.bump_incarnation(floor)?;
         let clock = Clock::start();
@@ -321,6 +332,7 @@ impl Daemon {
             history,
             links,
             counters,
+            boot_id,
             state,
             control,
             net_rx,
@@ -525,7 +537,8 @@ impl Daemon {
                         let _ = tx.send((id, result));
                     });
                 }
-                Output::Persist(journal) => {
+                Output::Persist(mut journal) => {
+                    journal.boot_id = self.boot_id.clone();
                     if let Err(e) = self.state.save_journal(&journal) {
                         tracing::error!(node = %self.node, error = %e,
                             "cannot persist the journal: fence confirmations and maintenance will not survive a restart");
@@ -728,4 +741,10 @@ fn start_disk_channel(
         "disk heartbeat: writing this node's slot every heartbeat_interval (O_DIRECT|O_DSYNC) and reading the peers'");
     let stats = DiskStats::new(device, &names);
     Ok((Some(DiskChannel { worker, keys, peers, stats }), rx, None))
+}
+
+/// This host's boot (`/proc/sys/kernel/random/boot_id`, new at every kernel boot), which journals are stamped
+/// with; `None` where it cannot be read (then journaled fence confirmations are always restored).
+fn read_boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }

@@ -101,6 +101,8 @@ struct Host {
     engine: Option<Engine>,
     powered: bool,
     boot: u32,
+    /// How many times the host lost power: its kernel boot (journals are stamped with it).
+    kernel_boot: u32,
     incarnation: u64,
     journal: Option<Journal>,
     tick_at: Option<Time>,
@@ -126,6 +128,7 @@ impl Host {
             engine: None,
             powered: true,
             boot: 0,
+            kernel_boot: 0,
             incarnation: 0,
             journal: None,
             tick_at: None,
@@ -508,7 +511,12 @@ impl World {
         // each boot draws one number from the world's RNG (it was the engine's seed, when the engine had an RNG
         // it never used): drawn still, so that every seed's schedule stays what it was
         let _ = self.rng.random::<u64>();
-        let (inc, journal) = (h.incarnation, h.journal.clone());
+        let kernel_boot = h.kernel_boot.to_string();
+        let (journal, dropped) = h.journal.clone().map(|j| j.for_boot(Some(&kernel_boot))).unzip();
+        let inc = h.incarnation;
+        if let Some(dropped) = dropped.filter(|d| !d.is_empty()) {
+            self.trace(host, &format!("journal: fence confirmations of an earlier boot dropped: {}", dropped.join(", ")));
+        }
         // a node of `[node_config]` runs with its own file (an operator's drift); the world itself (power,
         // storage, links) follows the cluster's config
         let own = self.scenario.node_configs.contains_key(host).then(|| host.to_string());
@@ -587,8 +595,9 @@ impl World {
                 }
             }
             Output::Run { id, command, purpose } => self.run_command(host, id, command, purpose),
-            Output::Persist(j) => {
+            Output::Persist(mut j) => {
                 if let Some(h) = self.hosts.get_mut(host) {
+                    j.boot_id = Some(h.kernel_boot.to_string());
                     h.journal = Some(j);
                 }
             }
@@ -894,6 +903,7 @@ impl World {
         h.started_at = None;
         self.starting.retain(|(h, _)| h != node);
         h.boot += 1;
+        h.kernel_boot += 1;
         h.tick_at = None;
         h.inflight.clear(); // every command dies with the power
         h.orphans_waited = false;
