@@ -14,7 +14,7 @@ use rand::RngCore;
 
 /// `failoverd --version`: the release and the heartbeat wire-format version (nodes of a cluster must share
 /// it: a node drops datagrams of another format version). A test checks it against `PROTOCOL_VERSION`.
-const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 4)");
+const LONG_VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire protocol 5)");
 
 /// Fencing-aware failover for Lustre targets on shared ZFS or ldiskfs storage.
 #[derive(Parser)]
