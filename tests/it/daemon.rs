@@ -381,3 +381,32 @@ fn a_frozen_daemon_reports_its_own_stall_and_convicts_nobody() {
     wait_until("n1 sees n2 alive again", Duration::from_secs(5), || n1.peer_alive("n2"));
     println!("n2 stall events: {:?}", n2.events("local_stall").iter().map(|e| e["fields"]["detail"].clone()).collect::<Vec<_>>());
 }
+
+/// Fence confirmations journaled in another boot of the host are dropped at start, with a warning that names
+/// the nodes (the host went down after them, perhaps fenced by one of those nodes); those of this boot
+/// (`/proc/sys/kernel/random/boot_id`) are kept, as a daemon restarted within one boot needs them.
+#[test]
+fn journaled_fence_confirmations_of_an_earlier_boot_are_dropped() {
+    let cluster = Cluster::new(&["n1", "n2"], "");
+    let this_boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap().trim().to_string();
+    let state = cluster.dir.path().join("n1").join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let journal = |boot: &str| {
+        let n2 = json!({ "node": "n2", "at": 0, "incarnation": null, "by_operator": false, "level": 1 });
+        json!({ "node": "n1", "incarnation": 1, "maintenance_epoch": 0, "maintenance": false, "fenced": [n2],
+                "operations": [], "asking_to_be_fenced": null, "boot_id": boot })
+        .to_string()
+    };
+    let n2_fenced = |s: &Value| s["peers"].as_array().unwrap().iter().any(|p| p["node"] == json!("n2") && p["fenced"] == json!(true));
+    for (boot, kept) in [("an-earlier-boot", false), (this_boot.as_str(), true)] {
+        std::fs::write(state.join("journal.json"), journal(boot)).unwrap();
+        let mut n1 = cluster.start("n1");
+        let warning = n1.log_lines().into_iter().find(|l| {
+            l["fields"]["message"].as_str().is_some_and(|m| m.contains("journaled before this host last booted")) && l["fields"]["nodes"] == json!("n2")
+        });
+        println!("--- journal of boot {boot}: n2 fenced {} ---\n{warning:?}", n2_fenced(&n1.status()));
+        assert_eq!((n2_fenced(&n1.status()), warning.is_some()), (kept, !kept), "journal of boot {boot}:\n{}", n1.log_text());
+        n1.kill();
+    }
+}
