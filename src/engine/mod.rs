@@ -208,6 +208,8 @@ pub struct Engine {
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
     /// When the witness last answered one of this node's queries (granted or not), and whether its silence
     /// was reported ([`Event::WitnessLost`]).
+    /// The grace after a local stall: no forced import is issued before it ends (`targets.rs`).
+    pub(crate) stalled_until: Option<Time>,
     pub(crate) witness_heard: Option<Time>,
     pub(crate) witness_lost: bool,
     pub(crate) maintenance: (u64, bool),
@@ -385,6 +387,7 @@ impl Engine {
             peer_names,
             witness_queries: VecDeque::new(),
             witness_heard: None,
+            stalled_until: None,
             witness_lost: false,
             maintenance: (0, false),
             standby: (0, BTreeSet::new()),
@@ -541,6 +544,7 @@ impl Engine {
                 for t in self.fence_not_before.values_mut() {
                     *t = (*t).max(until);
                 }
+                self.stalled_until = Some(until);
                 self.emit(now, Event::LocalStall { late_ms: late.as_millis() as u64 });
             }
         }

@@ -588,7 +588,15 @@ impl Engine {
         }
         if import_step {
             if let Some(victim) = self.forced_from_no_longer_off(name) {
-                self.abandon_forced_import(now, name, &victim);
+                self.abandon_forced_import(now, name, &victim, "is no longer confirmed off (heard again since its fence)");
+                return;
+            }
+            // this daemon was stopped (SIGSTOP, a VM pause) after the label check: what it has not read yet
+            // may say the victim is back (swarm seed 542891: 525 inputs waited, the first was the label
+            // check's result, the import ran before the datagrams saying the victim had rebooted and taken the
+            // pool over). Start again with fresh evidence once the stall's grace is over.
+            if let Some(victim) = self.forced_after_stall(name, now) {
+                self.abandon_forced_import(now, name, &victim, "was confirmed off before this daemon stalled: no forced import on evidence that old");
                 return;
             }
         }
@@ -617,6 +625,17 @@ impl Engine {
     /// The node a forced sequence of `name` takes the target from, when this node no longer holds it confirmed
     /// off: its fence record was voided since the sequence started (the node was heard again in the same
     /// incarnation, so its fence device lied, or in a new one, so it rebooted).
+    /// The victim of this forced sequence, while the grace after a local stall runs (`stalled_until`).
+    fn forced_after_stall(&self, name: &str, now: Time) -> Option<String> {
+        if self.stalled_until.is_none_or(|t| now >= t) {
+            return None;
+        }
+        match &self.targets.get(name)?.local {
+            Local::Starting { run, from: Some(victim), .. } if run.kind() == SequenceKind::Forced => Some(victim.clone()),
+            _ => None,
+        }
+    }
+
     fn forced_from_no_longer_off(&self, name: &str) -> Option<String> {
         match &self.targets.get(name)?.local {
             Local::Starting { run, from: Some(victim), .. } if run.kind() == SequenceKind::Forced && !self.fenced.contains_key(victim) => {
@@ -631,10 +650,10 @@ impl Engine {
     /// about, started a forced takeover, then heard the node alive): the sequence stops before its import. It
     /// has only read the label, so nothing is held; the target is left to whoever holds it, and the alert that
     /// voided the record (`fence_lied`, `peer_restarted`) has told the operator why.
-    fn abandon_forced_import(&mut self, now: Time, name: &str, victim: &str) {
+    fn abandon_forced_import(&mut self, now: Time, name: &str, victim: &str, why: &str) {
         let Some(slot) = self.targets.get_mut(name) else { return };
         slot.local = Local::Stopped;
-        let error = format!("import: {victim} is no longer confirmed off (heard again since its fence): no forced import");
+        let error = format!("import: {victim} {why}: no forced import");
         self.emit(now, Event::SequenceFailed { target: name.into(), sequence: SequenceKind::Forced, error });
         self.after_local_change(now);
     }
