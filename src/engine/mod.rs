@@ -206,10 +206,10 @@ pub struct Engine {
     /// What `quorum` was last computed from (see `update_quorum`).
     pub(crate) quorum_inputs: Option<u64>,
     pub(crate) witness_queries: VecDeque<(u64, Vec<String>)>,
-    /// When the witness last answered one of this node's queries (granted or not), and whether its silence
-    /// was reported ([`Event::WitnessLost`]).
     /// The grace after a local stall: no forced import is issued before it ends (`targets.rs`).
     pub(crate) stalled_until: Option<Time>,
+    /// When the witness last answered one of this node's queries (granted or not), and whether its silence
+    /// was reported ([`Event::WitnessLost`]).
     pub(crate) witness_heard: Option<Time>,
     pub(crate) witness_lost: bool,
     pub(crate) maintenance: (u64, bool),

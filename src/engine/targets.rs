@@ -806,12 +806,12 @@ impl Engine {
         let taking_over: Vec<String> = self
             .targets
             .iter()
-            .filter(|(t, s)| *t != refused && matches!(&s.local, Local::Starting { run, from: Some(f), .. } if f == node && run.kind() == SequenceKind::Forced))
+            .filter(|(_, s)| matches!(&s.local, Local::Starting { run, from: Some(f), .. } if f == node && run.kind() == SequenceKind::Forced))
             .map(|(t, _)| t.clone())
             .collect();
-        for t in claimed.into_iter().chain(taking_over) {
+        for t in claimed.into_iter().chain(taking_over).filter(|t| t != refused) {
             if let Some(slot) = self.targets.get_mut(&t) {
-                if slot.blocked.is_none() && matches!(slot.local, Local::Stopped | Local::Starting { .. }) && t != refused {
+                if slot.blocked.is_none() && matches!(slot.local, Local::Stopped | Local::Starting { .. }) {
                     let reason = format!("{node} was reported off by its fence device but still holds pools (MMP)");
                     slot.blocked = Some(reason.clone());
                     self.emit(now, Event::TargetBlocked { target: t.clone(), reason });

@@ -191,9 +191,8 @@ pub struct World {
     confirmed_off: BTreeMap<(String, String), Time>,
     /// (fencer, victim) pairs whose last confirmation was a lie: the victim was powered when it was made.
     lied_off: BTreeSet<(String, String)>,
-    /// (fencer, victim) → when the fencer last started fencing the victim; host → when it last lost power.
-    fence_started_at: BTreeMap<(String, String), Time>,
-    powered_off_at: BTreeMap<String, Time>,
+    /// (fencer, victim) → the victim's kernel boot when the fencer last started fencing it.
+    fence_started_boot: BTreeMap<(String, String), u32>,
     /// (fencer, victim) pairs for which the fencer ran a power-off command on some device.
     fence_commands: BTreeSet<(String, String)>,
     /// Leftover commands (host, run, id) a restarted daemon killed: they end without effect.
@@ -252,8 +251,7 @@ impl World {
             running_on: BTreeMap::new(),
             confirmed_off: BTreeMap::new(),
             lied_off: BTreeSet::new(),
-            fence_started_at: BTreeMap::new(),
-            powered_off_at: BTreeMap::new(),
+            fence_started_boot: BTreeMap::new(),
             captures: scenario.faults.iter().any(|f| matches!(f.action, FaultAction::Replay { .. })),
             fence_commands: BTreeSet::new(),
             killed: BTreeSet::new(),
@@ -774,7 +772,9 @@ impl World {
                 }
             }
             Event::FenceStarted { node, reason, attempt, .. } => {
-                self.fence_started_at.insert((host.to_string(), node.clone()), self.now);
+                if let Some(v) = self.hosts.get(node.as_str()) {
+                    self.fence_started_boot.insert((host.to_string(), node.clone()), v.kernel_boot);
+                }
                 if *attempt == 1 {
                     self.report.fences += 1;
                 }
@@ -795,9 +795,8 @@ impl World {
                 }
                 self.confirmed_off.insert((host.to_string(), node.clone()), self.now);
                 // a lie: the victim is powered and did not lose power since this fence started
-                let started = self.fence_started_at.get(&(host.to_string(), node.clone())).copied();
-                let cut = self.powered_off_at.get(node.as_str()).is_some_and(|t| started.is_none_or(|s| *t >= s));
-                let lie = self.hosts.get(node.as_str()).is_some_and(|h| h.powered) && !cut;
+                let started = self.fence_started_boot.get(&(host.to_string(), node.clone())).copied();
+                let lie = self.hosts.get(node.as_str()).is_some_and(|h| h.powered && Some(h.kernel_boot) == started);
                 self.set_lied_off(host, node, lie);
             }
             Event::FenceConfirmedByOperator { node } => {
@@ -895,8 +894,6 @@ impl World {
         if !h.powered {
             return;
         }
-        self.powered_off_at.insert(node.to_string(), self.now);
-        let Some(h) = self.hosts.get_mut(node) else { return };
         h.powered = false;
         self.storage_dirty = true;
         h.engine = None;
