@@ -673,7 +673,8 @@ impl Engine {
             return;
         }
         // a hand-off counts until its destination holds the target: leave as a member that was heard to the end
-        let busy = self.targets.values().any(|s| s.is_busy() || matches!(s.local, Local::HandedOff { .. }));
+        // (one to a silent destination does not hold the stop: that destination may not come back)
+        let busy = self.targets.values().any(|s| s.is_busy() || matches!(&s.local, Local::HandedOff { to, .. } if self.peer_alive(to)));
         let holds = self.targets.values().any(|s| s.holds());
         if self.in_maintenance() || (!busy && !holds) || !self.can_move_away() {
             self.left = true;

@@ -885,21 +885,31 @@ impl Engine {
 
     // ----- moves ------------------------------------------------------------------------------------
 
-    /// A hand-off is over once its destination holds the target, or if the destination is gone.
+    /// A hand-off is over once its destination holds the target, is confirmed off, or has been heard alive for
+    /// the whole hand-off wait without taking it. A destination that falls silent is not gone: it may be paused
+    /// or its datagrams late, and it still acts on the hand-off it heard. Dropping the hand-off then let this
+    /// node, the target's first node, import the exported pool itself when it heard the destination again,
+    /// while the destination imported it too (an exported pool gets no MMP activity check: swarm seeds 885505,
+    /// 908786, 925290). The wait starts again whenever the destination is silent.
     fn settle_handoffs(&mut self, now: Time) {
         let wait = self.cfg.cluster.import_timeout + self.cfg.cluster.mount_timeout + self.cfg.cluster.dead_after;
-        let done: Vec<String> = self
-            .targets
-            .iter()
-            .filter_map(|(name, s)| match &s.local {
-                Local::HandedOff { to, at } => {
-                    let picked_up = self.last_heartbeat(to).is_some_and(|hb| hb.targets.iter().any(|t| t.name == *name && holding(&t.state)));
-                    let gone = !self.peer_alive(to) || now.since(*at) > wait;
-                    (picked_up || gone).then(|| name.clone())
+        let mut done = Vec::new();
+        let mut silent = Vec::new();
+        for (name, s) in &self.targets {
+            if let Local::HandedOff { to, at } = &s.local {
+                let picked_up = self.last_heartbeat(to).is_some_and(|hb| hb.targets.iter().any(|t| t.name == *name && holding(&t.state)));
+                if picked_up || self.fenced.contains_key(to) || (self.peer_alive(to) && now.since(*at) > wait) {
+                    done.push(name.clone());
+                } else if !self.peer_alive(to) {
+                    silent.push(name.clone());
                 }
-                _ => None,
-            })
-            .collect();
+            }
+        }
+        for name in silent {
+            if let Some(Local::HandedOff { at, .. }) = self.targets.get_mut(&name).map(|s| &mut s.local) {
+                *at = now;
+            }
+        }
         for name in done {
             self.targets.get_mut(&name).expect("slot").local = Local::Stopped;
             self.after_local_change(now);
