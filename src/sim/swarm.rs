@@ -387,7 +387,7 @@ mod tests {
             "action:crash", "action:power-off", "action:power-on", "action:restart", "action:partition", "action:heal",
             "action:loss", "action:migrate", "action:standby", "action:maintenance", "action:confirm-fenced",
             "action:pause", "action:clock", "action:witness-cut", "action:cut", "action:delay", "action:replay",
-            "action:settle", "bmc:unreachable", "bmc:ok", "bmc:slow", "bmc:hang", "bmc:wrong-password", "bmc:lying",
+            "action:settle", "action:bmc", "action:pdu", "action:storage", "bmc:unreachable", "bmc:ok", "bmc:slow", "bmc:hang", "bmc:wrong-password", "bmc:lying",
             "pdu:unreachable", "pdu:ok", "storage:import-slow", "storage:import-fail", "storage:mount-fail",
             "storage:umount-hang", "storage:not-healthy", "storage:suspend-pool", "storage:clear", "storage:degraded",
             "storage:foreign-label", "storage:freeze", "storage:path-down", "storage:path-stall",
